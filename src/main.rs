@@ -1,0 +1,3 @@
+//! The `fenghuo` binary: configuration, wiring and the command line.
+
+fn main() {}

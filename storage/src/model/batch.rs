@@ -1,0 +1,77 @@
+//! A write batch: what the ingest path hands to storage, and what one entry
+//! of a shard's log carries.
+
+use super::labels::Labels;
+use super::sample::{Exemplar, HistogramSample, MetricMetadata, Sample};
+
+/// A tenant id as `X-Scope-OrgID` carries it. Validated by ingest/query:
+/// 1–150 bytes of `[A-Za-z0-9!._*'()-]`, not `.` or `..` (Mimir's rules).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// The tenant used when a request carries no `X-Scope-OrgID`.
+    pub const DEFAULT: &'static str = "anonymous";
+
+    pub fn new(id: impl Into<String>) -> Result<Self, String> {
+        let id = id.into();
+        if id.is_empty() || id.len() > 150 {
+            return Err(format!("tenant ID must be 1-150 characters, got {}", id.len()));
+        }
+        if id == "." || id == ".." {
+            return Err(format!("tenant ID {id:?} is not allowed"));
+        }
+        if let Some(c) = id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c)))
+        {
+            return Err(format!("tenant ID {id:?} contains unsupported character {c:?}"));
+        }
+        Ok(Self(id))
+    }
+
+    pub fn default_tenant() -> Self {
+        Self(Self::DEFAULT.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// All samples of one series in a batch, sorted by timestamp is NOT
+/// required: storage orders and deduplicates them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SeriesWrite {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+    pub histograms: Vec<HistogramSample>,
+    pub exemplars: Vec<Exemplar>,
+    /// Created/start timestamp (remote write 2.0), 0 when unknown.
+    pub created_timestamp: i64,
+}
+
+/// A validated batch for one tenant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteBatch {
+    pub series: Vec<SeriesWrite>,
+    pub metadata: Vec<MetricMetadata>,
+}
+
+impl WriteBatch {
+    pub fn sample_count(&self) -> usize {
+        self.series.iter().map(|s| s.samples.len()).sum()
+    }
+    pub fn histogram_count(&self) -> usize {
+        self.series.iter().map(|s| s.histograms.len()).sum()
+    }
+    pub fn exemplar_count(&self) -> usize {
+        self.series.iter().map(|s| s.exemplars.len()).sum()
+    }
+}
