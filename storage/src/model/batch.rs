@@ -12,6 +12,8 @@ pub struct TenantId(String);
 impl TenantId {
     /// The tenant used when a request carries no `X-Scope-OrgID`.
     pub const DEFAULT: &'static str = "anonymous";
+    /// The HTTP header that selects the tenant.
+    pub const HEADER: &'static str = "X-Scope-OrgID";
 
     pub fn new(id: impl Into<String>) -> Result<Self, String> {
         let id = id.into();
