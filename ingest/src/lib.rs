@@ -1,1 +1,22 @@
-//! fenghuo-ingest.
+//! The write path: Prometheus remote write 1.0 and 2.0 over HTTP.
+//!
+//! ```text
+//! POST /api/v1/write ─► http (tenant, content negotiation, body limit)
+//!                    ─► decode (snappy, protobuf 1.0 | 2.0 ─► WriteBatch)
+//!                    ─► validate (labels, timestamps, histograms, limits)
+//!                    ─► Distributor (series ─► shard ─► Appender) ─► response
+//! ```
+//! Ingest depends only on the storage seam [`fenghuo_storage::api::Appender`].
+
+pub mod decode;
+pub mod distributor;
+pub mod error;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod validate;
+
+pub use distributor::{Distributor, LocalDistributor};
+pub use error::IngestError;
+pub use http::{IngestState, router};
+pub use limits::IngestLimits;

@@ -41,11 +41,11 @@ impl Labels {
         labels.sort_by(|a, b| a.name.cmp(&b.name));
         let mut out: Vec<Label> = Vec::with_capacity(labels.len());
         for l in labels {
-            if let Some(last) = out.last_mut() {
-                if last.name == l.name {
-                    *last = l;
-                    continue;
-                }
+            if let Some(last) = out.last_mut()
+                && last.name == l.name
+            {
+                *last = l;
+                continue;
             }
             out.push(l);
         }

@@ -1,0 +1,441 @@
+//! From HTTP body to [`WriteBatch`]: content negotiation, snappy block
+//! decompression, protobuf decoding of remote write 1.0 and 2.0, and
+//! conversion to the storage model with validation.
+
+use fenghuo_proto::{Message, rw1, rw2};
+use fenghuo_storage::model::{
+    Exemplar, HistogramSample, Label, Labels, MetricMetadata, MetricType, Sample, SeriesWrite, WriteBatch,
+};
+
+use crate::error::IngestError;
+use crate::limits::IngestLimits;
+use crate::validate;
+
+/// Which remote-write message a request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    V1,
+    V2,
+}
+
+/// Picks the protocol from `Content-Type` and checks `Content-Encoding`, as
+/// the remote write 2.0 spec says: no Content-Type or a bare
+/// `application/x-protobuf` means 1.0; `proto=` selects the message.
+pub fn negotiate(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+) -> Result<Protocol, IngestError> {
+    match content_encoding.map(str::trim) {
+        None | Some("") => {}
+        Some(enc) if enc.eq_ignore_ascii_case("snappy") => {}
+        Some(enc) => return Err(IngestError::UnsupportedEncoding(enc.to_string())),
+    }
+    let Some(ct) = content_type.map(str::trim).filter(|c| !c.is_empty()) else {
+        return Ok(Protocol::V1);
+    };
+    let mut parts = ct.split(';').map(str::trim);
+    let media = parts.next().unwrap_or_default();
+    if !media.eq_ignore_ascii_case("application/x-protobuf") {
+        return Err(IngestError::UnsupportedContentType(ct.to_string()));
+    }
+    let mut protocol = Protocol::V1;
+    for param in parts {
+        let Some((key, value)) = param.split_once('=') else {
+            continue;
+        };
+        if key.trim().eq_ignore_ascii_case("proto") {
+            protocol = match value.trim().trim_matches('"') {
+                rw1::PROTO_MESSAGE => Protocol::V1,
+                rw2::PROTO_MESSAGE => Protocol::V2,
+                _ => return Err(IngestError::UnsupportedContentType(ct.to_string())),
+            };
+        }
+    }
+    Ok(protocol)
+}
+
+/// Decompresses a snappy block, refusing before allocation when the
+/// declared length exceeds the limit.
+pub fn decompress(body: &[u8], limits: &IngestLimits) -> Result<Vec<u8>, IngestError> {
+    let len = snap::raw::decompress_len(body).map_err(|e| IngestError::Snappy(e.to_string()))?;
+    if len > limits.max_decompressed_bytes {
+        return Err(IngestError::DecompressedTooLarge {
+            size: len,
+            limit: limits.max_decompressed_bytes,
+        });
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| IngestError::Snappy(e.to_string()))
+}
+
+/// Decodes and validates a decompressed message.
+pub fn decode(
+    protocol: Protocol,
+    message: &[u8],
+    now_ms: i64,
+    limits: &IngestLimits,
+) -> Result<WriteBatch, IngestError> {
+    match protocol {
+        Protocol::V1 => {
+            let req = rw1::WriteRequest::decode(message).map_err(|e| IngestError::Protobuf(e.to_string()))?;
+            from_v1(req, now_ms, limits)
+        }
+        Protocol::V2 => {
+            let req = rw2::Request::decode(message).map_err(|e| IngestError::Protobuf(e.to_string()))?;
+            from_v2(req, now_ms, limits)
+        }
+    }
+}
+
+fn check_series_count(count: usize, limits: &IngestLimits) -> Result<(), IngestError> {
+    if count > limits.max_series_per_request {
+        return Err(IngestError::TooManySeries {
+            count,
+            limit: limits.max_series_per_request,
+        });
+    }
+    Ok(())
+}
+
+fn from_v1(req: rw1::WriteRequest, now_ms: i64, limits: &IngestLimits) -> Result<WriteBatch, IngestError> {
+    check_series_count(req.timeseries.len(), limits)?;
+    let mut batch = WriteBatch {
+        series: Vec::with_capacity(req.timeseries.len()),
+        metadata: Vec::with_capacity(req.metadata.len()),
+    };
+    for ts in req.timeseries {
+        let pairs = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
+        let labels = validate::series_labels(pairs, limits)?;
+        let exemplars = ts
+            .exemplars
+            .into_iter()
+            .map(|e| {
+                let pairs = e.labels.into_iter().map(|l| (l.name, l.value)).collect();
+                exemplar(&labels, pairs, e.value, e.timestamp, now_ms, limits)
+            })
+            .collect::<Result<_, _>>()?;
+        batch.series.push(series_write(
+            labels,
+            ts.samples.iter().map(|s| (s.timestamp, s.value)),
+            &ts.histograms,
+            exemplars,
+            0,
+            now_ms,
+            limits,
+        )?);
+    }
+    for m in req.metadata {
+        let metric_type = match rw1::MetricType::try_from(m.r#type) {
+            Ok(rw1::MetricType::Counter) => MetricType::Counter,
+            Ok(rw1::MetricType::Gauge) => MetricType::Gauge,
+            Ok(rw1::MetricType::Histogram) => MetricType::Histogram,
+            Ok(rw1::MetricType::Gaugehistogram) => MetricType::GaugeHistogram,
+            Ok(rw1::MetricType::Summary) => MetricType::Summary,
+            Ok(rw1::MetricType::Info) => MetricType::Info,
+            Ok(rw1::MetricType::Stateset) => MetricType::StateSet,
+            _ => MetricType::Unknown,
+        };
+        if m.metric_family_name.is_empty() {
+            continue;
+        }
+        batch.metadata.push(MetricMetadata {
+            metric_family: m.metric_family_name,
+            metric_type,
+            help: m.help,
+            unit: m.unit,
+        });
+    }
+    Ok(batch)
+}
+
+fn from_v2(req: rw2::Request, now_ms: i64, limits: &IngestLimits) -> Result<WriteBatch, IngestError> {
+    check_series_count(req.timeseries.len(), limits)?;
+    if req.symbols.first().is_some_and(|s| !s.is_empty()) {
+        return Err(IngestError::Protobuf(
+            "symbols table must start with the empty string".to_string(),
+        ));
+    }
+    let symbols = &req.symbols;
+    let symbol = |r: u32| -> Result<&str, String> {
+        symbols.get(r as usize).map(String::as_str).ok_or_else(|| {
+            format!(
+                "symbol reference {r} is out of range (table has {} symbols)",
+                symbols.len()
+            )
+        })
+    };
+    let resolve_pairs = |refs: &[u32]| -> Result<Vec<(String, String)>, String> {
+        if !refs.len().is_multiple_of(2) {
+            return Err(format!("odd number of label references ({})", refs.len()));
+        }
+        refs.chunks_exact(2)
+            .map(|p| Ok((symbol(p[0])?.to_string(), symbol(p[1])?.to_string())))
+            .collect()
+    };
+    let mut batch = WriteBatch {
+        series: Vec::with_capacity(req.timeseries.len()),
+        metadata: Vec::new(),
+    };
+    for (i, ts) in req.timeseries.iter().enumerate() {
+        let pairs = resolve_pairs(&ts.labels_refs).map_err(|reason| IngestError::InvalidSeries {
+            series: format!("#{i} of the request"),
+            reason,
+        })?;
+        let labels = validate::series_labels(pairs, limits)?;
+        if !ts.samples.is_empty() && !ts.histograms.is_empty() {
+            return Err(IngestError::InvalidSeries {
+                series: labels.to_string(),
+                reason: "series carries both float samples and histograms".into(),
+            });
+        }
+        let exemplars = ts
+            .exemplars
+            .iter()
+            .map(|e| {
+                let pairs = resolve_pairs(&e.labels_refs).map_err(|reason| IngestError::InvalidSeries {
+                    series: labels.to_string(),
+                    reason: format!("exemplar: {reason}"),
+                })?;
+                exemplar(&labels, pairs, e.value, e.timestamp, now_ms, limits)
+            })
+            .collect::<Result<_, _>>()?;
+        if let Some(md) = ts
+            .metadata
+            .filter(|m| m.r#type != 0 || m.help_ref != 0 || m.unit_ref != 0)
+        {
+            let bad = |reason: String| IngestError::InvalidSeries {
+                series: labels.to_string(),
+                reason: format!("metadata: {reason}"),
+            };
+            let metric_type = match rw2::MetricType::try_from(md.r#type) {
+                Ok(rw2::MetricType::Counter) => MetricType::Counter,
+                Ok(rw2::MetricType::Gauge) => MetricType::Gauge,
+                Ok(rw2::MetricType::Histogram) => MetricType::Histogram,
+                Ok(rw2::MetricType::Gaugehistogram) => MetricType::GaugeHistogram,
+                Ok(rw2::MetricType::Summary) => MetricType::Summary,
+                Ok(rw2::MetricType::Info) => MetricType::Info,
+                Ok(rw2::MetricType::Stateset) => MetricType::StateSet,
+                _ => MetricType::Unknown,
+            };
+            batch.metadata.push(MetricMetadata {
+                metric_family: labels.metric_name().unwrap_or_default().to_string(),
+                metric_type,
+                help: symbol(md.help_ref).map_err(bad)?.to_string(),
+                unit: symbol(md.unit_ref).map_err(bad)?.to_string(),
+            });
+        }
+        batch.series.push(series_write(
+            labels,
+            ts.samples.iter().map(|s| (s.timestamp, s.value)),
+            &ts.histograms,
+            exemplars,
+            ts.created_timestamp,
+            now_ms,
+            limits,
+        )?);
+    }
+    Ok(batch)
+}
+
+fn series_write(
+    labels: Labels,
+    samples: impl ExactSizeIterator<Item = (i64, f64)>,
+    histograms: &[rw1::Histogram],
+    exemplars: Vec<Exemplar>,
+    created_timestamp: i64,
+    now_ms: i64,
+    limits: &IngestLimits,
+) -> Result<SeriesWrite, IngestError> {
+    let mut out_samples = Vec::with_capacity(samples.len() + 1);
+    for (t, v) in samples {
+        validate::sample_timestamp(&labels, t, now_ms, limits)?;
+        out_samples.push(Sample { t, v });
+    }
+    let mut out_histograms = Vec::with_capacity(histograms.len());
+    for h in histograms {
+        validate::sample_timestamp(&labels, h.timestamp, now_ms, limits)?;
+        out_histograms.push(HistogramSample {
+            t: h.timestamp,
+            h: std::sync::Arc::new(validate::histogram(&labels, h)?),
+        });
+    }
+    if limits.created_timestamp_zero_ingestion && created_timestamp > 0 {
+        let first = out_samples
+            .iter()
+            .map(|s| s.t)
+            .chain(out_histograms.iter().map(|h| h.t))
+            .min();
+        if first.is_some_and(|f| created_timestamp < f) && !out_samples.is_empty() {
+            out_samples.insert(
+                0,
+                Sample {
+                    t: created_timestamp,
+                    v: 0.0,
+                },
+            );
+        }
+    }
+    Ok(SeriesWrite {
+        labels,
+        samples: out_samples,
+        histograms: out_histograms,
+        exemplars,
+        created_timestamp,
+    })
+}
+
+/// OpenMetrics caps an exemplar's label set at 128 UTF-8 characters.
+const MAX_EXEMPLAR_LABEL_RUNES: usize = 128;
+
+fn exemplar(
+    series: &Labels,
+    pairs: Vec<(String, String)>,
+    value: f64,
+    t: i64,
+    now_ms: i64,
+    limits: &IngestLimits,
+) -> Result<Exemplar, IngestError> {
+    let bad = |reason: String| IngestError::InvalidSeries {
+        series: series.to_string(),
+        reason: format!("exemplar: {reason}"),
+    };
+    let runes: usize = pairs
+        .iter()
+        .map(|(n, v)| n.chars().count() + v.chars().count())
+        .sum();
+    if runes > MAX_EXEMPLAR_LABEL_RUNES {
+        return Err(bad(format!(
+            "label set has {runes} characters, more than the limit of {MAX_EXEMPLAR_LABEL_RUNES}"
+        )));
+    }
+    if pairs.iter().any(|(n, _)| n.is_empty()) {
+        return Err(bad("empty label name".into()));
+    }
+    validate::sample_timestamp(series, t, now_ms, limits)?;
+    Ok(Exemplar {
+        labels: Labels::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect()),
+        value,
+        t,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_negotiation_follows_the_spec() {
+        assert_eq!(negotiate(None, None).unwrap(), Protocol::V1);
+        assert_eq!(
+            negotiate(Some("application/x-protobuf"), Some("snappy")).unwrap(),
+            Protocol::V1
+        );
+        assert_eq!(
+            negotiate(Some("application/x-protobuf;proto=prometheus.WriteRequest"), None).unwrap(),
+            Protocol::V1
+        );
+        assert_eq!(
+            negotiate(
+                Some("application/x-protobuf; proto=io.prometheus.write.v2.Request"),
+                None
+            )
+            .unwrap(),
+            Protocol::V2
+        );
+        assert_eq!(
+            negotiate(Some("application/json"), None)
+                .unwrap_err()
+                .http_status(),
+            415
+        );
+        assert_eq!(
+            negotiate(Some("application/x-protobuf;proto=foo.Bar"), None)
+                .unwrap_err()
+                .http_status(),
+            415
+        );
+        assert_eq!(negotiate(None, Some("gzip")).unwrap_err().http_status(), 415);
+    }
+
+    #[test]
+    fn declared_length_over_limit_is_refused_before_decoding() {
+        let big = vec![0u8; 1 << 20];
+        let body = snap::raw::Encoder::new().compress_vec(&big).unwrap();
+        let limits = IngestLimits {
+            max_decompressed_bytes: 1000,
+            ..Default::default()
+        };
+        assert_eq!(decompress(&body, &limits).unwrap_err().http_status(), 413);
+    }
+
+    #[test]
+    fn v2_symbols_resolve_and_metadata_is_kept() {
+        let req = rw2::Request {
+            symbols: vec![
+                "".into(),
+                "__name__".into(),
+                "up".into(),
+                "job".into(),
+                "x".into(),
+                "help".into(),
+            ],
+            timeseries: vec![rw2::TimeSeries {
+                labels_refs: vec![1, 2, 3, 4],
+                samples: vec![rw2::Sample {
+                    value: 1.0,
+                    timestamp: 10,
+                }],
+                metadata: Some(rw2::Metadata {
+                    r#type: rw2::MetricType::Gauge as i32,
+                    help_ref: 5,
+                    unit_ref: 0,
+                }),
+                ..Default::default()
+            }],
+        };
+        let batch = decode(Protocol::V2, &req.encode_to_vec(), 100, &IngestLimits::default()).unwrap();
+        assert_eq!(
+            batch.series[0].labels,
+            Labels::from_pairs([("__name__", "up"), ("job", "x")])
+        );
+        assert_eq!(batch.metadata[0].help, "help");
+        assert_eq!(batch.metadata[0].metric_type, MetricType::Gauge);
+    }
+
+    #[test]
+    fn v2_bad_symbol_reference_is_named() {
+        let req = rw2::Request {
+            symbols: vec!["".into(), "__name__".into()],
+            timeseries: vec![rw2::TimeSeries {
+                labels_refs: vec![1, 7],
+                ..Default::default()
+            }],
+        };
+        let e = decode(Protocol::V2, &req.encode_to_vec(), 0, &IngestLimits::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("symbol reference 7 is out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn future_timestamps_are_rejected() {
+        let req = rw1::WriteRequest {
+            timeseries: vec![rw1::TimeSeries {
+                labels: vec![rw1::Label {
+                    name: "__name__".into(),
+                    value: "up".into(),
+                }],
+                samples: vec![rw1::Sample {
+                    value: 1.0,
+                    timestamp: 10_000_000,
+                }],
+                ..Default::default()
+            }],
+            metadata: vec![],
+        };
+        let e = decode(Protocol::V1, &req.encode_to_vec(), 0, &IngestLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("in the future"), "{e}");
+    }
+}

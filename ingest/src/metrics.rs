@@ -1,0 +1,55 @@
+//! Metrics of the write path, registered in the process-wide registry.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    HistogramVec, IntCounter, IntCounterVec, register_histogram_vec, register_int_counter,
+    register_int_counter_vec,
+};
+
+pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "fenghuo_ingest_requests_total",
+        "Remote-write requests by protocol version and HTTP status code.",
+        &["protocol", "code"]
+    )
+    .expect("metric registers once")
+});
+
+pub static WRITTEN: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "fenghuo_ingest_written_total",
+        "Items stored by remote write, by tenant and kind (sample, histogram, exemplar).",
+        &["tenant", "kind"]
+    )
+    .expect("metric registers once")
+});
+
+pub static REJECTED_SAMPLES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "fenghuo_ingest_rejected_samples_total",
+        "Samples and histograms refused, by reason (whole requests count all their samples).",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
+pub static RECEIVED_BYTES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "fenghuo_ingest_received_bytes_total",
+        "Compressed remote-write body bytes received."
+    )
+    .expect("metric registers once")
+});
+
+pub static REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "fenghuo_ingest_request_duration_seconds",
+        "Time to decode, validate and durably store a remote-write request.",
+        &["protocol"],
+        vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+        ]
+    )
+    .expect("metric registers once")
+});
