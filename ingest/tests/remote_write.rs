@@ -32,7 +32,10 @@ fn label(n: &str, v: &str) -> rw1::Label {
     }
 }
 
-fn v1_request(series: Vec<(Vec<rw1::Label>, Vec<(i64, f64)>)>) -> Vec<u8> {
+/// A series as the tests write it: labels and (timestamp, value) samples.
+type TestSeries = (Vec<rw1::Label>, Vec<(i64, f64)>);
+
+fn v1_request(series: Vec<TestSeries>) -> Vec<u8> {
     let req = rw1::WriteRequest {
         timeseries: series
             .into_iter()
@@ -231,7 +234,9 @@ async fn bad_input_battery() {
     let many_labels: Vec<_> = std::iter::once(label("__name__", "m"))
         .chain((0..20).map(|i| label(&format!("l{i:02}"), "v")))
         .collect();
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+    /// name, body, headers, expected status, text the answer must contain.
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "malformed snappy",
             b"not snappy at all".to_vec(),
