@@ -1,0 +1,730 @@
+//! The alert engine: per-tenant alert store, aggregation groups, silences, inhibition, acks,
+//! escalation and history, driven by an injected clock. Ingest routes alerts into groups; `tick`
+//! (see [`tick`]) flushes due groups through the notification pipeline and advances escalations.
+//! Every state change is written through the [`AlertStateStore`] before it is acted upon.
+
+pub mod runtime;
+pub mod state;
+pub mod tick;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Duration;
+use hmac::{Hmac, Mac};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use sha2::Sha256;
+
+use crate::clock::{Clock, Ts};
+use crate::config::LoadedConfig;
+use crate::error::AlertingError;
+use crate::history::{EventKind, HistoryEvent, bound_key};
+use crate::matchers::{Matcher, matches_all};
+use crate::metrics;
+use crate::model::{Alert, Fingerprint, LabelSet, labels_string};
+use crate::notify::LimiterRegistry;
+use crate::route::RouteTree;
+use crate::silence::Silence;
+use crate::store::{AlertStateStore, StateKind, StateOp};
+pub use runtime::Runtime;
+pub use state::{Ack, AggrGroup, EscalationState, StoredAlert, TenantState};
+pub use tick::{Delivery, TickReport};
+
+/// The tenant used when a request names none.
+pub const DEFAULT_TENANT: &str = "anonymous";
+const SYSTEM_TENANT: &str = "__fenghuo";
+
+/// Engine options.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    pub external_url: String,
+    /// Record deliveries instead of sending them (scenario tests).
+    pub dry_run: bool,
+}
+
+pub struct Engine {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn AlertStateStore>,
+    pub(crate) runtime: RwLock<Arc<Runtime>>,
+    pub(crate) tenants: Mutex<BTreeMap<String, Arc<Mutex<TenantState>>>>,
+    pub(crate) tick_lock: tokio::sync::Mutex<()>,
+    pub(crate) limiters: LimiterRegistry,
+    pub(crate) opts: EngineOptions,
+    ack_secret: Vec<u8>,
+    pub started_at: Ts,
+    pub(crate) failure_notices: Mutex<Vec<tick::FailureNotice>>,
+    pub(crate) last_history_gc: Mutex<Option<Ts>>,
+}
+
+/// An alert with its computed status, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    pub alert: Alert,
+    pub receivers: Vec<String>,
+    pub silenced_by: Vec<String>,
+    pub inhibited_by: Vec<String>,
+    pub muted_by: Vec<String>,
+}
+
+impl AlertView {
+    pub fn state(&self) -> &'static str {
+        if self.silenced_by.is_empty() && self.inhibited_by.is_empty() && self.muted_by.is_empty() {
+            "active"
+        } else {
+            "suppressed"
+        }
+    }
+}
+
+/// A group as the API shows it.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub key: String,
+    pub labels: LabelSet,
+    pub receiver: String,
+    pub alerts: Vec<AlertView>,
+    pub muted_by: Vec<String>,
+}
+
+/// Validates a tenant id (Mimir's rules: 1-150 safe characters).
+pub fn validate_tenant(t: &str) -> Result<(), AlertingError> {
+    let ok = !t.is_empty()
+        && t.len() <= 150
+        && t != "."
+        && t != ".."
+        && !t.starts_with("__")
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AlertingError::BadRequest(format!("invalid tenant id {t:?}")))
+    }
+}
+
+impl Engine {
+    /// Builds the engine, loading persisted state for every tenant.
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn AlertStateStore>,
+        loaded: LoadedConfig,
+        opts: EngineOptions,
+    ) -> Result<Arc<Self>, AlertingError> {
+        let now = clock.now();
+        let limiters = LimiterRegistry::default();
+        let runtime = Arc::new(Runtime::build(loaded, &opts.external_url, &limiters, now)?);
+        let ack_secret = match store
+            .scan(SYSTEM_TENANT, StateKind::Meta)?
+            .into_iter()
+            .find(|(k, _)| k == "ack_secret")
+        {
+            Some((_, v)) => v,
+            None => {
+                let s = format!(
+                    "{}{}",
+                    uuid::Uuid::new_v4().simple(),
+                    uuid::Uuid::new_v4().simple()
+                )
+                .into_bytes();
+                store.apply(vec![StateOp::Put {
+                    tenant: SYSTEM_TENANT.into(),
+                    kind: StateKind::Meta,
+                    key: "ack_secret".into(),
+                    value: s.clone(),
+                }])?;
+                s
+            }
+        };
+        let engine = Arc::new(Engine {
+            clock,
+            store,
+            runtime: RwLock::new(runtime),
+            tenants: Mutex::new(BTreeMap::new()),
+            tick_lock: tokio::sync::Mutex::new(()),
+            limiters,
+            opts,
+            ack_secret,
+            started_at: now,
+            failure_notices: Mutex::new(Vec::new()),
+            last_history_gc: Mutex::new(None),
+        });
+        for t in engine.store.tenants()? {
+            if t.starts_with("__") {
+                continue;
+            }
+            engine.tenant(&t)?;
+        }
+        Ok(engine)
+    }
+
+    pub fn now(&self) -> Ts {
+        self.clock.now()
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.read().clone()
+    }
+
+    /// Swaps in a new config; alerts, silences, the notification log, acks, escalation progress and
+    /// history are kept; groups are rebuilt from the alerts (Alertmanager does the same).
+    pub fn reload(&self, loaded: LoadedConfig) -> Result<(), AlertingError> {
+        let rt = Arc::new(Runtime::build(
+            loaded,
+            &self.opts.external_url,
+            &self.limiters,
+            self.now(),
+        )?);
+        *self.runtime.write() = rt.clone();
+        let tenants: Vec<Arc<Mutex<TenantState>>> = self.tenants.lock().values().cloned().collect();
+        let now = self.now();
+        for t in tenants {
+            let mut st = t.lock();
+            st.groups.clear();
+            rebuild_groups(&rt, &mut st, now);
+        }
+        Ok(())
+    }
+
+    /// The state of a tenant, loaded from the store on first use.
+    pub fn tenant(&self, tenant: &str) -> Result<Arc<Mutex<TenantState>>, AlertingError> {
+        let mut map = self.tenants.lock();
+        if let Some(t) = map.get(tenant) {
+            return Ok(t.clone());
+        }
+        let mut st = TenantState::load(self.store.as_ref(), tenant)?;
+        rebuild_groups(&self.runtime(), &mut st, self.now());
+        let t = Arc::new(Mutex::new(st));
+        map.insert(tenant.to_string(), t.clone());
+        Ok(t)
+    }
+
+    pub fn tenant_names(&self) -> Vec<String> {
+        self.tenants.lock().keys().cloned().collect()
+    }
+
+    pub(crate) fn persist(&self, st: &mut TenantState) -> Result<(), AlertingError> {
+        let ops = st.take_ops();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(ops).inspect_err(|e| {
+            metrics::STATE_WRITE_ERRORS.inc();
+            tracing::error!(tenant = %st.tenant, error = %e, "Failed to persist alerting state.");
+        })
+    }
+
+    /// Accepts alerts as posted to `/api/v2/alerts` (already defaulted and validated), with
+    /// Alertmanager's merge rule, routing into groups, and history.
+    pub fn ingest(&self, tenant: &str, alerts: Vec<Alert>) -> Result<(), AlertingError> {
+        let rt = self.runtime();
+        let now = self.now();
+        let t = self.tenant(tenant)?;
+        let mut st = t.lock();
+        for mut alert in alerts {
+            let fp = alert.fingerprint();
+            let old = st.alerts.get(&fp).cloned();
+            let mut prev_firing_noted = false;
+            let mut prev_resolved_noted = false;
+            if let Some(old) = &old {
+                let o = &old.alert;
+                if (alert.ends_at > o.starts_at && alert.ends_at < o.ends_at)
+                    || (alert.starts_at > o.starts_at && alert.starts_at < o.ends_at)
+                {
+                    alert = o.merge(&alert, now);
+                }
+                prev_firing_noted = old.fired_noted && !old.resolved_noted;
+                prev_resolved_noted = old.resolved_noted;
+            }
+            let (fired_noted, resolved_noted);
+            if !alert.resolved_at(now) {
+                if !prev_firing_noted {
+                    st.record(HistoryEvent::new(now, EventKind::Fired).with_labels(&alert.labels));
+                    metrics::ALERTS_FIRED.with_label_values(&[alert.name()]).inc();
+                }
+                fired_noted = true;
+                resolved_noted = false;
+            } else {
+                if prev_firing_noted {
+                    let mut e =
+                        HistoryEvent::new(alert.ends_at, EventKind::Resolved).with_labels(&alert.labels);
+                    e.started_at = Some(alert.starts_at);
+                    st.record(e);
+                }
+                fired_noted = prev_firing_noted || old.as_ref().is_some_and(|o| o.fired_noted);
+                resolved_noted = prev_firing_noted || prev_resolved_noted;
+            }
+            st.alerts.insert(
+                fp,
+                StoredAlert {
+                    alert: alert.clone(),
+                    fired_noted,
+                    resolved_noted,
+                },
+            );
+            st.save_alert(fp);
+            insert_into_groups(&rt, &mut st, &alert, now);
+        }
+        self.persist(&mut st)
+    }
+
+    /// Accepts alerts in the API's shape with Alertmanager's defaults; returns the validation errors
+    /// of rejected alerts (the valid ones are ingested regardless).
+    pub fn ingest_posted(
+        &self,
+        tenant: &str,
+        posted: Vec<crate::api::PostableAlert>,
+    ) -> Result<Vec<String>, AlertingError> {
+        let resolve_timeout = self.runtime().loaded.config.global.resolve_timeout.as_duration();
+        let (ok, errs) = crate::api::convert_alerts(posted, self.now(), resolve_timeout);
+        if !ok.is_empty() {
+            self.ingest(tenant, ok)?;
+        }
+        Ok(errs)
+    }
+
+    /// Template data for previews and test messages: the given alerts, or one sample alert.
+    pub fn sample_data(
+        &self,
+        tenant: &str,
+        receiver: &str,
+        alerts: Vec<crate::api::PostableAlert>,
+    ) -> Result<crate::template::NotificationData, AlertingError> {
+        let now = self.now();
+        let posted = if alerts.is_empty() {
+            vec![crate::api::PostableAlert {
+                labels: [
+                    ("alertname", "TestAlert"),
+                    ("severity", "warning"),
+                    ("instance", "example:9100"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+                annotations: [(
+                    "summary".to_string(),
+                    "This is a test alert from fenghuo.".to_string(),
+                )]
+                .into(),
+                starts_at: Some(now - Duration::minutes(5)),
+                ends_at: None,
+                generator_url: String::new(),
+            }]
+        } else {
+            alerts
+        };
+        let rt = self.runtime();
+        let (ok, errs) =
+            crate::api::convert_alerts(posted, now, rt.loaded.config.global.resolve_timeout.as_duration());
+        if !errs.is_empty() {
+            return Err(AlertingError::BadRequest(errs.join("; ")));
+        }
+        let gl: LabelSet = ok
+            .first()
+            .and_then(|a| a.labels.get("alertname"))
+            .map(|n| [("alertname".to_string(), n.clone())].into())
+            .unwrap_or_default();
+        let key = format!("{{}}:{}", labels_string(&gl));
+        let mut d = crate::template::NotificationData::build(
+            receiver,
+            &key,
+            &gl,
+            &ok,
+            now,
+            &rt.external_url,
+            tenant,
+            &self.ack_url(tenant, &key),
+        );
+        d.test = true;
+        Ok(d)
+    }
+
+    /// Sends a test message through every integration of a receiver; one result per integration.
+    pub async fn test_receiver(
+        &self,
+        tenant: &str,
+        receiver: &str,
+        alerts: Vec<crate::api::PostableAlert>,
+    ) -> Result<Vec<serde_json::Value>, AlertingError> {
+        let rt = self.runtime();
+        let integrations = rt
+            .receivers
+            .get(receiver)
+            .cloned()
+            .ok_or_else(|| AlertingError::NotFound(format!("receiver {receiver:?} not found")))?;
+        let data = self.sample_data(tenant, receiver, alerts)?;
+        let ctx = crate::notify::SendContext {
+            templates: rt.templates.clone(),
+            now: self.now(),
+        };
+        let mut out = Vec::new();
+        for i in integrations {
+            let r = if self.opts.dry_run {
+                Ok(())
+            } else {
+                i.notifier.notify(&data, &ctx).await
+            };
+            out.push(serde_json::json!({
+                "integration": i.id(),
+                "error": r.err().map(|e| e.to_string()),
+            }));
+        }
+        Ok(out)
+    }
+
+    /// All alerts of a tenant with computed status.
+    pub fn alert_views(&self, tenant: &str) -> Result<Vec<AlertView>, AlertingError> {
+        let rt = self.runtime();
+        let now = self.now();
+        let t = self.tenant(tenant)?;
+        let st = t.lock();
+        let mut out: Vec<AlertView> = st
+            .alerts
+            .values()
+            .map(|s| view(&rt, &st, &s.alert, now))
+            .collect();
+        out.sort_by_key(|v| v.alert.fingerprint());
+        Ok(out)
+    }
+
+    /// Aggregation groups with their alerts' status.
+    pub fn group_views(&self, tenant: &str) -> Result<Vec<GroupView>, AlertingError> {
+        let rt = self.runtime();
+        let now = self.now();
+        let t = self.tenant(tenant)?;
+        let st = t.lock();
+        let mut out = Vec::new();
+        for g in st.groups.values() {
+            let Some(route) = rt.routes.get(g.route_idx) else {
+                continue;
+            };
+            let muted = rt.time_muted(route, now);
+            out.push(GroupView {
+                key: g.key.clone(),
+                labels: g.labels.clone(),
+                receiver: route.receiver.clone(),
+                alerts: g.alerts.values().map(|a| view(&rt, &st, a, now)).collect(),
+                muted_by: muted,
+            });
+        }
+        Ok(out)
+    }
+
+    // --- silences ---
+
+    pub fn silences(&self, tenant: &str) -> Result<Vec<Silence>, AlertingError> {
+        let t = self.tenant(tenant)?;
+        let st = t.lock();
+        Ok(st.silences.all().cloned().collect())
+    }
+
+    pub fn silence(&self, tenant: &str, id: &str) -> Result<Option<Silence>, AlertingError> {
+        let t = self.tenant(tenant)?;
+        let st = t.lock();
+        Ok(st.silences.get(id).cloned())
+    }
+
+    /// Creates or updates a silence; returns its id.
+    pub fn set_silence(&self, tenant: &str, s: Silence) -> Result<String, AlertingError> {
+        let now = self.now();
+        let t = self.tenant(tenant)?;
+        let mut st = t.lock();
+        let out = st.silences.set(s, now)?;
+        for c in &out.changed {
+            st.save_silence(c);
+        }
+        self.persist(&mut st)?;
+        Ok(out.id)
+    }
+
+    pub fn expire_silence(&self, tenant: &str, id: &str) -> Result<(), AlertingError> {
+        let now = self.now();
+        let t = self.tenant(tenant)?;
+        let mut st = t.lock();
+        if let Some(s) = st.silences.expire(id, now)? {
+            st.save_silence(&s);
+        }
+        self.persist(&mut st)
+    }
+
+    // --- acknowledgements ---
+
+    /// The token that authorises the ack link of a group.
+    pub fn ack_token(&self, tenant: &str, group_key: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.ack_secret) else {
+            return String::new();
+        };
+        mac.update(tenant.as_bytes());
+        mac.update(b"\n");
+        mac.update(group_key.as_bytes());
+        let bytes = mac.finalize().into_bytes();
+        bytes.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The ack link put in messages.
+    pub fn ack_url(&self, tenant: &str, group_key: &str) -> String {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        format!(
+            "{}/api/v1/alerting/ack?tenant={}&group={}&token={}",
+            self.opts.external_url.trim_end_matches('/'),
+            enc(tenant),
+            enc(group_key),
+            self.ack_token(tenant, group_key)
+        )
+    }
+
+    /// Acknowledges a group for `ttl` (default and cap from config).
+    pub fn ack_group(
+        &self,
+        tenant: &str,
+        group_key: &str,
+        by: &str,
+        comment: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Ack, AlertingError> {
+        let rt = self.runtime();
+        let now = self.now();
+        let ackc = &rt.loaded.config.fenghuo.ack;
+        let ttl = ttl.unwrap_or(ackc.default_ttl.as_duration());
+        if ttl <= Duration::zero() {
+            return Err(AlertingError::BadRequest("ack ttl must be positive".into()));
+        }
+        let ttl = ttl.min(ackc.max_ttl.as_duration());
+        if by.trim().is_empty() {
+            return Err(AlertingError::BadRequest("ack needs a non-empty 'by'".into()));
+        }
+        let t = self.tenant(tenant)?;
+        let mut st = t.lock();
+        let group = st
+            .groups
+            .values()
+            .find(|g| g.key == group_key)
+            .ok_or_else(|| AlertingError::NotFound(format!("alert group {group_key:?} not found")))?;
+        let started = group
+            .alerts
+            .values()
+            .filter(|a| !a.resolved_at(now))
+            .map(|a| a.starts_at)
+            .min();
+        let labels = group.labels.clone();
+        let ack = Ack {
+            id: uuid::Uuid::new_v4().to_string(),
+            group_key: group_key.to_string(),
+            by: by.to_string(),
+            comment: comment.to_string(),
+            at: now,
+            expires_at: now + ttl,
+        };
+        st.set_ack(ack.clone());
+        let mut e = HistoryEvent::new(now, EventKind::Acked);
+        e.group_key = group_key.to_string();
+        e.by = by.to_string();
+        e.detail = comment.to_string();
+        e.started_at = started;
+        e.alertname = labels.get("alertname").cloned().unwrap_or_default();
+        e.labels = labels;
+        st.record(e);
+        metrics::ACKS.inc();
+        self.persist(&mut st)?;
+        Ok(ack)
+    }
+
+    /// Acknowledges every group containing the alert with this fingerprint.
+    pub fn ack_alert(
+        &self,
+        tenant: &str,
+        fp: Fingerprint,
+        by: &str,
+        comment: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Vec<Ack>, AlertingError> {
+        let keys: Vec<String> = {
+            let t = self.tenant(tenant)?;
+            let st = t.lock();
+            st.groups
+                .values()
+                .filter(|g| g.alerts.contains_key(&fp))
+                .map(|g| g.key.clone())
+                .collect()
+        };
+        if keys.is_empty() {
+            return Err(AlertingError::NotFound(format!(
+                "no alert group contains alert {fp}"
+            )));
+        }
+        keys.iter()
+            .map(|k| self.ack_group(tenant, k, by, comment, ttl))
+            .collect()
+    }
+
+    /// Withdraws an ack; escalation resumes from now.
+    pub fn unack(&self, tenant: &str, group_key: &str, by: &str) -> Result<(), AlertingError> {
+        let now = self.now();
+        let t = self.tenant(tenant)?;
+        let mut st = t.lock();
+        if st.remove_ack(group_key).is_none() {
+            return Err(AlertingError::NotFound(format!("no ack for group {group_key:?}")));
+        }
+        if let Some(mut e) = st.escalations.get(group_key).cloned() {
+            e.last_at = now;
+            st.set_escalation(e);
+        }
+        let mut e = HistoryEvent::new(now, EventKind::Unacked);
+        e.group_key = group_key.to_string();
+        e.by = by.to_string();
+        st.record(e);
+        self.persist(&mut st)
+    }
+
+    pub fn acks(&self, tenant: &str) -> Result<Vec<Ack>, AlertingError> {
+        let t = self.tenant(tenant)?;
+        let st = t.lock();
+        Ok(st.acks.values().cloned().collect())
+    }
+
+    pub fn escalations(&self, tenant: &str) -> Result<Vec<EscalationState>, AlertingError> {
+        let t = self.tenant(tenant)?;
+        let st = t.lock();
+        Ok(st.escalations.values().cloned().collect())
+    }
+
+    /// History events of a tenant in `[start, end)`, filtered by matchers on the event labels.
+    pub fn history(
+        &self,
+        tenant: &str,
+        start: Ts,
+        end: Ts,
+        filter: &[Matcher],
+        kinds: &[EventKind],
+        limit: usize,
+    ) -> Result<Vec<HistoryEvent>, AlertingError> {
+        let raw = self
+            .store
+            .scan_range(tenant, StateKind::History, &bound_key(start), &bound_key(end))?;
+        let mut out = Vec::new();
+        for (_, v) in raw {
+            let Ok(e) = serde_json::from_slice::<HistoryEvent>(&v) else {
+                continue;
+            };
+            if !kinds.is_empty() && !kinds.contains(&e.kind) {
+                continue;
+            }
+            if !filter.is_empty() && !matches_all(filter, &e.labels) {
+                continue;
+            }
+            out.push(e);
+            if limit > 0 && out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops history older than the retention.
+    pub(crate) fn gc_history(&self, tenant: &str, now: Ts) -> Result<(), AlertingError> {
+        let retention = self
+            .runtime()
+            .loaded
+            .config
+            .fenghuo
+            .history
+            .retention
+            .as_duration();
+        let old = self.store.scan_range(
+            tenant,
+            StateKind::History,
+            &bound_key(Ts::default()),
+            &bound_key(now - retention),
+        )?;
+        if old.is_empty() {
+            return Ok(());
+        }
+        let ops = old
+            .into_iter()
+            .map(|(k, _)| StateOp::Delete {
+                tenant: tenant.into(),
+                kind: StateKind::History,
+                key: k,
+            })
+            .collect();
+        self.store.apply(ops)
+    }
+
+    /// Flushes the store (shutdown).
+    pub fn flush_state(&self) -> Result<(), AlertingError> {
+        self.store.flush()
+    }
+}
+
+/// Computes the status of one alert.
+pub(crate) fn view(rt: &Runtime, st: &TenantState, a: &Alert, now: Ts) -> AlertView {
+    let routes = rt.routes.matching(&a.labels);
+    let receivers: Vec<String> = routes.iter().map(|r| r.receiver.clone()).collect();
+    let silenced_by = st.silences.muting(&a.labels, now);
+    let mut inhibited_by = Vec::new();
+    for rule in &rt.inhibit {
+        if let Some(fp) = rule.inhibited_by(&a.labels, st.alerts.values().map(|s| &s.alert), now) {
+            inhibited_by.push(fp.to_string());
+        }
+    }
+    inhibited_by.sort();
+    inhibited_by.dedup();
+    let mut muted_by: Vec<String> = routes.iter().flat_map(|r| rt.time_muted(r, now)).collect();
+    muted_by.sort();
+    muted_by.dedup();
+    AlertView {
+        alert: a.clone(),
+        receivers,
+        silenced_by,
+        inhibited_by,
+        muted_by,
+    }
+}
+
+/// Puts an alert into the group of every route it matches (creating groups as needed).
+pub(crate) fn insert_into_groups(rt: &Runtime, st: &mut TenantState, alert: &Alert, now: Ts) {
+    let fp = alert.fingerprint();
+    for route in rt.routes.matching(&alert.labels) {
+        let labels = RouteTree::group_labels(route, &alert.labels);
+        let key = format!("{}:{}", route.key, labels_string(&labels));
+        let gid = (route.idx, key.clone());
+        match st.groups.get_mut(&gid) {
+            Some(g) => {
+                g.alerts.insert(fp, alert.clone());
+            }
+            None => {
+                // Alertmanager flushes a new group at once if its first alert is older than group_wait.
+                let next_flush = if alert.starts_at + route.group_wait < now {
+                    now
+                } else {
+                    now + route.group_wait
+                };
+                let mut alerts = BTreeMap::new();
+                alerts.insert(fp, alert.clone());
+                st.groups.insert(
+                    gid,
+                    AggrGroup {
+                        route_idx: route.idx,
+                        key,
+                        labels,
+                        alerts,
+                        next_flush,
+                        has_flushed: false,
+                        attempts: 0,
+                        failure_reported: false,
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Rebuilds all groups from the stored alerts (start-up and reload).
+pub(crate) fn rebuild_groups(rt: &Runtime, st: &mut TenantState, now: Ts) {
+    let alerts: Vec<Alert> = st.alerts.values().map(|s| s.alert.clone()).collect();
+    for a in alerts {
+        insert_into_groups(rt, st, &a, now);
+    }
+}

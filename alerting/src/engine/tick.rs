@@ -1,0 +1,894 @@
+//! One evaluation step of the engine at the clock's current time, in three phases:
+//! 1. prepare (under each tenant's lock): housekeeping (resolve timeouts, ack expiry, GC), flush
+//!    every due group through the stages mute (silences, inhibition, time intervals) → dedup
+//!    (notification log) → jobs per integration, and advance escalations;
+//! 2. dispatch (no locks held): send jobs concurrently, honouring each robot's rate budget by
+//!    folding surplus notifications into one digest instead of dropping them;
+//! 3. apply: on confirmed delivery write the notification log and history; on failure retry with
+//!    backoff and, after `max_attempts`, escalate the failure to `delivery.failure_receiver`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde::Serialize;
+
+use super::state::{EscalationState, GroupId, TenantState};
+use super::{Engine, Runtime};
+use crate::clock::Ts;
+use crate::history::{EventKind, HistoryEvent};
+use crate::metrics;
+use crate::model::{Alert, Fingerprint};
+use crate::nflog::{NflogEntry, entry_key, needs_update};
+use crate::notify::{Integration, NotifyError, SendContext};
+use crate::template::{EscalationInfo, NotificationData};
+
+/// Alertmanager's default notification log / silence retention.
+const RETENTION_HOURS: i64 = 120;
+
+/// One delivery attempt, as reported to callers (tests, scenario runner).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Delivery {
+    pub tenant: String,
+    pub receiver: String,
+    pub integration: String,
+    pub group_key: String,
+    /// `group`, `escalation` or `delivery_failure`.
+    pub kind: String,
+    pub step: Option<usize>,
+    /// `sent`, `failed` or `deferred`.
+    pub outcome: String,
+    pub status: String,
+    pub firing: Vec<String>,
+    pub resolved: Vec<String>,
+    pub digest_of: usize,
+    pub error: Option<String>,
+    /// Labels of the alerts in the message.
+    pub alerts: Vec<crate::model::LabelSet>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TickReport {
+    pub deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum JobKind {
+    Group,
+    Escalation(usize),
+    FailureNotice,
+}
+
+struct Job {
+    tenant: String,
+    group_key: String,
+    integration: Integration,
+    data: NotificationData,
+    kind: JobKind,
+    nflog: Option<(String, NflogEntry)>,
+    firing: Vec<String>,
+    resolved: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Sent { digest_of: usize },
+    Failed(NotifyError),
+    Deferred(Ts),
+}
+
+struct GroupFlush {
+    tenant: String,
+    gid: GroupId,
+    resolved: Vec<(Fingerprint, Ts)>,
+    jobs: Vec<usize>,
+}
+
+struct EscFlush {
+    tenant: String,
+    group_key: String,
+    jobs: Vec<usize>,
+    receivers: Vec<String>,
+}
+
+/// A delivery failure to report on the next tick.
+#[derive(Debug, Clone)]
+pub(crate) struct FailureNotice {
+    tenant: String,
+    group_key: String,
+    alerts: Vec<Alert>,
+    group_labels: crate::model::LabelSet,
+    failed: String,
+    error: String,
+}
+
+fn alert_sort(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    for k in ["job", "instance"] {
+        match (a.labels.get(k), b.labels.get(k)) {
+            (None, None) => continue,
+            (None, Some(_)) => return std::cmp::Ordering::Greater,
+            (Some(_), None) => return std::cmp::Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    a.labels.cmp(&b.labels)
+}
+
+impl Engine {
+    /// Runs one step at the clock's current time and reports every delivery attempted.
+    pub async fn tick(&self) -> TickReport {
+        let _guard = self.tick_lock.lock().await;
+        let now = self.now();
+        let rt = self.runtime();
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut flushes: Vec<GroupFlush> = Vec::new();
+        let mut escs: Vec<EscFlush> = Vec::new();
+        let notices: Vec<FailureNotice> = std::mem::take(&mut *self.failure_notices.lock());
+        let tenants: Vec<(String, Arc<parking_lot::Mutex<TenantState>>)> = self
+            .tenants
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (tenant, t) in &tenants {
+            let mut st = t.lock();
+            housekeeping(&rt, &mut st, now);
+            let due: Vec<GroupId> = st
+                .groups
+                .iter()
+                .filter(|(_, g)| g.next_flush <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for gid in due {
+                self.prepare_flush(&rt, &mut st, &gid, now, &mut jobs, &mut flushes);
+            }
+            self.prepare_escalations(&rt, &mut st, now, &mut jobs, &mut escs);
+            let _ = self.persist(&mut st);
+            if self.should_gc_history(now) {
+                let _ = self.gc_history(tenant, now);
+            }
+        }
+        for n in notices {
+            self.prepare_failure_notice(&rt, n, now, &mut jobs);
+        }
+        let outcomes = self.dispatch(&rt, &jobs, now).await;
+        let mut report = TickReport::default();
+        for (job, out) in jobs.iter().zip(outcomes.iter()) {
+            report.deliveries.push(delivery(job, out));
+        }
+        self.apply(&rt, &jobs, &outcomes, flushes, escs, now);
+        report
+    }
+
+    fn should_gc_history(&self, now: Ts) -> bool {
+        let mut last = self.last_history_gc.lock();
+        if last.is_none_or(|l| now - l >= Duration::hours(1)) {
+            *last = Some(now);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn prepare_flush(
+        &self,
+        rt: &Runtime,
+        st: &mut TenantState,
+        gid: &GroupId,
+        now: Ts,
+        jobs: &mut Vec<Job>,
+        flushes: &mut Vec<GroupFlush>,
+    ) {
+        let Some(route) = rt.routes.get(gid.0) else { return };
+        let Some(g) = st.groups.get_mut(gid) else { return };
+        g.next_flush = now + route.group_interval;
+        g.has_flushed = true;
+        let mut alerts: Vec<Alert> = g.alerts.values().cloned().collect();
+        alerts.sort_by(alert_sort);
+        let resolved_snapshot: Vec<(Fingerprint, Ts)> = alerts
+            .iter()
+            .filter(|a| a.resolved_at(now))
+            .map(|a| (a.fingerprint(), a.updated_at))
+            .collect();
+        let group_key = g.key.clone();
+        let group_labels = g.labels.clone();
+        let mut flush = GroupFlush {
+            tenant: st.tenant.clone(),
+            gid: gid.clone(),
+            resolved: resolved_snapshot,
+            jobs: vec![],
+        };
+        // Time intervals mute the whole group.
+        if !rt.time_muted(route, now).is_empty() {
+            flushes.push(flush);
+            return;
+        }
+        // Inhibition and silences drop individual alerts.
+        let all: Vec<&Alert> = st.alerts.values().map(|s| &s.alert).collect();
+        let kept: Vec<Alert> = alerts
+            .into_iter()
+            .filter(|a| {
+                if !st.silences.muting(&a.labels, now).is_empty() {
+                    return false;
+                }
+                !rt.inhibit
+                    .iter()
+                    .any(|r| r.inhibited_by(&a.labels, all.iter().copied(), now).is_some())
+            })
+            .collect();
+        if kept.is_empty() {
+            flushes.push(flush);
+            return;
+        }
+        let firing: BTreeSet<u64> = kept
+            .iter()
+            .filter(|a| !a.resolved_at(now))
+            .map(|a| a.fingerprint().0)
+            .collect();
+        let resolved: BTreeSet<u64> = kept
+            .iter()
+            .filter(|a| a.resolved_at(now))
+            .map(|a| a.fingerprint().0)
+            .collect();
+        let acked = st.acked(&group_key, now).is_some();
+        let repeat_allowed = !(acked && rt.loaded.config.fenghuo.ack.suppress_repeats);
+        let ack_url = self.ack_url(&st.tenant, &group_key);
+        let integrations = rt.receivers.get(&route.receiver).cloned().unwrap_or_default();
+        for integ in integrations {
+            let key = entry_key(&group_key, &integ.receiver, integ.kind, integ.idx);
+            let reason = needs_update(
+                st.nflog.get(&key),
+                &firing,
+                &resolved,
+                integ.send_resolved,
+                route.repeat_interval,
+                now,
+                repeat_allowed,
+            );
+            if !reason.should_notify() {
+                continue;
+            }
+            let entry = NflogEntry {
+                group_key: group_key.clone(),
+                receiver: integ.receiver.clone(),
+                integration: integ.kind.to_string(),
+                idx: integ.idx,
+                firing: firing.clone(),
+                resolved: resolved.clone(),
+                timestamp: now,
+                expires_at: now + Duration::hours(RETENTION_HOURS),
+            };
+            let to_send: Vec<Alert> = if integ.send_resolved {
+                kept.clone()
+            } else {
+                kept.iter().filter(|a| !a.resolved_at(now)).cloned().collect()
+            };
+            if to_send.is_empty() {
+                // Nothing to tell this integration, but the log must learn that all resolved.
+                st.set_nflog(key, entry);
+                continue;
+            }
+            let data = NotificationData::build(
+                &route.receiver,
+                &group_key,
+                &group_labels,
+                &to_send,
+                now,
+                &rt.external_url,
+                &st.tenant,
+                &ack_url,
+            );
+            flush.jobs.push(jobs.len());
+            jobs.push(Job {
+                tenant: st.tenant.clone(),
+                group_key: group_key.clone(),
+                firing: to_send
+                    .iter()
+                    .filter(|a| !a.resolved_at(now))
+                    .map(|a| a.fingerprint().to_string())
+                    .collect(),
+                resolved: to_send
+                    .iter()
+                    .filter(|a| a.resolved_at(now))
+                    .map(|a| a.fingerprint().to_string())
+                    .collect(),
+                integration: integ,
+                data,
+                kind: JobKind::Group,
+                nflog: Some((key, entry)),
+            });
+        }
+        flushes.push(flush);
+    }
+
+    fn prepare_escalations(
+        &self,
+        rt: &Runtime,
+        st: &mut TenantState,
+        now: Ts,
+        jobs: &mut Vec<Job>,
+        escs: &mut Vec<EscFlush>,
+    ) {
+        let mut seen = BTreeSet::new();
+        let groups: Vec<_> = st.groups.values().cloned().collect();
+        for g in groups {
+            let Some(route) = rt.routes.get(g.route_idx) else {
+                continue;
+            };
+            let Some(pname) = &route.escalation else { continue };
+            let Some(policy) = rt.policies.get(pname) else {
+                continue;
+            };
+            if !seen.insert(g.key.clone()) {
+                continue;
+            }
+            let all: Vec<&Alert> = st.alerts.values().map(|s| &s.alert).collect();
+            let firing: Vec<Alert> = g
+                .alerts
+                .values()
+                .filter(|a| !a.resolved_at(now))
+                .filter(|a| st.silences.muting(&a.labels, now).is_empty())
+                .filter(|a| {
+                    !rt.inhibit
+                        .iter()
+                        .any(|r| r.inhibited_by(&a.labels, all.iter().copied(), now).is_some())
+                })
+                .cloned()
+                .collect();
+            if firing.is_empty() {
+                let any_firing = g.alerts.values().any(|a| !a.resolved_at(now));
+                if st.remove_escalation(&g.key).is_some() {
+                    let mut e = HistoryEvent::new(now, EventKind::EscalationStopped);
+                    e.group_key = g.key.clone();
+                    e.detail = if any_firing {
+                        "silenced or inhibited".into()
+                    } else {
+                        "resolved".into()
+                    };
+                    st.record(e);
+                }
+                continue;
+            }
+            if !rt.time_muted(route, now).is_empty() {
+                continue;
+            }
+            let notified = st
+                .nflog
+                .values()
+                .any(|e| e.group_key == g.key && !e.firing.is_empty());
+            let mut state = match st.escalations.get(&g.key) {
+                Some(s) => s.clone(),
+                None => {
+                    if !notified {
+                        continue;
+                    }
+                    let s = EscalationState {
+                        group_key: g.key.clone(),
+                        policy: pname.clone(),
+                        next_step: 0,
+                        repeats_done: 0,
+                        last_at: now,
+                        started_at: now,
+                        failures: 0,
+                        retry_at: None,
+                        exhausted: false,
+                        log: vec![],
+                    };
+                    st.set_escalation(s.clone());
+                    s
+                }
+            };
+            if state.policy != *pname {
+                // The route now uses another policy: start it from its first step.
+                state.policy = pname.clone();
+                state.next_step = 0;
+                state.repeats_done = 0;
+                state.exhausted = false;
+                st.set_escalation(state.clone());
+            }
+            if state.exhausted || st.acked(&g.key, now).is_some() {
+                continue;
+            }
+            if state.retry_at.is_some_and(|r| r > now) {
+                continue;
+            }
+            let Some(step) = policy.steps.get(state.next_step) else {
+                continue;
+            };
+            if now < state.last_at + step.wait.as_duration() {
+                continue;
+            }
+            let mut flush = EscFlush {
+                tenant: st.tenant.clone(),
+                group_key: g.key.clone(),
+                jobs: vec![],
+                receivers: step.receivers.clone(),
+            };
+            let ack_url = self.ack_url(&st.tenant, &g.key);
+            for rname in &step.receivers {
+                let mut data = NotificationData::build(
+                    rname,
+                    &g.key,
+                    &g.labels,
+                    &firing,
+                    now,
+                    &rt.external_url,
+                    &st.tenant,
+                    &ack_url,
+                );
+                data.escalation = Some(EscalationInfo {
+                    policy: pname.clone(),
+                    step: state.next_step + 1,
+                    steps: policy.steps.len(),
+                    repeat: state.repeats_done + 1,
+                });
+                for integ in rt.receivers.get(rname).cloned().unwrap_or_default() {
+                    flush.jobs.push(jobs.len());
+                    jobs.push(Job {
+                        tenant: st.tenant.clone(),
+                        group_key: g.key.clone(),
+                        integration: integ,
+                        data: data.clone(),
+                        kind: JobKind::Escalation(state.next_step + 1),
+                        nflog: None,
+                        firing: firing.iter().map(|a| a.fingerprint().to_string()).collect(),
+                        resolved: vec![],
+                    });
+                }
+            }
+            escs.push(flush);
+        }
+    }
+
+    fn prepare_failure_notice(&self, rt: &Runtime, n: FailureNotice, now: Ts, jobs: &mut Vec<Job>) {
+        let Some(rname) = rt.loaded.config.fenghuo.delivery.failure_receiver.clone() else {
+            return;
+        };
+        let ack_url = self.ack_url(&n.tenant, &n.group_key);
+        let mut data = NotificationData::build(
+            &rname,
+            &n.group_key,
+            &n.group_labels,
+            &n.alerts,
+            now,
+            &rt.external_url,
+            &n.tenant,
+            &ack_url,
+        );
+        data.common_annotations.insert(
+            "fenghuo_delivery_failure".into(),
+            format!("{}: {}", n.failed, n.error),
+        );
+        for integ in rt.receivers.get(&rname).cloned().unwrap_or_default() {
+            if integ.id() == n.failed {
+                continue;
+            }
+            jobs.push(Job {
+                tenant: n.tenant.clone(),
+                group_key: n.group_key.clone(),
+                integration: integ,
+                data: data.clone(),
+                kind: JobKind::FailureNotice,
+                nflog: None,
+                firing: n.alerts.iter().map(|a| a.fingerprint().to_string()).collect(),
+                resolved: vec![],
+            });
+        }
+    }
+
+    /// Sends all jobs; rate-limited integrations fold surplus jobs into one digest.
+    async fn dispatch(&self, rt: &Runtime, jobs: &[Job], now: Ts) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+        // (indices of jobs covered, data to send, integration)
+        let mut sends: Vec<(Vec<usize>, NotificationData, Integration)> = Vec::new();
+        let mut buckets: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, j) in jobs.iter().enumerate() {
+            match &j.integration.limiter {
+                Some(_) => buckets.entry(j.integration.id()).or_default().push(i),
+                None => sends.push((vec![i], j.data.clone(), j.integration.clone())),
+            }
+        }
+        for (_, idxs) in buckets {
+            let integ = jobs[idxs[0]].integration.clone();
+            let Some(lim) = integ.limiter.clone() else {
+                continue;
+            };
+            let mut lim = lim.lock();
+            let avail = lim.available(now) as usize;
+            if avail == 0 {
+                let at = lim.next_token_at(now);
+                for i in idxs {
+                    outcomes[i] = Some(Outcome::Deferred(at));
+                }
+                continue;
+            }
+            let singles = if idxs.len() <= avail {
+                idxs.len()
+            } else {
+                avail - 1
+            };
+            for &i in &idxs[..singles] {
+                lim.take(now);
+                sends.push((vec![i], jobs[i].data.clone(), integ.clone()));
+            }
+            let rest = &idxs[singles..];
+            if !rest.is_empty() {
+                lim.take(now);
+                let items: Vec<NotificationData> = rest.iter().map(|&i| jobs[i].data.clone()).collect();
+                if let Some(d) = NotificationData::digest(&items) {
+                    metrics::DIGESTS.with_label_values(&[integ.kind]).inc();
+                    sends.push((rest.to_vec(), d, integ.clone()));
+                }
+            }
+        }
+        let ctx = SendContext {
+            templates: rt.templates.clone(),
+            now,
+        };
+        let dry = self.opts.dry_run;
+        let futs = sends.iter().map(|(_, data, integ)| {
+            let ctx = &ctx;
+            async move {
+                if dry {
+                    return Ok(());
+                }
+                let timer = metrics::NOTIFY_LATENCY
+                    .with_label_values(&[integ.kind])
+                    .start_timer();
+                let r = integ.notifier.notify(data, ctx).await;
+                timer.observe_duration();
+                r
+            }
+        });
+        let results = futures::future::join_all(futs).await;
+        for ((idxs, _, integ), r) in sends.iter().zip(results) {
+            let n = idxs.len();
+            for &i in idxs {
+                outcomes[i] = Some(match &r {
+                    Ok(()) => {
+                        metrics::NOTIFICATIONS
+                            .with_label_values(&[&integ.receiver, integ.kind])
+                            .inc();
+                        Outcome::Sent { digest_of: n }
+                    }
+                    Err(e) => {
+                        metrics::NOTIFICATIONS_FAILED
+                            .with_label_values(&[&integ.receiver, integ.kind, e.reason])
+                            .inc();
+                        tracing::warn!(
+                            receiver = %integ.receiver, integration = integ.kind, error = %e,
+                            "Notification delivery failed."
+                        );
+                        Outcome::Failed(e.clone())
+                    }
+                });
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Failed(NotifyError::new("internal", true, "not sent"))))
+            .collect()
+    }
+
+    fn apply(
+        &self,
+        rt: &Runtime,
+        jobs: &[Job],
+        outcomes: &[Outcome],
+        flushes: Vec<GroupFlush>,
+        escs: Vec<EscFlush>,
+        now: Ts,
+    ) {
+        let delivery_cfg = &rt.loaded.config.fenghuo.delivery;
+        // History and the notification log for every delivered job.
+        for (j, o) in jobs.iter().zip(outcomes) {
+            let Ok(t) = self.tenant(&j.tenant) else { continue };
+            let mut st = t.lock();
+            match o {
+                Outcome::Sent { digest_of } => {
+                    if let Some((k, e)) = &j.nflog {
+                        st.set_nflog(k.clone(), e.clone());
+                    }
+                    let mut e = HistoryEvent::new(now, EventKind::Notified);
+                    e.group_key = j.group_key.clone();
+                    e.receiver = j.integration.receiver.clone();
+                    e.integration = j.integration.kind.to_string();
+                    e.alertname = j.data.common_labels.get("alertname").cloned().unwrap_or_default();
+                    e.severity = j.data.common_labels.get("severity").cloned().unwrap_or_default();
+                    e.labels = j.data.group_labels.clone();
+                    e.fingerprints = j.firing.iter().chain(j.resolved.iter()).cloned().collect();
+                    e.detail = match (&j.kind, digest_of) {
+                        (JobKind::Escalation(s), _) => format!("escalation step {s}"),
+                        (JobKind::FailureNotice, _) => "delivery failure notice".into(),
+                        (_, n) if *n > 1 => format!("{} (digest of {n})", j.data.status),
+                        _ => j.data.status.clone(),
+                    };
+                    st.record(e);
+                }
+                Outcome::Failed(err) => {
+                    let mut e = HistoryEvent::new(now, EventKind::NotifyFailed);
+                    e.group_key = j.group_key.clone();
+                    e.receiver = j.integration.receiver.clone();
+                    e.integration = j.integration.kind.to_string();
+                    e.alertname = j.data.common_labels.get("alertname").cloned().unwrap_or_default();
+                    e.fingerprints = j.firing.clone();
+                    e.detail = err.to_string();
+                    st.record(e);
+                }
+                Outcome::Deferred(at) => {
+                    metrics::DEFERRED.with_label_values(&[j.integration.kind]).inc();
+                    let mut e = HistoryEvent::new(now, EventKind::Deferred);
+                    e.group_key = j.group_key.clone();
+                    e.receiver = j.integration.receiver.clone();
+                    e.integration = j.integration.kind.to_string();
+                    e.detail = format!("rate budget spent; next attempt at {}", at.to_rfc3339());
+                    st.record(e);
+                }
+            }
+            let _ = self.persist(&mut st);
+        }
+        for f in flushes {
+            let Ok(t) = self.tenant(&f.tenant) else { continue };
+            let mut st = t.lock();
+            let outs: Vec<&Outcome> = f.jobs.iter().map(|&i| &outcomes[i]).collect();
+            let all_sent = outs.iter().all(|o| matches!(o, Outcome::Sent { .. }));
+            let failures: Vec<(usize, &NotifyError)> = f
+                .jobs
+                .iter()
+                .filter_map(|&i| {
+                    if let Outcome::Failed(e) = &outcomes[i] {
+                        Some((i, e))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            let defer_at = outs
+                .iter()
+                .filter_map(|o| {
+                    if let Outcome::Deferred(t) = o {
+                        Some(*t)
+                    } else {
+                        None
+                    }
+                })
+                .min();
+            let Some(g) = st.groups.get_mut(&f.gid) else {
+                continue;
+            };
+            if all_sent {
+                g.attempts = 0;
+                g.failure_reported = false;
+                for (fp, updated) in &f.resolved {
+                    if g.alerts
+                        .get(fp)
+                        .is_some_and(|a| a.updated_at == *updated && a.resolved_at(now))
+                    {
+                        g.alerts.remove(fp);
+                    }
+                }
+                if g.alerts.is_empty() {
+                    let key = g.key.clone();
+                    st.groups.remove(&f.gid);
+                    if !st.groups.values().any(|g| g.key == key) {
+                        st.remove_ack(&key);
+                        if st.remove_escalation(&key).is_some() {
+                            let mut e = HistoryEvent::new(now, EventKind::EscalationStopped);
+                            e.group_key = key.clone();
+                            e.detail = "resolved".into();
+                            st.record(e);
+                        }
+                    }
+                }
+            } else if failures.is_empty() {
+                if let Some(at) = defer_at {
+                    g.next_flush = g.next_flush.min(at);
+                }
+            } else {
+                g.attempts += 1;
+                let retryable = failures.iter().any(|(_, e)| e.retryable);
+                if retryable {
+                    let shift = g.attempts.saturating_sub(1).min(20);
+                    let backoff = (delivery_cfg.initial_backoff.as_duration() * (1i32 << shift))
+                        .min(delivery_cfg.max_backoff.as_duration());
+                    g.next_flush = g.next_flush.min(now + backoff);
+                }
+                if let Some(at) = defer_at {
+                    g.next_flush = g.next_flush.min(at);
+                }
+                if (g.attempts >= delivery_cfg.max_attempts || !retryable) && !g.failure_reported {
+                    g.failure_reported = true;
+                    let (i, err) = failures[0];
+                    let job = &jobs[i];
+                    let notice = FailureNotice {
+                        tenant: f.tenant.clone(),
+                        group_key: g.key.clone(),
+                        alerts: g.alerts.values().cloned().collect(),
+                        group_labels: g.labels.clone(),
+                        failed: job.integration.id(),
+                        error: err.message.clone(),
+                    };
+                    metrics::DELIVERY_FAILURES_ESCALATED
+                        .with_label_values(&[&job.integration.receiver, job.integration.kind])
+                        .inc();
+                    tracing::error!(
+                        tenant = %f.tenant, group = %notice.group_key, integration = %notice.failed,
+                        attempts = g.attempts, error = %err, "Delivery keeps failing; escalating."
+                    );
+                    let mut e = HistoryEvent::new(now, EventKind::DeliveryFailed);
+                    e.group_key = notice.group_key.clone();
+                    e.receiver = job.integration.receiver.clone();
+                    e.integration = job.integration.kind.to_string();
+                    e.detail = format!("after {} attempts: {}", g.attempts, err);
+                    st.record(e);
+                    self.failure_notices.lock().push(notice);
+                }
+            }
+            let _ = self.persist(&mut st);
+        }
+        for f in escs {
+            let Ok(t) = self.tenant(&f.tenant) else { continue };
+            let mut st = t.lock();
+            let Some(mut state) = st.escalations.get(&f.group_key).cloned() else {
+                continue;
+            };
+            let Some(policy) = rt.policies.get(&state.policy) else {
+                continue;
+            };
+            let sent = f
+                .jobs
+                .iter()
+                .any(|&i| matches!(outcomes[i], Outcome::Sent { .. }));
+            let deferred = f
+                .jobs
+                .iter()
+                .all(|&i| matches!(outcomes[i], Outcome::Deferred(_)));
+            if f.jobs.is_empty() || sent {
+                let step_no = state.next_step + 1;
+                state.log.push((step_no, now, f.receivers.clone()));
+                state.repeats_done += 1;
+                state.last_at = now;
+                state.failures = 0;
+                state.retry_at = None;
+                let step_repeat = policy.steps.get(state.next_step).map(|s| s.repeat).unwrap_or(1);
+                if state.repeats_done >= step_repeat {
+                    state.next_step += 1;
+                    state.repeats_done = 0;
+                }
+                metrics::ESCALATIONS.with_label_values(&[&state.policy]).inc();
+                let mut e = HistoryEvent::new(now, EventKind::Escalated);
+                e.group_key = f.group_key.clone();
+                e.receiver = f.receivers.join(",");
+                e.detail = format!("policy {} step {step_no}/{}", state.policy, policy.steps.len());
+                st.record(e);
+                if state.next_step >= policy.steps.len() {
+                    state.exhausted = true;
+                    let mut e = HistoryEvent::new(now, EventKind::EscalationExhausted);
+                    e.group_key = f.group_key.clone();
+                    e.detail = format!("policy {} has no further steps", state.policy);
+                    st.record(e);
+                }
+            } else if deferred {
+                if let Some(at) = f
+                    .jobs
+                    .iter()
+                    .filter_map(|&i| {
+                        if let Outcome::Deferred(t) = outcomes[i] {
+                            Some(t)
+                        } else {
+                            None
+                        }
+                    })
+                    .min()
+                {
+                    state.retry_at = Some(at);
+                }
+            } else {
+                state.failures += 1;
+                let shift = state.failures.saturating_sub(1).min(20);
+                let backoff = (delivery_cfg.initial_backoff.as_duration() * (1i32 << shift))
+                    .min(delivery_cfg.max_backoff.as_duration());
+                state.retry_at = Some(now + backoff);
+            }
+            st.set_escalation(state);
+            let _ = self.persist(&mut st);
+        }
+    }
+}
+
+/// Time-driven bookkeeping of one tenant.
+fn housekeeping(rt: &Runtime, st: &mut TenantState, now: Ts) {
+    // Alerts that resolved by timeout (or by their given endsAt passing).
+    let newly: Vec<Fingerprint> = st
+        .alerts
+        .iter()
+        .filter(|(_, s)| s.fired_noted && !s.resolved_noted && s.alert.resolved_at(now))
+        .map(|(fp, _)| *fp)
+        .collect();
+    for fp in newly {
+        if let Some(s) = st.alerts.get_mut(&fp) {
+            s.resolved_noted = true;
+            let mut e = HistoryEvent::new(s.alert.ends_at, EventKind::Resolved).with_labels(&s.alert.labels);
+            e.started_at = Some(s.alert.starts_at);
+            st.record(e);
+            st.save_alert(fp);
+        }
+    }
+    // Resolved alerts no group holds any more are dropped (Alertmanager's alert GC).
+    let in_groups: BTreeSet<Fingerprint> = st
+        .groups
+        .values()
+        .flat_map(|g| g.alerts.keys().copied())
+        .collect();
+    let dead: Vec<Fingerprint> = st
+        .alerts
+        .iter()
+        .filter(|(fp, s)| s.alert.resolved_at(now) && !in_groups.contains(fp))
+        .map(|(fp, _)| *fp)
+        .collect();
+    for fp in dead {
+        st.remove_alert(fp);
+    }
+    // Expired acks: escalation resumes, waiting a full step again from the expiry.
+    let expired: Vec<String> = st
+        .acks
+        .values()
+        .filter(|a| a.expires_at <= now)
+        .map(|a| a.group_key.clone())
+        .collect();
+    for k in expired {
+        if let Some(a) = st.remove_ack(&k) {
+            let mut e = HistoryEvent::new(a.expires_at, EventKind::AckExpired);
+            e.group_key = k.clone();
+            e.by = a.by.clone();
+            st.record(e);
+            if let Some(mut es) = st.escalations.get(&k).cloned() {
+                es.last_at = a.expires_at;
+                st.set_escalation(es);
+            }
+        }
+    }
+    // Notification log and silence retention.
+    let old: Vec<String> = st
+        .nflog
+        .iter()
+        .filter(|(_, e)| e.expires_at < now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in old {
+        st.remove_nflog(&k);
+    }
+    for id in st.silences.gc(now, Duration::hours(RETENTION_HOURS)) {
+        st.remove_silence(&id);
+    }
+    let _ = rt;
+}
+
+fn delivery(j: &Job, o: &Outcome) -> Delivery {
+    let (outcome, digest_of, error) = match o {
+        Outcome::Sent { digest_of } => ("sent", *digest_of, None),
+        Outcome::Failed(e) => ("failed", 1, Some(e.to_string())),
+        Outcome::Deferred(_) => ("deferred", 1, None),
+    };
+    let (kind, step) = match j.kind {
+        JobKind::Group => ("group", None),
+        JobKind::Escalation(s) => ("escalation", Some(s)),
+        JobKind::FailureNotice => ("delivery_failure", None),
+    };
+    Delivery {
+        tenant: j.tenant.clone(),
+        receiver: j.integration.receiver.clone(),
+        integration: j.integration.kind.to_string(),
+        group_key: j.group_key.clone(),
+        kind: kind.into(),
+        step,
+        outcome: outcome.into(),
+        status: j.data.status.clone(),
+        firing: j.firing.clone(),
+        resolved: j.resolved.clone(),
+        digest_of,
+        error,
+        alerts: j.data.alerts.iter().map(|a| a.labels.clone()).collect(),
+    }
+}

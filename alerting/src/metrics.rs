@@ -1,0 +1,121 @@
+//! The alert engine's Prometheus metrics, registered in the default registry. Names follow
+//! `fenghuo_alerting_<name>_<unit>[_total]`.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Histogram, HistogramVec, IntCounter, IntCounterVec, histogram_opts, opts, register_histogram,
+    register_histogram_vec, register_int_counter, register_int_counter_vec,
+};
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    register_int_counter!(opts!(name, help))
+        .unwrap_or_else(|_| IntCounter::new(name, help).unwrap_or_else(|_| unreachable_counter()))
+}
+
+fn unreachable_counter() -> IntCounter {
+    // Only reached if both registration and construction fail, which a valid name never does.
+    IntCounter::new("fenghuo_alerting_invalid_metric_total", "placeholder")
+        .unwrap_or_else(|_| std::process::abort())
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register_int_counter_vec!(opts!(name, help), labels).unwrap_or_else(|_| {
+        IntCounterVec::new(opts!(name, help), labels).unwrap_or_else(|_| std::process::abort())
+    })
+}
+
+pub static ALERTS_RECEIVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_alerts_received_total",
+        "Alerts received, by status (firing/resolved).",
+        &["status"],
+    )
+});
+pub static ALERTS_INVALID: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "fenghuo_alerting_alerts_invalid_total",
+        "Alerts rejected as invalid.",
+    )
+});
+pub static ALERTS_FIRED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_alerts_fired_total",
+        "Alerts that started firing, by alertname.",
+        &["alertname"],
+    )
+});
+pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_notifications_total",
+        "Notifications delivered, by receiver and integration.",
+        &["receiver", "integration"],
+    )
+});
+pub static NOTIFICATIONS_FAILED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_notifications_failed_total",
+        "Failed notification attempts, by receiver, integration and reason.",
+        &["receiver", "integration", "reason"],
+    )
+});
+pub static DELIVERY_FAILURES_ESCALATED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_delivery_failures_escalated_total",
+        "Deliveries that kept failing and were escalated.",
+        &["receiver", "integration"],
+    )
+});
+pub static DIGESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_digests_total",
+        "Digest messages sent because a channel's rate budget was spent.",
+        &["integration"],
+    )
+});
+pub static DEFERRED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_notifications_deferred_total",
+        "Notifications deferred until the channel's rate budget allows them.",
+        &["integration"],
+    )
+});
+pub static ESCALATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_escalation_steps_total",
+        "Escalation steps fired, by policy.",
+        &["policy"],
+    )
+});
+pub static ACKS: LazyLock<IntCounter> =
+    LazyLock::new(|| counter("fenghuo_alerting_acks_total", "Alert group acknowledgements."));
+pub static STATE_WRITE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "fenghuo_alerting_state_write_errors_total",
+        "Failed writes of alerting state.",
+    )
+});
+pub static CONFIG_RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_config_reloads_total",
+        "Config reloads by result.",
+        &["result"],
+    )
+});
+pub static NOTIFY_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    let o = histogram_opts!(
+        "fenghuo_alerting_notification_latency_seconds",
+        "Latency of notification deliveries.",
+        vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]
+    );
+    register_histogram_vec!(o.clone(), &["integration"])
+        .unwrap_or_else(|_| HistogramVec::new(o, &["integration"]).unwrap_or_else(|_| std::process::abort()))
+});
+pub static TICK_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    let o = histogram_opts!(
+        "fenghuo_alerting_tick_duration_seconds",
+        "Duration of engine evaluation steps."
+    );
+    register_histogram!(o.clone())
+        .unwrap_or_else(|_| Histogram::with_opts(o).unwrap_or_else(|_| std::process::abort()))
+});

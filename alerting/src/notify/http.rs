@@ -1,0 +1,129 @@
+//! Shared HTTP plumbing for webhook-style integrations: a reqwest client built from Prometheus'
+//! `http_config` (auth, TLS, proxy, redirects), and the classification of responses into success,
+//! retryable and permanent failures.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::HttpConfig;
+use crate::error::AlertingError;
+use crate::notify::{NotifyError, read_secret_file};
+
+/// A client plus the auth header it adds to every request.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    pub client: reqwest::Client,
+    auth: Option<String>,
+}
+
+impl HttpClient {
+    pub fn new(cfg: Option<&HttpConfig>, base: &Path, timeout: Duration) -> Result<Self, AlertingError> {
+        let mut b = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent("fenghuo-alerting");
+        let mut auth = None;
+        if let Some(c) = cfg {
+            if let Some(tls) = &c.tls_config {
+                if tls.insecure_skip_verify {
+                    b = b.danger_accept_invalid_certs(true);
+                }
+                let ca = match (&tls.ca, &tls.ca_file) {
+                    (Some(pem), _) => Some(pem.clone().into_bytes()),
+                    (None, Some(f)) => Some(read_secret_file(base, f)?.into_bytes()),
+                    _ => None,
+                };
+                if let Some(pem) = ca {
+                    let cert = reqwest::Certificate::from_pem(&pem)
+                        .map_err(|e| AlertingError::Config(format!("tls_config ca: {e}")))?;
+                    b = b.add_root_certificate(cert);
+                }
+            }
+            if let Some(p) = &c.proxy_url {
+                let proxy = reqwest::Proxy::all(p)
+                    .map_err(|e| AlertingError::Config(format!("proxy_url {p:?}: {e}")))?;
+                b = b.proxy(proxy);
+            }
+            if c.follow_redirects == Some(false) {
+                b = b.redirect(reqwest::redirect::Policy::none());
+            }
+            if let Some(ba) = &c.basic_auth {
+                let pw = match (&ba.password, &ba.password_file) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(f)) => read_secret_file(base, f)?,
+                    _ => String::new(),
+                };
+                use base64::Engine;
+                let enc = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", ba.username, pw));
+                auth = Some(format!("Basic {enc}"));
+            }
+            if let Some(a) = &c.authorization {
+                let cred = match (&a.credentials, &a.credentials_file) {
+                    (Some(c), _) => c.clone(),
+                    (None, Some(f)) => read_secret_file(base, f)?,
+                    _ => String::new(),
+                };
+                auth = Some(format!(
+                    "{} {cred}",
+                    a.kind.clone().unwrap_or_else(|| "Bearer".into())
+                ));
+            }
+            if let Some(t) = &c.bearer_token {
+                auth = Some(format!("Bearer {t}"));
+            } else if let Some(f) = &c.bearer_token_file {
+                auth = Some(format!("Bearer {}", read_secret_file(base, f)?));
+            }
+        }
+        let client = b
+            .build()
+            .map_err(|e| AlertingError::Config(format!("http client: {e}")))?;
+        Ok(HttpClient { client, auth })
+    }
+
+    /// POSTs a JSON body; returns status and body text. Transport errors are retryable.
+    pub async fn post_json(&self, url: &str, body: &[u8]) -> Result<(u16, String), NotifyError> {
+        let mut req = self
+            .client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        if let Some(a) = &self.auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let reason = if e.is_timeout() { "timeout" } else { "connect" };
+            NotifyError::new(reason, true, format!("POST {}: {e}", redact(url)))
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        Ok((status, text))
+    }
+}
+
+/// Classifies a non-2xx status like Alertmanager's retrier: 5xx and 429 are retryable.
+pub fn check_status(url: &str, status: u16, body: &str) -> Result<(), NotifyError> {
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    let retryable = status >= 500 || status == 429;
+    let reason = if status >= 500 {
+        "http_5xx"
+    } else if status == 429 {
+        "http_429"
+    } else {
+        "http_4xx"
+    };
+    let snippet: String = body.chars().take(256).collect();
+    Err(NotifyError::new(
+        reason,
+        retryable,
+        format!("unexpected status code {status} from {}: {snippet}", redact(url)),
+    ))
+}
+
+/// Strips query strings (robot tokens live there) from URLs shown in errors and logs.
+pub fn redact(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?<redacted>"),
+        None => url.to_string(),
+    }
+}

@@ -1,0 +1,90 @@
+//! A token bucket on the injected clock: `messages` per `per`, refilled continuously. When a
+//! robot's budget is spent, the engine folds pending notifications into one digest instead of
+//! dropping them, and waits for the next token.
+
+use chrono::Duration;
+
+use crate::clock::Ts;
+
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    capacity: f64,
+    per_ms: f64,
+    tokens: f64,
+    last: Ts,
+}
+
+impl TokenBucket {
+    pub fn new(messages: u32, per: Duration, now: Ts) -> Self {
+        let capacity = f64::from(messages.max(1));
+        TokenBucket {
+            capacity,
+            per_ms: per.num_milliseconds().max(1) as f64,
+            tokens: capacity,
+            last: now,
+        }
+    }
+
+    pub fn reconfigure(&mut self, messages: u32, per: Duration) {
+        self.capacity = f64::from(messages.max(1));
+        self.per_ms = per.num_milliseconds().max(1) as f64;
+        self.tokens = self.tokens.min(self.capacity);
+    }
+
+    fn refill(&mut self, now: Ts) {
+        let elapsed = (now - self.last).num_milliseconds();
+        if elapsed > 0 {
+            self.tokens = (self.tokens + elapsed as f64 * self.capacity / self.per_ms).min(self.capacity);
+            self.last = now;
+        }
+    }
+
+    /// Whole tokens available now.
+    pub fn available(&mut self, now: Ts) -> u32 {
+        self.refill(now);
+        self.tokens.floor() as u32
+    }
+
+    /// Takes one token; false if none is available.
+    pub fn take(&mut self, now: Ts) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When the next whole token will be available.
+    pub fn next_token_at(&mut self, now: Ts) -> Ts {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            return now;
+        }
+        let missing = 1.0 - self.tokens;
+        let ms = (missing * self.per_ms / self.capacity).ceil() as i64;
+        now + Duration::milliseconds(ms.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    #[test]
+    fn twenty_per_minute() {
+        let now = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let mut b = TokenBucket::new(20, Duration::minutes(1), now);
+        for _ in 0..20 {
+            assert!(b.take(now));
+        }
+        assert!(!b.take(now));
+        assert_eq!(b.next_token_at(now), now + Duration::seconds(3));
+        assert!(b.take(now + Duration::seconds(3)));
+        assert_eq!(b.available(now + Duration::minutes(5)), 20);
+    }
+}

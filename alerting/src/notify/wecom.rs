@@ -1,0 +1,136 @@
+//! WeCom (WeChat Work) group robot: `{"msgtype":"markdown","markdown":{"content":...}}`, content
+//! capped at WeCom's 4096 bytes, mentions as `<@userid>`. A 200 answer with `errcode` != 0 is a
+//! failure (45009 "api freq out of limit" and -1 "busy" are retryable).
+
+use futures::future::BoxFuture;
+
+use crate::config::WeComConfig;
+use crate::error::AlertingError;
+use crate::notify::http::{HttpClient, check_status};
+use crate::notify::{
+    BuildContext, Notifier, NotifyError, SendContext, render, template_field, value_or_file,
+};
+use crate::template::{Escape, NotificationData};
+
+/// WeCom's markdown content limit in bytes.
+pub const MAX_CONTENT_BYTES: usize = 4096;
+
+pub struct WeComNotifier {
+    pub url: String,
+    mentions: Vec<String>,
+    content: String,
+    client: HttpClient,
+}
+
+/// Interprets WeCom's answer body.
+pub fn check_body(body: &str) -> Result<(), NotifyError> {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .map_err(|_| NotifyError::new("api_error", true, format!("wecom: unparseable response {body:?}")))?;
+    let code = v.get("errcode").and_then(|c| c.as_i64()).unwrap_or(-1);
+    if code == 0 {
+        return Ok(());
+    }
+    let msg = v.get("errmsg").and_then(|m| m.as_str()).unwrap_or("");
+    let retryable = matches!(code, -1 | 45009);
+    Err(NotifyError::new(
+        if code == 45009 {
+            "rate_limited"
+        } else {
+            "api_error"
+        },
+        retryable,
+        format!("wecom errcode {code}: {msg}"),
+    ))
+}
+
+/// Cuts `s` to at most `max` bytes on a char boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+impl WeComNotifier {
+    pub fn new(ctx: &mut BuildContext<'_>, receiver: &str, c: &WeComConfig) -> Result<Self, AlertingError> {
+        let url = value_or_file(ctx.base_dir, &c.webhook_url, &c.webhook_url_file)?.ok_or_else(|| {
+            AlertingError::Config(format!("receiver {receiver:?}: wecom webhook_url missing"))
+        })?;
+        Ok(WeComNotifier {
+            url: url.trim().to_string(),
+            mentions: c.mentioned_userids.clone(),
+            content: template_field(
+                ctx.templates,
+                &format!("receiver {receiver:?} wecom content"),
+                &c.content,
+                "im.markdown",
+            )?,
+            client: HttpClient::new(
+                c.http_config.as_ref().or(ctx.config.global.http_config.as_ref()),
+                ctx.base_dir,
+                ctx.timeout,
+            )?,
+        })
+    }
+
+    pub fn body(&self, data: &NotificationData, ctx: &SendContext) -> Result<Vec<u8>, NotifyError> {
+        let mut content = render(ctx, &self.content, Escape::None, data)?
+            .trim_end()
+            .to_string();
+        if !self.mentions.is_empty() {
+            let m: Vec<String> = self.mentions.iter().map(|u| format!("<@{u}>")).collect();
+            content = format!("{content}\n{}", m.join(" "));
+        }
+        let content = truncate_bytes(&content, MAX_CONTENT_BYTES);
+        let body = serde_json::json!({"msgtype": "markdown", "markdown": {"content": content}});
+        Ok(serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+impl Notifier for WeComNotifier {
+    fn kind(&self) -> &'static str {
+        "wecom"
+    }
+
+    fn notify<'a>(
+        &'a self,
+        data: &'a NotificationData,
+        ctx: &'a SendContext,
+    ) -> BoxFuture<'a, Result<(), NotifyError>> {
+        Box::pin(async move {
+            let body = self.body(data, ctx)?;
+            let (status, text) = self.client.post_json(&self.url, &body).await?;
+            check_status(&self.url, status, &text)?;
+            check_body(&text)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_errors_and_truncation() {
+        assert!(check_body(r#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
+        assert_eq!(
+            check_body(r#"{"errcode":45009,"errmsg":"freq"}"#)
+                .err()
+                .map(|e| e.retryable),
+            Some(true)
+        );
+        assert_eq!(
+            check_body(r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#)
+                .err()
+                .map(|e| e.retryable),
+            Some(false)
+        );
+        let long = "告".repeat(2000);
+        let t = truncate_bytes(&long, MAX_CONTENT_BYTES);
+        assert!(t.len() <= MAX_CONTENT_BYTES);
+    }
+}
