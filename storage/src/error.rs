@@ -13,11 +13,16 @@ pub enum StorageError {
     ShuttingDown,
     #[error("storage is overloaded: {0}")]
     Overloaded(String),
+    #[error("invalid storage configuration: {0}")]
+    InvalidConfig(String),
 }
 
 impl StorageError {
     /// Whether a client should retry (remote write answers 5xx/429 then).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StorageError::Io(_) | StorageError::ShuttingDown | StorageError::Overloaded(_))
+        matches!(
+            self,
+            StorageError::Io(_) | StorageError::ShuttingDown | StorageError::Overloaded(_)
+        )
     }
 }
