@@ -654,6 +654,31 @@ impl Engine {
                     }
                 })
                 .min();
+            // A group whose route has an escalation policy starts escalating with its first
+            // delivered firing notification.
+            let first_firing = f
+                .jobs
+                .iter()
+                .any(|&i| matches!(outcomes[i], Outcome::Sent { .. }) && !jobs[i].firing.is_empty());
+            if first_firing
+                && let Some(g) = st.groups.get(&f.gid)
+                && let Some(policy) = rt.routes.get(g.route_idx).and_then(|r| r.escalation.clone())
+                && !st.escalations.contains_key(&g.key)
+            {
+                let key = g.key.clone();
+                st.set_escalation(EscalationState {
+                    group_key: key,
+                    policy,
+                    next_step: 0,
+                    repeats_done: 0,
+                    last_at: now,
+                    started_at: now,
+                    failures: 0,
+                    retry_at: None,
+                    exhausted: false,
+                    log: vec![],
+                });
+            }
             let Some(g) = st.groups.get_mut(&f.gid) else {
                 continue;
             };
