@@ -1,0 +1,168 @@
+//! Runs Prometheus's PromQL conformance files (`*.test`) against the
+//! engine over `MemStore`, and fails on any regression against the
+//! checked-in list of known failures (`promqltest-known-failures.txt`).
+//!
+//! `PROMQLTEST_DIR` overrides the test-data directory; `PROMQLTEST_FILTER`
+//! restricts the run to files whose name contains it.
+
+#[path = "promqltest_runner/mod.rs"]
+mod runner;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use runner::{Counts, FileReport, Outcome};
+
+fn test_dir() -> PathBuf {
+    match std::env::var_os("PROMQLTEST_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/promqltest/testdata"),
+    }
+}
+
+/// `file:line` → reason, from the known-failures list.
+fn known_failures() -> BTreeMap<String, String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/promqltest-known-failures.txt");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, reason) = match line.split_once('#') {
+            Some((k, r)) => (k.trim(), r.trim()),
+            None => (line, ""),
+        };
+        out.insert(key.to_string(), reason.to_string());
+    }
+    out
+}
+
+#[test]
+fn promqltest_files() {
+    let dir = test_dir();
+    let filter = std::env::var("PROMQLTEST_FILTER").unwrap_or_default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(&filter))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .test files in {}", dir.display());
+
+    let engine = runner::test_engine();
+    let factory: Box<runner::StoreFactory> = Box::new(|| Box::new(fenghuo_storage::memory::MemStore::new()));
+    let reports: Vec<FileReport> = std::thread::scope(|s| {
+        let chunks: Vec<Vec<PathBuf>> = (0..2)
+            .map(|i| files.iter().skip(i).step_by(2).cloned().collect())
+            .collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let engine = &engine;
+                let factory = &factory;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|p| runner::run_file(p, engine, factory))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<FileReport> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect();
+        all.sort_by(|a, b| a.file.cmp(&b.file));
+        all
+    });
+
+    let known = known_failures();
+    let mut total = Counts::default();
+    let mut regressions = Vec::new();
+    let mut fixed = Vec::new();
+    let mut skipped = Vec::new();
+    println!(
+        "{:<28} {:>5} {:>5} {:>5}   {:>13} {:>13}",
+        "file", "pass", "fail", "skip", "non-hist", "hist"
+    );
+    for r in &reports {
+        let c = r.counts();
+        total.merge(&c);
+        println!(
+            "{:<28} {:>5} {:>5} {:>5}   {:>6}/{:<6} {:>6}/{:<6}",
+            r.file, c.pass, c.fail, c.skip, c.float_pass, c.float_total, c.hist_pass, c.hist_total
+        );
+        for e in &r.evals {
+            let key = format!("{}:{}", r.file, e.line);
+            match &e.outcome {
+                Outcome::Fail(reason) => {
+                    let listed = known.contains_key(&key);
+                    println!(
+                        "  FAIL {key}{} {} -- {reason}",
+                        if listed { " (known)" } else { "" },
+                        e.expr
+                    );
+                    if !listed {
+                        regressions.push(format!("{key} {} -- {reason}", e.expr));
+                    }
+                }
+                Outcome::Skip(reason) => skipped.push(format!("{key} {} -- {reason}", e.expr)),
+                Outcome::Pass => {
+                    if known.contains_key(&key) {
+                        fixed.push(key);
+                    }
+                }
+            }
+        }
+    }
+    println!(
+        "{:<28} {:>5} {:>5} {:>5}   {:>6}/{:<6} {:>6}/{:<6}",
+        "TOTAL",
+        total.pass,
+        total.fail,
+        total.skip,
+        total.float_pass,
+        total.float_total,
+        total.hist_pass,
+        total.hist_total
+    );
+    println!(
+        "non-histogram evals passing: {:.1}%",
+        100.0 * total.float_pass as f64 / total.float_total.max(1) as f64
+    );
+    println!("skipped evals ({}):", skipped.len());
+    for s in &skipped {
+        println!("  SKIP {s}");
+    }
+    if filter.is_empty() {
+        let ran: std::collections::BTreeSet<&str> = reports.iter().map(|r| r.file.as_str()).collect();
+        for key in known.keys() {
+            let file = key.split(':').next().unwrap_or("");
+            if !ran.contains(file) {
+                continue;
+            }
+            let still_failing = reports
+                .iter()
+                .filter(|r| r.file == file)
+                .flat_map(|r| r.evals.iter())
+                .any(|e| format!("{file}:{}", e.line) == *key && matches!(e.outcome, Outcome::Fail(_)));
+            if !still_failing && !fixed.contains(key) {
+                fixed.push(key.clone());
+            }
+        }
+    }
+    assert!(
+        regressions.is_empty() && fixed.is_empty(),
+        "{} new failures (not in promqltest-known-failures.txt):\n{}\n{} listed failures now pass or no longer exist (remove them from the list):\n{}",
+        regressions.len(),
+        regressions.join("\n"),
+        fixed.len(),
+        fixed.join("\n")
+    );
+}
