@@ -18,6 +18,7 @@ pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod replicate;
+pub mod testing;
 pub mod tsdb;
 
 pub use error::StorageError;

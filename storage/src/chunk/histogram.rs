@@ -134,6 +134,16 @@ impl HistogramAppender {
         self.t
     }
 
+    /// Timestamp of the first sample, if any.
+    pub fn first_t(&self) -> Option<i64> {
+        if self.count == 0 {
+            return None;
+        }
+        crate::codec::Reader::new(&self.buf[HEADER_LEN..], "histogram chunk")
+            .varint()
+            .ok()
+    }
+
     pub fn last(&self) -> Option<&Arc<FloatHistogram>> {
         self.prev.as_ref()
     }

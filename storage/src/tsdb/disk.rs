@@ -7,7 +7,7 @@
 //! RocksDB persists a consistent prefix of our write batches, each of which
 //! carries the applied log index it reflects (see `checkpoint.rs`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction,
@@ -32,7 +32,6 @@ pub(crate) enum ValueAt {
 
 pub(crate) struct Disk {
     db: DB,
-    path: PathBuf,
 }
 
 fn cf_options(name: &str, cache: &Cache) -> Options {
@@ -93,10 +92,7 @@ impl Disk {
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache)))
             .collect();
         let db = DB::open_cf_descriptors(&o, path, cfs).map_err(|e| db_err("open", e))?;
-        Ok(Self {
-            db,
-            path: path.to_path_buf(),
-        })
+        Ok(Self { db })
     }
 
     pub fn db(&self) -> &DB {
@@ -315,9 +311,5 @@ impl Disk {
                     .flatten()
             })
             .unwrap_or(0)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }

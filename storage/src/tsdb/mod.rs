@@ -1,12 +1,582 @@
-//! The durable time-series engine on RocksDB (one instance per shard):
-//! options, clock, key layout, postings operations, symbol interning and
-//! the RocksDB access layer.
+//! `Tsdb`: the durable time-series store on RocksDB.
+//!
+//! ```text
+//!  Appender::append(tenant, batch)
+//!     │ split by shard (hash of tenant + labels)
+//!     ▼
+//!  Shard ── encode entry ─▶ ShardLog (fsync, group commit) ─▶ apply in log order ─▶ head (memory)
+//!     │                                                                           │
+//!     │  maintenance thread: Tick entries (idle eviction, retention floor),       │
+//!     │  checkpoint (head + chunks -> RocksDB, truncate log), compaction ◀─────────┘
+//!     ▼
+//!  RocksDB: series, postings per time partition, chunks, head snapshots, metadata, exemplars
+//! ```
+//!
+//! Modules: [`options`] (configuration), [`clock`], [`keys`] (on-disk
+//! layout, see `storage/FORMAT.md`), `head`/`apply` (the in-memory state and
+//! the deterministic state machine), `shard` (write path, recovery),
+//! `checkpoint`, `compact`, `query`, `status`, [`postings`] (set
+//! operations), `disk` (RocksDB access).
 
+mod apply;
+pub mod checkpoint;
 pub mod clock;
-#[allow(dead_code)]
+pub mod compact;
 pub(crate) mod disk;
+pub(crate) mod exemplars;
+pub(crate) mod head;
 pub mod keys;
 pub mod options;
 pub mod postings;
-#[allow(dead_code)]
+mod query;
+mod shard;
+pub mod status;
 pub(crate) mod symbols;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use rocksdb::Cache;
+
+pub use checkpoint::CheckpointStats;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use compact::CompactStats;
+pub use options::{PromDuration, TsdbOptions};
+pub use status::ShardStats;
+
+use self::apply::Config;
+use self::shard::{Shard, ShardOpenOptions};
+use crate::api::{AppendOutcome, Appender, Querier, Queryable, SelectHints, Series, TsdbStatus};
+use crate::error::StorageError;
+use crate::metrics;
+use crate::model::{Exemplar, Labels, Matcher, MetricMetadata, TenantId, WriteBatch};
+use crate::replicate::entry::encode_write_entry;
+use crate::replicate::{LocalLogOptions, LogEntry};
+
+/// Numbers about the store as a whole, for operators and the capacity
+/// planner.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TsdbStats {
+    pub shards: u32,
+    /// Series counted against limits (in the head, not idle).
+    pub active_series: u64,
+    /// Series held in memory (active + idle waiting for a checkpoint).
+    pub head_series: u64,
+    pub head_chunks: u64,
+    /// Estimated bytes of the head's data structures.
+    pub head_memory_bytes: u64,
+    /// Everything under the data directory.
+    pub disk_bytes: u64,
+    /// SST bytes of the chunk column families.
+    pub chunk_bytes: u64,
+    pub log_bytes: u64,
+    /// Samples written to disk chunks (within retention).
+    pub persisted_samples: u64,
+    /// `chunk_bytes / persisted_samples` (0 when nothing is persisted).
+    pub bytes_per_sample: f64,
+    /// Series created since the store was created (churn).
+    pub series_created: u64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    opts: TsdbOptions,
+    clock: Arc<dyn Clock>,
+    shards: Vec<Arc<Shard>>,
+    closed: AtomicBool,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// The durable store. Cheap to share: wrap in an `Arc` (as [`Tsdb::open`]
+/// does).
+pub struct Tsdb {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Frozen shard placement: series and metadata of a tenant go to
+/// `shard_of(...) % shards`. Changing it would misplace existing data.
+pub fn shard_of(tenant: &str, labels_hash: u64, shards: u32) -> u32 {
+    if shards <= 1 {
+        return 0;
+    }
+    let mut th: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in tenant.as_bytes() {
+        th ^= u64::from(*b);
+        th = th.wrapping_mul(0x0100_0000_01b3);
+    }
+    let h = (labels_hash ^ th.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    ((h >> 32) % u64::from(shards)) as u32
+}
+
+fn metadata_hash(family: &str) -> u64 {
+    Labels::from_pairs([(crate::model::METRIC_NAME, family)]).stable_hash()
+}
+
+impl Tsdb {
+    /// Opens (or creates) the store in `dir` with the system clock.
+    pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Arc<Tsdb>, StorageError> {
+        Self::open_with_clock(dir, opts, Arc::new(SystemClock))
+    }
+
+    /// Opens the store with an injected clock (tests, simulations).
+    pub fn open_with_clock(
+        dir: &Path,
+        opts: TsdbOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Tsdb>, StorageError> {
+        Self::open_inner(dir, opts, clock, true)
+    }
+
+    /// Opens without background threads: nothing is checkpointed,
+    /// compacted or expired unless [`Tsdb::checkpoint`], [`Tsdb::compact`]
+    /// or [`Tsdb::tick`] are called. For tests that control every step.
+    pub fn open_manual(
+        dir: &Path,
+        opts: TsdbOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Tsdb>, StorageError> {
+        Self::open_inner(dir, opts, clock, false)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        opts: TsdbOptions,
+        clock: Arc<dyn Clock>,
+        background: bool,
+    ) -> Result<Arc<Tsdb>, StorageError> {
+        opts.validate()?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::Io(format!("creating {}: {e}", dir.display())))?;
+        let cfg = Arc::new(Config {
+            chunk_max_samples: opts.chunk_max_samples,
+            window_ms: opts.window_ms(),
+            partition_ms: opts.partition_ms(),
+            ooo_ms: opts.ooo_ms(),
+            retention_ms: opts.retention_ms(),
+            idle_ms: opts.head_idle_timeout.as_millis_i64(),
+            max_series: opts.max_series_per_tenant,
+            max_exemplars: opts.max_exemplars,
+        });
+        let cache = Cache::new_lru_cache(opts.block_cache_bytes.max(1 << 20));
+        let mut shards = Vec::with_capacity(opts.shards as usize);
+        for id in 0..opts.shards {
+            let shard = Shard::open(
+                &dir.join(format!("shard-{id:04}")),
+                id,
+                cfg.clone(),
+                ShardOpenOptions {
+                    shard_count: opts.shards,
+                    write_buffer_bytes: opts.write_buffer_bytes,
+                    cache: &cache,
+                    log: LocalLogOptions {
+                        segment_bytes: opts.log_segment_bytes,
+                        fsync: opts.fsync,
+                    },
+                },
+            )?;
+            shards.push(Arc::new(shard));
+        }
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            opts,
+            clock,
+            shards,
+            closed: AtomicBool::new(false),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+        });
+        let tsdb = Arc::new(Tsdb {
+            inner: inner.clone(),
+            threads: Mutex::new(Vec::new()),
+        });
+        if background {
+            let mut threads = tsdb.threads.lock();
+            for shard in &inner.shards {
+                let shard = shard.clone();
+                let stop = inner.stop.clone();
+                let clock = inner.clock.clone();
+                let opts = inner.opts.clone();
+                let handle = std::thread::Builder::new()
+                    .name(format!("fenghuo-shard-{}", shard.id))
+                    .spawn(move || maintenance_loop(&shard, &stop, clock.as_ref(), &opts))
+                    .map_err(|e| StorageError::Io(format!("spawning maintenance thread: {e}")))?;
+                threads.push(handle);
+            }
+        }
+        Ok(tsdb)
+    }
+
+    pub fn options(&self) -> &TsdbOptions {
+        &self.inner.opts
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn check_open(&self) -> Result<(), StorageError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(StorageError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// Appends a maintenance entry (idle-series eviction, retention floor)
+    /// stamped with the clock's current time to every shard's log.
+    pub fn tick(&self) -> Result<(), StorageError> {
+        self.check_open()?;
+        let now_ms = self.inner.clock.now_ms();
+        let entry = LogEntry::Tick { now_ms };
+        let bytes = entry.encode();
+        for s in &self.inner.shards {
+            s.append(&bytes, entry.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints every shard now (persists the head, truncates the logs,
+    /// applies pending retention deletions).
+    pub fn checkpoint(&self) -> Result<Vec<CheckpointStats>, StorageError> {
+        self.inner.shards.iter().map(|s| s.checkpoint()).collect()
+    }
+
+    /// Compacts sealed time windows (all dirty windows with `force`, plus a
+    /// full RocksDB compaction of the chunk column family).
+    pub fn compact(&self, force: bool) -> Result<CompactStats, StorageError> {
+        let mut total = CompactStats::default();
+        for s in &self.inner.shards {
+            let c = s.compact(force)?;
+            total.windows += c.windows;
+            total.chunks_in += c.chunks_in;
+            total.chunks_out += c.chunks_out;
+            total.bytes_in += c.bytes_in;
+            total.bytes_out += c.bytes_out;
+        }
+        Ok(total)
+    }
+
+    /// Bytes of every file under the data directory.
+    pub fn disk_usage_bytes(&self) -> u64 {
+        dir_size(&self.inner.dir)
+    }
+
+    pub fn stats(&self) -> TsdbStats {
+        let mut t = TsdbStats {
+            shards: self.inner.shards.len() as u32,
+            disk_bytes: self.disk_usage_bytes(),
+            ..Default::default()
+        };
+        for s in &self.inner.shards {
+            let x = s.stats();
+            t.active_series += x.active_series;
+            t.head_series += x.head_series;
+            t.head_chunks += x.head_chunks;
+            t.head_memory_bytes += x.head_memory_bytes;
+            t.chunk_bytes += s.disk.cf_sst_bytes(keys::CF_CHUNKS);
+            t.log_bytes += s.log.size_bytes();
+            t.persisted_samples += s.persisted_samples();
+            t.series_created += s.state.read().next_sid.saturating_sub(1);
+        }
+        if t.persisted_samples > 0 {
+            t.bytes_per_sample = t.chunk_bytes as f64 / t.persisted_samples as f64;
+        }
+        t
+    }
+
+    /// Stops background work, checkpoints everything and truncates the logs.
+    /// Appends fail with [`StorageError::ShuttingDown`] afterwards.
+    pub fn close(&self) -> Result<(), StorageError> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        {
+            let (lock, cv) = &*self.inner.stop;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
+        for h in self.threads.lock().drain(..) {
+            let _ = h.join();
+        }
+        let mut result = Ok(());
+        for s in &self.inner.shards {
+            if s.is_failed() {
+                continue;
+            }
+            if let Err(e) = s.checkpoint() {
+                tracing::error!(shard = s.id, error = %e, "Final checkpoint failed; the log keeps the data.");
+                result = Err(e);
+            }
+        }
+        tracing::info!(dir = %self.inner.dir.display(), "Storage closed.");
+        result
+    }
+
+    fn append_batch(&self, tenant: &TenantId, batch: WriteBatch) -> Result<AppendOutcome, StorageError> {
+        self.check_open()?;
+        let now_ms = self.inner.clock.now_ms();
+        let n = self.inner.shards.len() as u32;
+        if n == 1 {
+            let bytes = encode_write_entry(tenant, now_ms, &batch);
+            let entry = LogEntry::Write {
+                tenant: tenant.clone(),
+                now_ms,
+                batch,
+            };
+            return self.inner.shards[0].append(&bytes, entry);
+        }
+        let mut parts: Vec<WriteBatch> = (0..n).map(|_| WriteBatch::default()).collect();
+        for m in batch.metadata {
+            let i = shard_of(tenant.as_str(), metadata_hash(&m.metric_family), n);
+            parts[i as usize].metadata.push(m);
+        }
+        for s in batch.series {
+            let i = shard_of(tenant.as_str(), s.labels.stable_hash(), n);
+            parts[i as usize].series.push(s);
+        }
+        let mut out = AppendOutcome::default();
+        for (i, part) in parts.into_iter().enumerate() {
+            if part.series.is_empty() && part.metadata.is_empty() {
+                continue;
+            }
+            let bytes = encode_write_entry(tenant, now_ms, &part);
+            let entry = LogEntry::Write {
+                tenant: tenant.clone(),
+                now_ms,
+                batch: part,
+            };
+            let o = self.inner.shards[i].append(&bytes, entry)?;
+            out.samples_written += o.samples_written;
+            out.histograms_written += o.histograms_written;
+            out.exemplars_written += o.exemplars_written;
+            out.rejected.extend(o.rejected);
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Tsdb {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "Closing storage on drop failed.");
+        }
+    }
+}
+
+impl Shard {
+    fn persisted_samples(&self) -> u64 {
+        let mut total = 0u64;
+        let prefix = keys::META_PARTITION_SAMPLES;
+        let _ = self
+            .disk
+            .scan(keys::CF_META, prefix, &keys::prefix_end(prefix), |_, v| {
+                if let Ok(a) = <[u8; 8]>::try_from(v) {
+                    total += u64::from_be_bytes(a);
+                }
+                Ok(true)
+            });
+        total
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    rd.filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(ft) if ft.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn maintenance_loop(shard: &Shard, stop: &(Mutex<bool>, Condvar), clock: &dyn Clock, opts: &TsdbOptions) {
+    let checkpoint_every = opts.checkpoint_interval.0.max(Duration::from_millis(10));
+    let compact_every = opts.compaction_interval.0.max(Duration::from_millis(10));
+    let mut next_checkpoint = Instant::now() + checkpoint_every;
+    let mut next_compaction = Instant::now() + compact_every;
+    let mut reported_disk = 0i64;
+    loop {
+        {
+            let (lock, cv) = stop;
+            let mut stopped = lock.lock();
+            let due = next_checkpoint.min(next_compaction);
+            while !*stopped && Instant::now() < due {
+                cv.wait_until(&mut stopped, due);
+            }
+            if *stopped {
+                break;
+            }
+        }
+        let now = Instant::now();
+        if now >= next_checkpoint {
+            let tick = LogEntry::Tick {
+                now_ms: clock.now_ms(),
+            };
+            if let Err(e) = shard.append(&tick.encode(), tick) {
+                tracing::error!(shard = shard.id, error = %e, "Appending a maintenance tick failed.");
+            }
+            if let Err(e) = shard.checkpoint() {
+                tracing::error!(shard = shard.id, error = %e, "Checkpoint failed.");
+            }
+            let disk = dir_size(&shard.dir) as i64;
+            metrics::DISK_BYTES.add(disk - reported_disk);
+            reported_disk = disk;
+            next_checkpoint = Instant::now() + checkpoint_every;
+        }
+        if now >= next_compaction {
+            if let Err(e) = shard.compact(false) {
+                tracing::error!(shard = shard.id, error = %e, "Compaction failed.");
+            }
+            next_compaction = Instant::now() + compact_every;
+        }
+    }
+    metrics::DISK_BYTES.sub(reported_disk);
+}
+
+impl Appender for Tsdb {
+    fn append(&self, tenant: &TenantId, batch: WriteBatch) -> Result<AppendOutcome, StorageError> {
+        self.append_batch(tenant, batch)
+    }
+}
+
+impl Queryable for Tsdb {
+    fn querier(&self, tenant: &TenantId) -> Result<Arc<dyn Querier>, StorageError> {
+        self.check_open()?;
+        Ok(Arc::new(TsdbQuerier {
+            inner: self.inner.clone(),
+            tenant: tenant.clone(),
+        }))
+    }
+}
+
+struct TsdbQuerier {
+    inner: Arc<Inner>,
+    tenant: TenantId,
+}
+
+impl Querier for TsdbQuerier {
+    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<Vec<Series>, StorageError> {
+        let mut budget = hints.max_samples;
+        let limit = hints.max_samples.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        for s in &self.inner.shards {
+            for d in s.select(
+                self.tenant.as_str(),
+                matchers,
+                hints.start,
+                hints.end,
+                &mut budget,
+                limit,
+            )? {
+                out.push(Series {
+                    labels: d.labels,
+                    floats: d.floats,
+                    histograms: d.histograms,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    fn label_names(&self, start: i64, end: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        let mut out = BTreeSet::new();
+        for s in &self.inner.shards {
+            s.label_names(self.tenant.as_str(), matchers, start, end, &mut out)?;
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        start: i64,
+        end: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<String>, StorageError> {
+        let mut out = BTreeSet::new();
+        for s in &self.inner.shards {
+            s.label_values(self.tenant.as_str(), name, matchers, start, end, &mut out)?;
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn series_labels(&self, start: i64, end: i64, matchers: &[Matcher]) -> Result<Vec<Labels>, StorageError> {
+        let mut out = Vec::new();
+        for s in &self.inner.shards {
+            out.extend(s.series_labels(self.tenant.as_str(), matchers, start, end)?);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn metadata(&self, metric: Option<&str>) -> Result<Vec<MetricMetadata>, StorageError> {
+        let mut out = Vec::new();
+        for s in &self.inner.shards {
+            s.metadata(self.tenant.as_str(), metric, &mut out);
+        }
+        out.sort_by(|a, b| a.metric_family.cmp(&b.metric_family));
+        Ok(out)
+    }
+
+    fn exemplars(
+        &self,
+        start: i64,
+        end: i64,
+        matcher_sets: &[Vec<Matcher>],
+    ) -> Result<Vec<(Labels, Vec<Exemplar>)>, StorageError> {
+        let mut out = Vec::new();
+        for s in &self.inner.shards {
+            s.exemplars(self.tenant.as_str(), start, end, matcher_sets, &mut out)?;
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn tsdb_status(&self, limit: usize) -> Result<TsdbStatus, StorageError> {
+        let mut total = status::StatusParts {
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            ..Default::default()
+        };
+        let merge = |into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>| {
+            for (k, v) in from {
+                *into.entry(k).or_default() += v;
+            }
+        };
+        for s in &self.inner.shards {
+            let p = s.status_parts(self.tenant.as_str());
+            total.num_series += p.num_series;
+            total.num_label_pairs += p.num_label_pairs;
+            total.chunk_count += p.chunk_count;
+            total.min_time = total.min_time.min(p.min_time);
+            total.max_time = total.max_time.max(p.max_time);
+            merge(&mut total.by_metric, p.by_metric);
+            merge(&mut total.values_by_name, p.values_by_name);
+            merge(&mut total.bytes_by_name, p.bytes_by_name);
+            merge(&mut total.series_by_pair, p.series_by_pair);
+        }
+        let (min_time, max_time) = if total.min_time > total.max_time {
+            (0, 0)
+        } else {
+            (total.min_time, total.max_time)
+        };
+        Ok(TsdbStatus {
+            num_series: total.num_series,
+            num_label_pairs: total.num_label_pairs,
+            chunk_count: total.chunk_count,
+            min_time,
+            max_time,
+            series_count_by_metric_name: status::top(total.by_metric, limit),
+            label_value_count_by_label_name: status::top(total.values_by_name, limit),
+            memory_in_bytes_by_label_name: status::top(total.bytes_by_name, limit),
+            series_count_by_label_value_pair: status::top(total.series_by_pair, limit),
+        })
+    }
+}

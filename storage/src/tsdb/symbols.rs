@@ -79,10 +79,6 @@ impl Symbols {
         self.map.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
         self.map.keys().map(|s| s.len() + 16).sum::<usize>()

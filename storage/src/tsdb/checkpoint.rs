@@ -1,0 +1,467 @@
+//! Checkpoints: persisting the head so the log can be truncated.
+//!
+//! 1. Under the state lock (short): note the applied index `I`, turn
+//!    out-of-order buffers and closing series' open chunks into pending
+//!    chunks, and copy out everything that changed since the last checkpoint
+//!    (new series, head snapshots, pending chunks, postings, metadata,
+//!    exemplars).
+//! 2. Without the lock: re-encode chunks densely and write all of it, with
+//!    `applied_index = I`, in ONE RocksDB write batch — so whatever RocksDB
+//!    persists is a state that exactly reflects log entries `<= I`.
+//! 3. Under the lock: drop the written pending chunks from memory (readers
+//!    look at memory before disk, so they never miss a chunk in flight) and
+//!    remove evicted series.
+//! 4. Flush RocksDB's memtables, then truncate the log up to `I`.
+//!
+//! Retention's physical deletion (whole partitions by key range, file
+//! deletion and range compaction) runs after that, as does garbage
+//! collection of dead series records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rocksdb::WriteBatch;
+use rustc_hash::FxHashMap;
+
+use super::apply::{ShardState, cut_heads};
+use super::head::{F_CLOSING, F_DIRTY, F_NEW, OooBuffer, Pending, label_pairs};
+use super::keys;
+use super::shard::Shard;
+use crate::chunk::{self, ChunkKind};
+use crate::codec::i64_sortable;
+use crate::error::StorageError;
+use crate::metrics;
+
+#[derive(Default)]
+struct Plan {
+    applied: u64,
+    next_sid: u64,
+    /// (sid, series-by-labels key, series record)
+    series_records: Vec<(u64, Vec<u8>, Vec<u8>)>,
+    heads: Vec<(u64, Vec<u8>)>,
+    head_deletes: Vec<u64>,
+    idle: Vec<(u64, i64)>,
+    chunks: Vec<(u64, Pending)>,
+    postings: Vec<Vec<u8>>,
+    postings_todo: Vec<(u64, i32)>,
+    metadata: Vec<(u32, String, Vec<u8>, Vec<u8>)>,
+    exemplar_puts: Vec<(Vec<u8>, Vec<u8>)>,
+    exemplar_deletes: Vec<(Vec<u8>, Vec<u8>)>,
+    exemplar_persisted: Vec<(u32, u64)>,
+    closing: Vec<u64>,
+    retention: Option<(i32, i32)>,
+}
+
+/// What a checkpoint did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CheckpointStats {
+    pub applied_index: u64,
+    pub chunks_written: u64,
+    pub series_evicted: u64,
+    pub bytes_written: u64,
+}
+
+fn ooo_to_pending(cfg: &super::apply::Config, ooo: OooBuffer, next_id: &mut u64, out: &mut Vec<Pending>) {
+    let mut push = |kind: ChunkKind, min_t: i64, max_t: i64, bytes: Vec<u8>| {
+        out.push(Pending {
+            id: *next_id,
+            kind,
+            min_t,
+            max_t,
+            bytes: Arc::from(bytes),
+        });
+        *next_id += 1;
+    };
+    for group in ooo
+        .floats
+        .chunk_by(|a, b| cfg.window_of(a.t) == cfg.window_of(b.t))
+    {
+        for part in group.chunks(chunk::xor::MAX_SAMPLES) {
+            if let (Some(first), Some(last)) = (part.first(), part.last()) {
+                push(ChunkKind::Float, first.t, last.t, chunk::xor::encode(part));
+            }
+        }
+    }
+    for group in ooo
+        .histograms
+        .chunk_by(|a, b| cfg.window_of(a.t) == cfg.window_of(b.t))
+    {
+        for part in group.chunks(chunk::histogram::MAX_SAMPLES) {
+            if let (Some(first), Some(last)) = (part.first(), part.last()) {
+                push(
+                    ChunkKind::Histogram,
+                    first.t,
+                    last.t,
+                    chunk::histogram::encode(part),
+                );
+            }
+        }
+    }
+}
+
+fn build_plan(st: &mut ShardState) -> Plan {
+    let full = std::mem::take(&mut st.full_checkpoint);
+    let cfg = st.cfg.clone();
+    let mut plan = Plan {
+        applied: st.applied_index,
+        next_sid: st.next_sid,
+        ..Default::default()
+    };
+    let mut next_id = st.next_pending_id;
+    let tenant_names: Vec<String> = st.tenants.iter().map(|t| t.id.as_str().to_string()).collect();
+    let mut todo = std::mem::take(&mut st.postings_todo);
+    for s in st.series.values_mut() {
+        if let Some(ooo) = s.ooo.take() {
+            ooo_to_pending(&cfg, *ooo, &mut next_id, &mut s.pending);
+        }
+        if s.flags & F_CLOSING != 0 {
+            cut_heads(s, &mut next_id);
+        }
+        for p in &s.pending {
+            s.flushed_max_t = s.flushed_max_t.max(p.max_t);
+            plan.chunks.push((s.sid, p.clone()));
+        }
+        let tenant = tenant_names
+            .get(s.tenant as usize)
+            .map(String::as_str)
+            .unwrap_or("");
+        if full || s.flags & F_NEW != 0 {
+            let pairs = label_pairs(&st.symbols, &s.labels);
+            let key = keys::series_labels_key(tenant, label_pairs(&st.symbols, &s.labels));
+            plan.series_records
+                .push((s.sid, key, keys::encode_series_record(tenant, pairs)));
+        }
+        if full && s.postings_partition != i32::MIN {
+            todo.push((s.sid, s.postings_partition));
+        }
+        if s.flags & F_CLOSING != 0 {
+            plan.closing.push(s.sid);
+            plan.idle.push((s.sid, s.max_t));
+            plan.head_deletes.push(s.sid);
+        } else if full || s.flags & F_DIRTY != 0 || !s.pending.is_empty() {
+            let snap = keys::HeadSnapshot {
+                max_t: s.max_t,
+                last_write: s.last_write,
+                flushed_max_t: s.flushed_max_t,
+                postings_partition: s.postings_partition,
+                float_chunk: s.head.as_ref().map(|h| h.bytes().to_vec()).unwrap_or_default(),
+                histogram_chunk: s.hhead.as_ref().map(|h| h.bytes().to_vec()).unwrap_or_default(),
+            };
+            plan.heads.push((s.sid, keys::encode_head_snapshot(&snap)));
+        }
+        s.flags &= !(F_NEW | F_DIRTY);
+    }
+    st.next_pending_id = next_id;
+    todo.sort_unstable();
+    todo.dedup();
+    for &(sid, p) in &todo {
+        let Some(s) = st.series.get(&sid) else { continue };
+        let tenant = tenant_names
+            .get(s.tenant as usize)
+            .map(String::as_str)
+            .unwrap_or("");
+        plan.postings.push(keys::posting_key(p, tenant, "", "", sid));
+        for (n, v) in label_pairs(&st.symbols, &s.labels) {
+            plan.postings.push(keys::posting_key(p, tenant, n, v, sid));
+        }
+    }
+    plan.postings_todo = todo;
+    for (ti, th) in st.tenants.iter_mut().enumerate() {
+        let tenant = th.id.as_str();
+        let dirty: Vec<String> = if full {
+            th.metadata.keys().cloned().collect()
+        } else {
+            th.metadata_dirty.drain().collect()
+        };
+        th.metadata_dirty.clear();
+        for fam in dirty {
+            if let Some(m) = th.metadata.get(&fam) {
+                plan.metadata.push((
+                    ti as u32,
+                    fam.clone(),
+                    keys::metadata_key(tenant, &fam),
+                    keys::encode_metadata(m),
+                ));
+            }
+        }
+        let ring = &th.exemplars;
+        for e in ring.unpersisted() {
+            plan.exemplar_puts.push((
+                keys::exemplar_key(tenant, e.seq),
+                keys::encode_exemplar(e.sid, &e.exemplar),
+            ));
+        }
+        if ring.oldest_seq() > 0 {
+            plan.exemplar_deletes.push((
+                keys::exemplar_key(tenant, 0),
+                keys::exemplar_key(tenant, ring.oldest_seq()),
+            ));
+        }
+        plan.exemplar_persisted.push((ti as u32, ring.next_seq));
+    }
+    if st.retention_floor > st.retention_done {
+        plan.retention = Some((st.retention_done, st.retention_floor));
+    }
+    plan
+}
+
+/// Encodes a pending chunk for disk: dense for floats unless the XOR form
+/// is smaller; histogram chunks as they are.
+fn disk_chunk(p: &Pending) -> Result<(Vec<u8>, u64), StorageError> {
+    match p.kind {
+        ChunkKind::Float => {
+            let mut samples = Vec::new();
+            chunk::decode_floats(&p.bytes, &mut samples)?;
+            let n = samples.len() as u64;
+            let dense = chunk::encode_floats_for_disk(&samples);
+            Ok(if dense.len() <= p.bytes.len() {
+                (dense, n)
+            } else {
+                (p.bytes.to_vec(), n)
+            })
+        }
+        ChunkKind::Histogram => {
+            let n = p
+                .bytes
+                .get(1..3)
+                .map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])));
+            Ok((p.bytes.to_vec(), n))
+        }
+    }
+}
+
+impl Shard {
+    /// Persists the head and truncates the log. Safe to call at any time.
+    pub fn checkpoint(&self) -> Result<CheckpointStats, StorageError> {
+        let _m = self.maintenance.lock();
+        let started = Instant::now();
+        let mut plan = build_plan(&mut self.state.write());
+        let bytes = match self.write_plan(&plan) {
+            Ok(b) => b,
+            Err(e) => {
+                let mut st = self.state.write();
+                st.full_checkpoint = true;
+                st.postings_todo.append(&mut plan.postings_todo);
+                for (ti, fam, _, _) in plan.metadata.drain(..) {
+                    if let Some(th) = st.tenants.get_mut(ti as usize) {
+                        th.metadata_dirty.insert(fam);
+                    }
+                }
+                tracing::error!(shard = self.id, error = %e, "Checkpoint failed; it will be retried in full.");
+                return Err(e);
+            }
+        };
+        let evicted = self.finalize(&plan);
+        self.disk.flush()?;
+        self.log.truncate_prefix(plan.applied)?;
+        if let Some((done, floor)) = plan.retention {
+            self.drop_partitions(done, floor)?;
+            let mut st = self.state.write();
+            st.retention_done = st.retention_done.max(floor);
+        }
+        metrics::CHECKPOINT_SECONDS.observe(started.elapsed().as_secs_f64());
+        metrics::CHUNKS_WRITTEN.inc_by(plan.chunks.len() as u64);
+        tracing::debug!(
+            shard = self.id,
+            applied_index = plan.applied,
+            chunks = plan.chunks.len(),
+            heads = plan.heads.len(),
+            evicted,
+            bytes,
+            "Checkpoint done."
+        );
+        Ok(CheckpointStats {
+            applied_index: plan.applied,
+            chunks_written: plan.chunks.len() as u64,
+            series_evicted: evicted,
+            bytes_written: bytes,
+        })
+    }
+
+    fn write_plan(&self, plan: &Plan) -> Result<u64, StorageError> {
+        let d = &self.disk;
+        let (cf_series, cf_by_labels, cf_head, cf_idle) = (
+            d.cf(keys::CF_SERIES)?,
+            d.cf(keys::CF_SERIES_BY_LABELS)?,
+            d.cf(keys::CF_HEAD)?,
+            d.cf(keys::CF_IDLE)?,
+        );
+        let (cf_postings, cf_chunks, cf_meta) = (
+            d.cf(keys::CF_POSTINGS)?,
+            d.cf(keys::CF_CHUNKS)?,
+            d.cf(keys::CF_META)?,
+        );
+        let (cf_metadata, cf_exemplars) = (d.cf(keys::CF_METADATA)?, d.cf(keys::CF_EXEMPLARS)?);
+        let mut b = WriteBatch::default();
+        for (sid, key, rec) in &plan.series_records {
+            b.put_cf(cf_series, keys::sid_key(*sid), rec);
+            b.put_cf(cf_by_labels, key, keys::sid_key(*sid));
+        }
+        let mut windows = std::collections::BTreeSet::new();
+        let mut partition_samples: BTreeMap<i32, u64> = BTreeMap::new();
+        for (sid, p) in &plan.chunks {
+            let (bytes, n) = disk_chunk(p)?;
+            let part = self.cfg.partition_of(p.min_t);
+            b.put_cf(cf_chunks, keys::chunk_key(part, *sid, p.min_t, p.max_t), bytes);
+            windows.insert(self.cfg.window_of(p.min_t));
+            *partition_samples.entry(part).or_default() += n;
+        }
+        for w in windows {
+            b.put_cf(cf_meta, keys::dirty_window_key(w), []);
+        }
+        for (p, n) in partition_samples {
+            let key = keys::partition_samples_key(p);
+            let old = d.get_meta_u64(&key)?.unwrap_or(0);
+            b.put_cf(cf_meta, key, (old + n).to_be_bytes());
+        }
+        for (sid, snap) in &plan.heads {
+            b.put_cf(cf_head, keys::sid_key(*sid), snap);
+        }
+        for sid in &plan.head_deletes {
+            b.delete_cf(cf_head, keys::sid_key(*sid));
+        }
+        for (sid, max_t) in &plan.idle {
+            b.put_cf(cf_idle, keys::sid_key(*sid), keys::encode_idle(*max_t));
+        }
+        for k in &plan.postings {
+            b.put_cf(cf_postings, k, []);
+        }
+        for (_, _, k, v) in &plan.metadata {
+            b.put_cf(cf_metadata, k, v);
+        }
+        for (k, v) in &plan.exemplar_puts {
+            b.put_cf(cf_exemplars, k, v);
+        }
+        for (from, to) in &plan.exemplar_deletes {
+            b.delete_range_cf(cf_exemplars, from, to);
+        }
+        b.put_cf(cf_meta, keys::META_APPLIED, plan.applied.to_be_bytes());
+        b.put_cf(cf_meta, keys::META_NEXT_SID, plan.next_sid.to_be_bytes());
+        let size = b.size_in_bytes() as u64;
+        d.write(b)?;
+        Ok(size)
+    }
+
+    /// Phase 3: forget what is now on disk.
+    fn finalize(&self, plan: &Plan) -> u64 {
+        let mut st = self.state.write();
+        let mut written: FxHashMap<u64, Vec<u64>> = FxHashMap::default();
+        for (sid, p) in &plan.chunks {
+            written.entry(*sid).or_default().push(p.id);
+        }
+        for (sid, ids) in written {
+            if let Some(s) = st.series.get_mut(&sid) {
+                s.pending.retain(|p| !ids.contains(&p.id));
+            }
+        }
+        let gone: Vec<u64> = plan
+            .closing
+            .iter()
+            .copied()
+            .filter(|sid| {
+                st.series
+                    .get(sid)
+                    .is_some_and(|s| s.flags & F_CLOSING != 0 && s.pending.is_empty() && s.ooo.is_none())
+            })
+            .collect();
+        st.remove_series(&gone);
+        for (ti, seq) in &plan.exemplar_persisted {
+            if let Some(th) = st.tenants.get_mut(*ti as usize) {
+                th.exemplars.persisted_seq = th.exemplars.persisted_seq.max(*seq);
+            }
+        }
+        let chunks: i64 = st.series.values().map(|s| s.chunk_count() as i64).sum();
+        metrics::HEAD_CHUNKS.add(chunks - st.reported_head_chunks);
+        st.reported_head_chunks = chunks;
+        gone.len() as u64
+    }
+
+    /// Physically deletes partitions `[done, floor)` and dead series.
+    fn drop_partitions(&self, done: i32, floor: i32) -> Result<(), StorageError> {
+        let d = &self.disk;
+        let lo = keys::partition_bytes(done);
+        let hi = keys::partition_bytes(floor);
+        let (cf_chunks, cf_postings, cf_meta) = (
+            d.cf(keys::CF_CHUNKS)?,
+            d.cf(keys::CF_POSTINGS)?,
+            d.cf(keys::CF_META)?,
+        );
+        let floor_t = self.cfg.partition_start(floor);
+        let mut dropped = 0u64;
+        let ps_lo = keys::partition_samples_key(i32::MIN);
+        let ps_hi = keys::partition_samples_key(floor);
+        d.scan(keys::CF_META, &ps_lo, &ps_hi, |_, _| {
+            dropped += 1;
+            Ok(true)
+        })?;
+        let mut b = WriteBatch::default();
+        b.delete_range_cf(cf_chunks, lo, hi);
+        b.delete_range_cf(cf_postings, lo, hi);
+        b.delete_range_cf(cf_meta, ps_lo, ps_hi);
+        let mut dw_lo = keys::META_DIRTY_WINDOW.to_vec();
+        dw_lo.extend_from_slice(&i64_sortable(i64::MIN));
+        b.delete_range_cf(
+            cf_meta,
+            dw_lo,
+            keys::dirty_window_key(self.cfg.window_of(floor_t)),
+        );
+        d.write(b)?;
+        for cf in [cf_chunks, cf_postings] {
+            d.db()
+                .delete_file_in_range_cf(cf, lo, hi)
+                .map_err(|e| super::disk::db_err("delete files in range", e))?;
+            d.db().compact_range_cf(cf, Some(lo), Some(hi));
+        }
+        self.collect_dead_series(floor_t)?;
+        let mut b = WriteBatch::default();
+        b.put_cf(cf_meta, keys::META_RETENTION_DONE, keys::partition_bytes(floor));
+        d.write(b)?;
+        metrics::PARTITIONS_DROPPED.inc_by(dropped);
+        tracing::info!(
+            shard = self.id,
+            below_partition = floor,
+            partitions = dropped,
+            "Retention dropped partitions."
+        );
+        Ok(())
+    }
+
+    /// Deletes records of evicted series whose newest sample is older than
+    /// the retention floor (nothing of them is left).
+    fn collect_dead_series(&self, floor_t: i64) -> Result<(), StorageError> {
+        let d = &self.disk;
+        let mut dead = Vec::new();
+        d.for_each(keys::CF_IDLE, |k, v| {
+            if keys::decode_idle(v)? < floor_t {
+                dead.push(keys::sid_from_key(k)?);
+            }
+            Ok(())
+        })?;
+        let (cf_series, cf_by_labels, cf_idle) = (
+            d.cf(keys::CF_SERIES)?,
+            d.cf(keys::CF_SERIES_BY_LABELS)?,
+            d.cf(keys::CF_IDLE)?,
+        );
+        for chunk in dead.chunks(4096) {
+            let records = d.series_records(chunk)?;
+            let mut b = WriteBatch::default();
+            for (sid, rec) in chunk.iter().zip(records) {
+                // A series revived in memory keeps its records.
+                if self.state.read().series.contains_key(sid) {
+                    continue;
+                }
+                if let Some((tenant, labels)) = rec {
+                    let key = keys::series_labels_key(&tenant, labels.iter().map(|l| (&l.name, &l.value)));
+                    if d.get(keys::CF_SERIES_BY_LABELS, &key)?.as_deref() == Some(&keys::sid_key(*sid)[..]) {
+                        b.delete_cf(cf_by_labels, key);
+                    }
+                }
+                b.delete_cf(cf_series, keys::sid_key(*sid));
+                b.delete_cf(cf_idle, keys::sid_key(*sid));
+            }
+            d.write(b)?;
+        }
+        Ok(())
+    }
+}
