@@ -527,6 +527,15 @@ impl Engine {
             now,
         };
         let dry = self.opts.dry_run;
+        let send_timeout = rt
+            .loaded
+            .config
+            .fenghuo
+            .delivery
+            .timeout
+            .as_duration()
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(15));
         let futs = sends.iter().map(|(_, data, integ)| {
             let ctx = &ctx;
             async move {
@@ -536,7 +545,15 @@ impl Engine {
                 let timer = metrics::NOTIFY_LATENCY
                     .with_label_values(&[integ.kind])
                     .start_timer();
-                let r = integ.notifier.notify(data, ctx).await;
+                // A hard deadline per delivery, whatever the transport's own timeouts do.
+                let r = match tokio::time::timeout(send_timeout, integ.notifier.notify(data, ctx)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(NotifyError::new(
+                        "timeout",
+                        true,
+                        format!("no answer within {send_timeout:?}"),
+                    )),
+                };
                 timer.observe_duration();
                 r
             }
