@@ -49,7 +49,7 @@ pub fn alert(labels: &[(&str, &str)]) -> fenghuo_alerting::PostableAlert {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         annotations: [("summary".to_string(), "disk <b>full</b> & \"bad\"".to_string())].into(),
-        starts_at: None,
+        starts_at: Some(t0()),
         ends_at: Some(t0() + chrono::Duration::hours(3)),
         generator_url: "http://prom:9090/graph?g0.expr=up".into(),
     }
