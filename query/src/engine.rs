@@ -16,6 +16,7 @@ use crate::annotations::Annotations;
 use crate::error::{ENV_QUERY_EXECUTION, QueryError};
 use crate::eval::selectors::without_stale;
 use crate::eval::{Evaluator, QueryCtx, Series, cleanup_matrix};
+use crate::extensions::{self, SelectorModifier};
 use crate::metrics;
 use crate::options::EngineOptions;
 use crate::plan::{self, LowerCtx, Plan};
@@ -23,6 +24,16 @@ use crate::value::{InstantSample, PointValue, QueryOutput, QueryStats, RangeSeri
 
 /// Most points a range query may return per series (Prometheus's API limit).
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// A query parsed for one execution. Duration expressions are resolved
+/// for the step and range it was parsed for; `text` is what `expr` was
+/// parsed from (annotation positions refer to it).
+#[derive(Clone, Debug)]
+pub struct ParsedQuery {
+    pub expr: Expr,
+    pub text: String,
+    modifiers: Vec<(usize, SelectorModifier)>,
+}
 
 /// Caller-side limits of one query: a deadline tighter than the engine's
 /// timeout, and a flag the caller sets to cancel.
@@ -58,16 +69,34 @@ impl Engine {
         &self.opts
     }
 
-    /// Parses a query with `promql-parser`, mapping errors to Prometheus's
-    /// "parse error" form.
+    /// Parses a query with `promql-parser` for an instant evaluation,
+    /// mapping errors to Prometheus's "parse error" form.
     pub fn parse(query: &str) -> Result<Expr, QueryError> {
-        promql_parser::parser::parse(query).map_err(|e| QueryError::Parse(format!("parse error: {e}")))
+        Self::parse_for(query, 0, 0, 0).map(|p| p.expr)
+    }
+
+    /// Parses a query for one execution: duration expressions (`[5m+1m]`,
+    /// `offset step()`) depend on the step and range of the query.
+    pub fn parse_for(
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<ParsedQuery, QueryError> {
+        let rw = extensions::rewrite(query, step_ms, end_ms - start_ms)?;
+        let expr = promql_parser::parser::parse(&rw.text)
+            .map_err(|e| QueryError::Parse(format!("parse error: {e}")))?;
+        Ok(ParsedQuery {
+            expr,
+            text: rw.text,
+            modifiers: rw.modifiers,
+        })
     }
 
     /// Evaluates `query` at `time_ms`.
     pub fn instant(&self, q: &dyn Querier, query: &str, time_ms: i64) -> Result<QueryOutput, QueryError> {
-        let expr = Self::parse(query)?;
-        self.instant_expr(q, &expr, query, time_ms, QueryControl::default())
+        let p = Self::parse_for(query, time_ms, time_ms, 0)?;
+        self.instant_parsed(q, &p, time_ms, QueryControl::default())
     }
 
     /// Evaluates `query` from `start_ms` to `end_ms` every `step_ms`.
@@ -79,16 +108,8 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryOutput, QueryError> {
-        let expr = Self::parse(query)?;
-        self.range_expr(
-            q,
-            &expr,
-            query,
-            start_ms,
-            end_ms,
-            step_ms,
-            QueryControl::default(),
-        )
+        let p = Self::parse_for(query, start_ms, end_ms, step_ms)?;
+        self.range_parsed(q, &p, start_ms, end_ms, step_ms, QueryControl::default())
     }
 
     /// Evaluates an already parsed expression at one instant. `query` is
@@ -102,7 +123,23 @@ impl Engine {
         time_ms: i64,
         ctl: QueryControl<'_>,
     ) -> Result<QueryOutput, QueryError> {
-        self.run(q, expr, query, time_ms, time_ms, 0, ctl)
+        let p = ParsedQuery {
+            expr: expr.clone(),
+            text: query.to_string(),
+            modifiers: Vec::new(),
+        };
+        self.instant_parsed(q, &p, time_ms, ctl)
+    }
+
+    /// Evaluates a parsed query at one instant.
+    pub fn instant_parsed(
+        &self,
+        q: &dyn Querier,
+        p: &ParsedQuery,
+        time_ms: i64,
+        ctl: QueryControl<'_>,
+    ) -> Result<QueryOutput, QueryError> {
+        self.run(q, p, time_ms, time_ms, 0, ctl)
     }
 
     /// Evaluates an already parsed expression over a range.
@@ -112,6 +149,24 @@ impl Engine {
         q: &dyn Querier,
         expr: &Expr,
         query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        ctl: QueryControl<'_>,
+    ) -> Result<QueryOutput, QueryError> {
+        let p = ParsedQuery {
+            expr: expr.clone(),
+            text: query.to_string(),
+            modifiers: Vec::new(),
+        };
+        self.range_parsed(q, &p, start_ms, end_ms, step_ms, ctl)
+    }
+
+    /// Evaluates a parsed query over a range.
+    pub fn range_parsed(
+        &self,
+        q: &dyn Querier,
+        p: &ParsedQuery,
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
@@ -134,29 +189,27 @@ impl Engine {
                     .into(),
             ));
         }
-        let t = expr.value_type();
+        let t = p.expr.value_type();
         if t != ValueType::Vector && t != ValueType::Scalar {
             return Err(QueryError::BadData(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
                 documented_type(t)
             )));
         }
-        self.run(q, expr, query, start_ms, end_ms, step_ms, ctl)
+        self.run(q, p, start_ms, end_ms, step_ms, ctl)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         q: &dyn Querier,
-        expr: &Expr,
-        query: &str,
+        p: &ParsedQuery,
         start: i64,
         end: i64,
         step: i64,
         ctl: QueryControl<'_>,
     ) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();
-        let res = self.run_inner(q, expr, query, start, end, step, ctl, started);
+        let res = self.run_inner(q, p, start, end, step, ctl, started);
         metrics::observe_query(started.elapsed(), step == 0, res.as_ref().err());
         res
     }
@@ -165,8 +218,7 @@ impl Engine {
     fn run_inner(
         &self,
         q: &dyn Querier,
-        expr: &Expr,
-        query: &str,
+        p: &ParsedQuery,
         start: i64,
         end: i64,
         step: i64,
@@ -184,8 +236,10 @@ impl Engine {
             lookback: self.opts.lookback_delta_ms,
             default_subquery_step: self.opts.default_subquery_step_ms,
             enable_experimental: self.opts.enable_experimental_functions,
+            modifiers: p.modifiers.clone(),
         };
-        let plan = plan::lower(expr, query, &lower_ctx)?;
+        let query = p.text.as_str();
+        let plan = plan::lower(&p.expr, query, &lower_ctx)?;
         let mut ctx = QueryCtx {
             querier: q,
             data: Vec::new(),

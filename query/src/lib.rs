@@ -11,6 +11,7 @@ pub mod annotations;
 pub mod engine;
 pub mod error;
 pub(crate) mod eval;
+pub mod extensions;
 pub(crate) mod functions;
 pub(crate) mod gofmt;
 pub mod histogram;
@@ -22,7 +23,7 @@ pub(crate) mod positions;
 pub(crate) mod quantile;
 pub mod value;
 
-pub use engine::{Engine, QueryControl};
+pub use engine::{Engine, ParsedQuery, QueryControl};
 pub use error::QueryError;
 pub use options::EngineOptions;
 pub use plan::{convert_matcher, is_at_modifier_unsafe};

@@ -15,6 +15,7 @@ use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self as pp, AtModifier, Expr, LabelModifier, Offset, VectorMatchCardinality};
 
 use crate::error::QueryError;
+use crate::extensions::{INFO_BYPASS_LABEL, SelectorModifier};
 use crate::positions::{Cursor, Tok};
 
 /// Binary operators.
@@ -191,6 +192,9 @@ pub struct Selector {
     /// `@` timestamp in ms.
     pub at: Option<i64>,
     pub pos: usize,
+    /// `anchored` / `smoothed` modifiers (Prometheus 3 extended selectors).
+    pub anchored: bool,
+    pub smoothed: bool,
 }
 
 impl Selector {
@@ -330,6 +334,8 @@ pub struct LowerCtx {
     pub lookback: i64,
     pub default_subquery_step: i64,
     pub enable_experimental: bool,
+    /// Positions of `anchored`/`smoothed` keywords removed from the text.
+    pub modifiers: Vec<(usize, SelectorModifier)>,
 }
 
 /// A selector's fetch window, as Prometheus's `getTimeRangesForSelector`.
@@ -342,6 +348,8 @@ pub struct FetchSpec {
     /// `SkipHistogramBuckets`): buckets are dropped and counter resets are
     /// detected on read, as Prometheus's `HistogramStatsIterator` does.
     pub stats_only: bool,
+    pub anchored: bool,
+    pub smoothed: bool,
     pub start: i64,
     pub end: i64,
 }
@@ -694,7 +702,11 @@ impl Lowerer<'_> {
             vs.matchers.or_matchers.iter().collect()
         };
         for raw in raw_sets {
-            let mut set = raw.iter().map(convert_matcher).collect::<Result<Vec<_>, _>>()?;
+            let mut set = raw
+                .iter()
+                .filter(|m| m.name != INFO_BYPASS_LABEL)
+                .map(convert_matcher)
+                .collect::<Result<Vec<_>, _>>()?;
             if let Some(name) = &vs.name {
                 set.push(Matcher::equal(fenghuo_storage::model::METRIC_NAME, name.clone()));
             }
@@ -705,15 +717,33 @@ impl Lowerer<'_> {
             matcher_sets: if self.no_fetch { Vec::new() } else { sets.clone() },
             matrix,
             stats_only: false,
+            anchored: false,
+            smoothed: false,
             start: 0,
             end: 0,
         });
+        // A modifier keyword stood between the selector's last token and
+        // the next one.
+        let (from, to) = (self.cur.last_end(), self.cur.pos());
+        let has = |m: SelectorModifier| {
+            self.ctx
+                .modifiers
+                .iter()
+                .any(|(p, k)| *k == m && *p >= from && *p < to)
+        };
+        let (anchored, smoothed) = (has(SelectorModifier::Anchored), has(SelectorModifier::Smoothed));
+        if let Some(f) = self.fetches.last_mut() {
+            f.anchored = anchored;
+            f.smoothed = smoothed;
+        }
         Ok(Selector {
             id,
             matcher_sets: sets,
             offset: offset_ms(&vs.offset),
             at: self.at(&vs.at),
             pos,
+            anchored,
+            smoothed,
         })
     }
 
@@ -1093,6 +1123,14 @@ fn set_range(sel: &Selector, range: i64, ctx: &LowerCtx, stack: &[SubqCtx], fetc
     if range == 0 {
         // The lookback window is left-open: exclude a sample exactly at the edge.
         start -= ctx.lookback - 1;
+        if sel.smoothed {
+            end += ctx.lookback;
+        }
+    } else if sel.anchored {
+        start -= ctx.lookback + range - 1;
+    } else if sel.smoothed {
+        start -= ctx.lookback + range - 1;
+        end += ctx.lookback;
     } else {
         start -= range - 1;
     }
@@ -1116,6 +1154,7 @@ mod tests {
             lookback: 300_000,
             default_subquery_step: 60_000,
             enable_experimental: true,
+            modifiers: Vec::new(),
         }
     }
 
@@ -1166,6 +1205,7 @@ mod string_tests {
             lookback: 300_000,
             default_subquery_step: 60_000,
             enable_experimental: true,
+            modifiers: Vec::new(),
         };
         let p = lower(&e, q, &ctx).unwrap();
         let Node::Call(c) = p.root.unwrapped() else {

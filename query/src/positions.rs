@@ -31,8 +31,15 @@ pub fn tokenize(src: &str) -> Vec<Token<'_>> {
     let b = src.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
+    // Inside `[...]` only durations appear, and `:` separates them.
+    let mut bracket_depth = 0i32;
     while i < b.len() {
         let c = b[i];
+        if c == b'[' {
+            bracket_depth += 1;
+        } else if c == b']' {
+            bracket_depth -= 1;
+        }
         if c.is_ascii_whitespace() {
             i += 1;
             continue;
@@ -45,7 +52,7 @@ pub fn tokenize(src: &str) -> Vec<Token<'_>> {
         }
         let start = i;
         let kind;
-        if c.is_ascii_alphabetic() || c == b'_' || c == b':' || c >= 0x80 {
+        if c.is_ascii_alphabetic() || c == b'_' || (c == b':' && bracket_depth <= 0) || c >= 0x80 {
             while i < b.len()
                 && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':' || b[i] >= 0x80)
             {
@@ -104,6 +111,7 @@ pub struct Cursor<'a> {
     toks: Vec<Token<'a>>,
     i: usize,
     end: usize,
+    last_end: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -112,6 +120,7 @@ impl<'a> Cursor<'a> {
             toks: tokenize(src),
             i: 0,
             end: src.len(),
+            last_end: 0,
         }
     }
 
@@ -129,9 +138,15 @@ impl<'a> Cursor<'a> {
     }
 
     pub fn bump(&mut self) {
-        if self.i < self.toks.len() {
+        if let Some(t) = self.toks.get(self.i) {
+            self.last_end = t.pos + t.text.len();
             self.i += 1;
         }
+    }
+
+    /// Byte offset just after the last consumed token.
+    pub fn last_end(&self) -> usize {
+        self.last_end
     }
 
     /// Consumes the current token if its text is `text` (case-insensitive for keywords).

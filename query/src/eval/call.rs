@@ -82,15 +82,34 @@ impl Evaluator<'_, '_> {
             scalars.push(vals);
         }
         let subquery_data;
-        let (series, range, offset, at): (&[Series], i64, i64, Option<i64>) = match &c.args[mi] {
-            Node::Matrix { sel, range } => (&self.q.range_data[sel.id], *range, sel.offset, sel.at),
-            Node::Subquery(sq) => {
-                subquery_data = self.eval_subquery_for_call(sq)?;
-                (&subquery_data, sq.range, sq.offset, sq.at)
-            }
-            _ => return Err(QueryError::exec("expected a range vector argument")),
-        };
+        let (series, range, offset, at, anchored, smoothed): (&[Series], i64, i64, Option<i64>, bool, bool) =
+            match &c.args[mi] {
+                Node::Matrix { sel, range } => (
+                    &self.q.range_data[sel.id],
+                    *range,
+                    sel.offset,
+                    sel.at,
+                    sel.anchored,
+                    sel.smoothed,
+                ),
+                Node::Subquery(sq) => {
+                    subquery_data = self.eval_subquery_for_call(sq)?;
+                    (&subquery_data, sq.range, sq.offset, sq.at, false, false)
+                }
+                _ => return Err(QueryError::exec("expected a range vector argument")),
+            };
         let name = c.name;
+        if anchored && !matches!(name, "changes" | "delta" | "increase" | "rate" | "resets") {
+            return Err(QueryError::exec(format!(
+                "anchored modifier can only be used with: changes, delta, increase, rate, resets - not with {name}"
+            )));
+        }
+        if smoothed && !matches!(name, "delta" | "increase" | "rate") {
+            return Err(QueryError::exec(format!(
+                "smoothed modifier can only be used with: delta, increase, rate - not with {name}"
+            )));
+        }
+        let lookback = self.q.lookback;
         let keeps_name = matches!(name, "last_over_time" | "first_over_time");
         let num_steps = steps.len();
         let mut out: Matrix = Vec::with_capacity(series.len());
@@ -105,7 +124,13 @@ impl Evaluator<'_, '_> {
                 }
                 let maxt = at.unwrap_or(ts) - offset;
                 let mint = maxt - range;
-                let (floats, hists) = window(s, mint, maxt);
+                // Extended selectors also see the samples around the window.
+                let (wmin, wmax) = match (anchored, smoothed) {
+                    (true, _) => (mint - lookback, maxt),
+                    (_, true) => (mint - lookback, maxt + lookback),
+                    _ => (mint, maxt),
+                };
+                let (floats, hists) = window(s, wmin, wmax);
                 if floats.is_empty() && hists.is_empty() {
                     continue;
                 }
@@ -123,6 +148,8 @@ impl Evaluator<'_, '_> {
                     range_start: mint,
                     range_end: maxt,
                     range,
+                    anchored,
+                    smoothed,
                 };
                 let ctx = FnCtx {
                     name,

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::model::{FloatHistogram, HistogramSample, Sample, is_stale_nan};
+use fenghuo_storage::model::{CounterResetHint, FloatHistogram, HistogramSample, Sample, is_stale_nan};
 
 use super::{Evaluator, Matrix, Series};
+use crate::annotations::Annotation;
 use crate::error::QueryError;
+use crate::functions::extended::{extend_floats, interpolate, interpolate_histogram_samples};
 use crate::plan::Selector;
 
 /// The sample an instant selector sees at `ref_time`: the latest one in
@@ -65,7 +67,94 @@ pub(crate) fn without_stale(s: &Series) -> Series {
 impl Evaluator<'_, '_> {
     /// Evaluates an instant vector selector at every step.
     pub(crate) fn eval_vector_selector(&mut self, sel: &Selector) -> Result<Matrix, QueryError> {
+        if sel.smoothed {
+            return self.eval_smoothed(sel);
+        }
         self.eval_series(&self.q.data[sel.id], sel.offset, sel.at, false)
+    }
+
+    /// A `smoothed` instant selector: the value at each step is
+    /// interpolated between the samples around it (within the lookback
+    /// delta on both sides), or the previous sample when none follows.
+    fn eval_smoothed(&mut self, sel: &Selector) -> Result<Matrix, QueryError> {
+        let lb = self.q.lookback;
+        let mut mat = Vec::new();
+        for s in &self.q.data[sel.id] {
+            self.q.check_deadline()?;
+            let s = without_stale(s);
+            let name = s.metric.metric_name().unwrap_or("").to_string();
+            let mut out = Series::new(s.metric.clone());
+            for ts in self.steps() {
+                let data_ts = sel.at.unwrap_or(ts) - sel.offset;
+                let (floats, hists) = window(&s, data_ts - lb, data_ts + lb);
+                if floats.is_empty() && hists.is_empty() {
+                    continue;
+                }
+                if !floats.is_empty() && !hists.is_empty() {
+                    self.q
+                        .annotate(Annotation::mixed_floats_histograms(&name, sel.pos));
+                    continue;
+                }
+                if !hists.is_empty() {
+                    let i = hists.partition_point(|p| p.t < data_ts);
+                    if i < hists.len() && hists[i].t == data_ts {
+                        out.hists.push(HistogramSample {
+                            t: ts,
+                            h: hists[i].h.clone(),
+                        });
+                    } else if i > 0 && i < hists.len() {
+                        let (prev, next) = (&hists[i - 1], &hists[i]);
+                        if prev.h.uses_custom_buckets() != next.h.uses_custom_buckets() {
+                            self.q
+                                .annotate(Annotation::mixed_exponential_custom_histograms(&name, sel.pos));
+                            continue;
+                        }
+                        let is_counter = prev.h.counter_reset_hint != CounterResetHint::Gauge
+                            || next.h.counter_reset_hint != CounterResetHint::Gauge;
+                        match interpolate_histogram_samples(prev, next, data_ts, is_counter, self.q, sel.pos)
+                        {
+                            Ok(h) => out.hists.push(HistogramSample {
+                                t: ts,
+                                h: Arc::new(h),
+                            }),
+                            Err(_) => {
+                                self.q.annotate(Annotation::mixed_exponential_custom_histograms(
+                                    &name, sel.pos,
+                                ));
+                                continue;
+                            }
+                        }
+                    } else if i > 0 {
+                        let mut h = (*hists[i - 1].h).clone();
+                        h.counter_reset_hint = CounterResetHint::Unknown;
+                        out.hists.push(HistogramSample {
+                            t: ts,
+                            h: Arc::new(h),
+                        });
+                    }
+                } else {
+                    let i = floats.partition_point(|p| p.t < data_ts);
+                    if i < floats.len() && floats[i].t == data_ts {
+                        out.floats.push(Sample {
+                            t: ts,
+                            v: floats[i].v,
+                        });
+                    } else if i > 0 && i < floats.len() {
+                        let v = interpolate(floats[i - 1], floats[i], data_ts, false);
+                        out.floats.push(Sample { t: ts, v });
+                    } else if i > 0 {
+                        out.floats.push(Sample {
+                            t: ts,
+                            v: floats[i - 1].v,
+                        });
+                    }
+                }
+            }
+            if !out.floats.is_empty() || !out.hists.is_empty() {
+                mat.push(out);
+            }
+        }
+        Ok(mat)
     }
 
     /// Evaluates `series` at every step, looking up at `at` (when set) or
@@ -121,11 +210,37 @@ impl Evaluator<'_, '_> {
     pub(crate) fn eval_matrix_selector(&mut self, sel: &Selector, range: i64) -> Result<Matrix, QueryError> {
         let maxt = sel.at.unwrap_or(self.start) - sel.offset;
         let mint = maxt - range;
+        let lb = self.q.lookback;
+        let (wmin, wmax) = match (sel.anchored, sel.smoothed) {
+            (true, _) => (mint - lb, maxt),
+            (_, true) => (mint - lb, maxt + lb),
+            _ => (mint, maxt),
+        };
         let mut mat = Vec::new();
         for s in &self.q.range_data[sel.id] {
             self.q.check_deadline()?;
-            let (f, h) = window(s, mint, maxt);
+            let (f, h) = window(s, wmin, wmax);
             if f.is_empty() && h.is_empty() {
+                continue;
+            }
+            if sel.anchored || sel.smoothed {
+                if !h.is_empty() {
+                    let m = if sel.anchored { "anchored" } else { "smoothed" };
+                    return Err(QueryError::exec(format!(
+                        "{m} modifier is not supported with histograms"
+                    )));
+                }
+                let floats = extend_floats(f, mint, maxt, sel.smoothed);
+                if floats.is_empty() {
+                    continue;
+                }
+                self.add_samples(floats.len())?;
+                mat.push(Series {
+                    metric: s.metric.clone(),
+                    floats,
+                    hists: Vec::new(),
+                    drop_name: false,
+                });
                 continue;
             }
             let out = Series {

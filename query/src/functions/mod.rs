@@ -7,6 +7,7 @@
 //! - [`histograms`]: native and classic histogram functions.
 //! - [`labels`]: label_replace, label_join, info (series-level functions).
 
+pub(crate) mod extended;
 pub(crate) mod histograms;
 pub(crate) mod instant;
 pub(crate) mod labels;
@@ -53,6 +54,9 @@ pub(crate) struct Window<'a> {
     pub range_start: i64,
     pub range_end: i64,
     pub range: i64,
+    /// `anchored` / `smoothed`: the slices extend beyond the window.
+    pub anchored: bool,
+    pub smoothed: bool,
 }
 
 impl Window<'_> {

@@ -37,6 +37,9 @@ pub(crate) fn delta(w: &Window, _: &[f64], ctx: &FnCtx) -> Out {
 
 /// rate/increase/delta with Prometheus 3.x extrapolation.
 fn extrapolated_rate(w: &Window, ctx: &FnCtx, is_counter: bool, is_rate: bool) -> Out {
+    if w.anchored || w.smoothed {
+        return Ok(super::extended::rate(w, ctx, is_counter, is_rate));
+    }
     let pos = ctx.arg_pos(0);
     let name = w.metric_name();
     if !w.hists.is_empty() && !w.floats.is_empty() {
@@ -395,9 +398,13 @@ pub(crate) fn predict_linear(w: &Window, s: &[f64], ctx: &FnCtx) -> Out {
     float(slope * duration + intercept)
 }
 
-/// Float and histogram samples merged in time order.
-fn merged<'w>(w: &Window<'w>) -> Vec<(Option<f64>, Option<&'w Arc<FloatHistogram>>)> {
-    let (mut i, mut j) = (0, 0);
+/// One sample of a window: a float or a histogram.
+type Merged<'w> = (Option<f64>, Option<&'w Arc<FloatHistogram>>);
+
+/// Float and histogram samples merged in time order, from the anchor on
+/// for anchored windows (`None` when an anchored window has no sample).
+fn merged<'w>(w: &Window<'w>) -> Option<Vec<Merged<'w>>> {
+    let (mut i, mut j) = super::extended::first_sample_indices(w)?;
     let mut out = Vec::with_capacity(w.floats.len() + w.hists.len());
     while i < w.floats.len() || j < w.hists.len() {
         if j >= w.hists.len() || (i < w.floats.len() && w.floats[i].t < w.hists[j].t) {
@@ -408,11 +415,11 @@ fn merged<'w>(w: &Window<'w>) -> Vec<(Option<f64>, Option<&'w Arc<FloatHistogram
             j += 1;
         }
     }
-    out
+    Some(out)
 }
 
 pub(crate) fn changes(w: &Window, _: &[f64], _: &FnCtx) -> Out {
-    let m = merged(w);
+    let Some(m) = merged(w) else { return Ok(None) };
     let mut n = 0;
     for pair in m.windows(2) {
         match (pair[0], pair[1]) {
@@ -433,7 +440,7 @@ pub(crate) fn changes(w: &Window, _: &[f64], _: &FnCtx) -> Out {
 }
 
 pub(crate) fn resets(w: &Window, _: &[f64], _: &FnCtx) -> Out {
-    let m = merged(w);
+    let Some(m) = merged(w) else { return Ok(None) };
     let mut n = 0;
     for pair in m.windows(2) {
         match (pair[0], pair[1]) {
