@@ -16,7 +16,7 @@ use crate::annotations::Annotations;
 use crate::error::{ENV_QUERY_EXECUTION, QueryError};
 use crate::eval::selectors::without_stale;
 use crate::eval::{Evaluator, QueryCtx, Series, cleanup_matrix};
-use crate::extensions::{self, SelectorModifier};
+use crate::extensions::{self, Marker};
 use crate::metrics;
 use crate::options::EngineOptions;
 use crate::plan::{self, LowerCtx, Plan};
@@ -32,7 +32,7 @@ const MAX_POINTS_PER_SERIES: i64 = 11_000;
 pub struct ParsedQuery {
     pub expr: Expr,
     pub text: String,
-    modifiers: Vec<(usize, SelectorModifier)>,
+    modifiers: Vec<(usize, Marker)>,
 }
 
 /// Caller-side limits of one query: a deadline tighter than the engine's

@@ -16,11 +16,17 @@ use crate::positions::{Tok, Token, tokenize};
 /// Label name of the marker matcher added to `info()`'s second argument.
 pub const INFO_BYPASS_LABEL: &str = "__fenghuo_info_bypass__";
 
-/// A modifier on a range (or instant) selector.
+/// Syntax the rewrite removed, recorded by position for the planner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SelectorModifier {
+pub enum Marker {
+    /// `anchored` after a selector.
     Anchored,
+    /// `smoothed` after a selector.
     Smoothed,
+    /// `</` (trim histogram buckets above), rewritten as `< `.
+    TrimUpper,
+    /// `>/` (trim histogram buckets below), rewritten as `> `.
+    TrimLower,
 }
 
 /// The rewritten query.
@@ -29,7 +35,7 @@ pub struct Rewritten {
     pub text: String,
     /// Byte offsets (in `text`) where a modifier keyword stood, i.e. just
     /// after the selector it applies to.
-    pub modifiers: Vec<(usize, SelectorModifier)>,
+    pub modifiers: Vec<(usize, Marker)>,
 }
 
 fn bad(msg: impl Into<String>) -> QueryError {
@@ -101,15 +107,30 @@ pub fn rewrite(query: &str, step_ms: i64, range_ms: i64) -> Result<Rewritten, Qu
                 continue;
             }
         }
+        if (t.text == "<" || t.text == ">")
+            && toks
+                .get(i + 1)
+                .is_some_and(|n| n.text == "/" && n.pos == t.pos + 1)
+        {
+            let m = if t.text == "<" {
+                Marker::TrimUpper
+            } else {
+                Marker::TrimLower
+            };
+            edits.push((t.pos + 1, t.pos + 2, " ".to_string()));
+            modifiers.push((t.pos, m));
+            i += 2;
+            continue;
+        }
         if t.kind == Tok::Ident
             && (t.text.eq_ignore_ascii_case("anchored") || t.text.eq_ignore_ascii_case("smoothed"))
             && i > 0
             && ends_selector(&toks[i - 1])
         {
             let m = if t.text.eq_ignore_ascii_case("anchored") {
-                SelectorModifier::Anchored
+                Marker::Anchored
             } else {
-                SelectorModifier::Smoothed
+                Marker::Smoothed
             };
             edits.push((t.pos, end_of(t), " ".repeat(t.text.len())));
             modifiers.push((t.pos, m));
@@ -496,7 +517,7 @@ mod tests {
     fn modifiers_are_recorded() {
         let r = rewrite("increase(metric[1m] anchored)", 0, 0).unwrap();
         assert_eq!(r.text, "increase(metric[1m]         )");
-        assert_eq!(r.modifiers, vec![(20, SelectorModifier::Anchored)]);
+        assert_eq!(r.modifiers, vec![(20, Marker::Anchored)]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self as pp, AtModifier, Expr, LabelModifier, Offset, VectorMatchCardinality};
 
 use crate::error::QueryError;
-use crate::extensions::{INFO_BYPASS_LABEL, SelectorModifier};
+use crate::extensions::{INFO_BYPASS_LABEL, Marker};
 use crate::positions::{Cursor, Tok};
 
 /// Binary operators.
@@ -37,6 +37,10 @@ pub enum BinOp {
     And,
     Or,
     Unless,
+    /// `</`: keep the histogram's observations below the scalar.
+    TrimUpper,
+    /// `>/`: keep the histogram's observations above the scalar.
+    TrimLower,
 }
 
 impl BinOp {
@@ -80,6 +84,8 @@ impl BinOp {
             BinOp::And => "and",
             BinOp::Or => "or",
             BinOp::Unless => "unless",
+            BinOp::TrimUpper => "</",
+            BinOp::TrimLower => ">/",
         }
     }
 
@@ -335,7 +341,7 @@ pub struct LowerCtx {
     pub default_subquery_step: i64,
     pub enable_experimental: bool,
     /// Positions of `anchored`/`smoothed` keywords removed from the text.
-    pub modifiers: Vec<(usize, SelectorModifier)>,
+    pub modifiers: Vec<(usize, Marker)>,
 }
 
 /// A selector's fetch window, as Prometheus's `getTimeRangesForSelector`.
@@ -725,13 +731,13 @@ impl Lowerer<'_> {
         // A modifier keyword stood between the selector's last token and
         // the next one.
         let (from, to) = (self.cur.last_end(), self.cur.pos());
-        let has = |m: SelectorModifier| {
+        let has = |m: Marker| {
             self.ctx
                 .modifiers
                 .iter()
                 .any(|(p, k)| *k == m && *p >= from && *p < to)
         };
-        let (anchored, smoothed) = (has(SelectorModifier::Anchored), has(SelectorModifier::Smoothed));
+        let (anchored, smoothed) = (has(Marker::Anchored), has(Marker::Smoothed));
         if let Some(f) = self.fetches.last_mut() {
             f.anchored = anchored;
             f.smoothed = smoothed;
@@ -853,8 +859,19 @@ impl Lowerer<'_> {
     fn lower_binary(&mut self, b: &pp::BinaryExpr) -> Result<Node, QueryError> {
         let lhs = self.lower(&b.lhs)?;
         let opname = b.op.to_string();
-        let op = BinOp::parse(&opname)
+        let mut op = BinOp::parse(&opname)
             .ok_or_else(|| parse_error(self.src, lhs.pos(), format!("unknown binary operator {opname}")))?;
+        // `</` and `>/` were rewritten to `<` and `>`; the marker says which.
+        let op_pos = self.cur.pos();
+        for (p, m) in &self.ctx.modifiers {
+            if *p == op_pos {
+                match (m, op) {
+                    (Marker::TrimUpper, BinOp::Lss) => op = BinOp::TrimUpper,
+                    (Marker::TrimLower, BinOp::Gtr) => op = BinOp::TrimLower,
+                    _ => {}
+                }
+            }
+        }
         self.cur.bump(); // operator
         // Modifiers: bool, on/ignoring(...), group_left/right(...), fill*(...).
         loop {
@@ -1040,6 +1057,8 @@ fn mark_stats_only(n: &Node, stats: bool, fetches: &mut [FetchSpec]) {
             mark_stats_only(&a.expr, stats, fetches);
         }
         Node::Binary(b) => {
+            // Trimming needs the buckets.
+            let stats = stats && !matches!(b.op, BinOp::TrimUpper | BinOp::TrimLower);
             mark_stats_only(&b.lhs, stats, fetches);
             mark_stats_only(&b.rhs, stats, fetches);
         }

@@ -78,7 +78,7 @@ pub(crate) fn scalar_binop(op: BinOp, l: f64, r: f64) -> f64 {
         BinOp::Gte => b(l >= r),
         BinOp::Lte => b(l <= r),
         BinOp::Atan2 => l.atan2(r),
-        BinOp::And | BinOp::Or | BinOp::Unless => f64::NAN,
+        BinOp::And | BinOp::Or | BinOp::Unless | BinOp::TrimUpper | BinOp::TrimLower => f64::NAN,
     }
 }
 
@@ -126,6 +126,7 @@ fn elem_binop(
                 BinOp::Gte => (l, l >= r),
                 BinOp::Lte => (l, l <= r),
                 BinOp::Atan2 => (l.atan2(r), true),
+                BinOp::TrimUpper | BinOp::TrimLower => return incompatible("float", "float"),
                 BinOp::And | BinOp::Or | BinOp::Unless => return None,
             };
             Some(ElemResult { f, h: None, keep })
@@ -144,6 +145,15 @@ fn elem_binop(
             _ => incompatible("float", "histogram"),
         },
         (Some(hl), None) => match op {
+            BinOp::TrimUpper | BinOp::TrimLower => {
+                let mut h = (**hl).clone();
+                hist::trim_buckets(&mut h, r, op == BinOp::TrimUpper);
+                Some(ElemResult {
+                    f: 0.0,
+                    h: Some(Arc::new(h)),
+                    keep: true,
+                })
+            }
             BinOp::Mul | BinOp::Div => {
                 let mut h = (**hl).clone();
                 if op == BinOp::Mul {

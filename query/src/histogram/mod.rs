@@ -809,6 +809,162 @@ fn detect_reset_mismatched_custom(cur: &FloatHistogram, prev: &FloatHistogram) -
     false
 }
 
+/// The `</` (`upper`) and `>/` operators: keeps the observations below
+/// (above) `rhs`, interpolating inside the bucket that contains it, and
+/// recomputes count and sum from the kept buckets' midpoints
+/// (Prometheus's `FloatHistogram.TrimBuckets`).
+pub fn trim_buckets(h: &mut FloatHistogram, rhs: f64, upper: bool) {
+    let custom = h.uses_custom_buckets();
+    let (mut count, mut sum) = (0.0, 0.0);
+    let mut trimmed = false;
+    let (mut has_pos, mut has_neg) = (false, false);
+    for positive in [true, false] {
+        let bs = buckets::side_buckets(h, positive);
+        for (i, b) in bs.iter().enumerate() {
+            if b.count == 0.0 {
+                continue;
+            }
+            if positive {
+                has_pos = true;
+            } else {
+                has_neg = true;
+            }
+            let (keep_all, drop_all) = if upper {
+                (b.upper <= rhs, b.lower >= rhs)
+            } else {
+                (b.lower >= rhs, b.upper <= rhs)
+            };
+            let counts = if positive {
+                &mut h.positive_buckets
+            } else {
+                &mut h.negative_buckets
+            };
+            if keep_all {
+                count += b.count;
+                sum += midpoint(b.lower, b.upper, positive, custom) * b.count;
+            } else if !drop_all {
+                let (keep, mid) = bucket_trim(b, rhs, upper, positive, custom);
+                count += keep;
+                sum += mid * keep;
+                if counts[i] != keep {
+                    counts[i] = keep;
+                    trimmed = true;
+                }
+            } else {
+                counts[i] = 0.0;
+                trimmed = true;
+            }
+        }
+    }
+    if h.zero_count > 0.0 {
+        let (keep, mid) = zero_bucket_trim(&buckets::zero_bucket(h), rhs, has_neg, has_pos, upper);
+        if h.zero_count != keep {
+            h.zero_count = keep;
+            trimmed = true;
+        }
+        sum += mid * keep;
+        count += keep;
+    }
+    if trimmed {
+        h.count = count;
+        h.sum = sum;
+        compact(h, 0);
+    }
+}
+
+fn midpoint(lower: f64, upper: f64, positive: bool, linear: bool) -> f64 {
+    if lower.is_infinite() {
+        if upper.is_infinite() {
+            return 0.0;
+        }
+        return if upper > 0.0 { upper / 2.0 } else { upper };
+    }
+    if upper.is_infinite() {
+        return lower;
+    }
+    if linear {
+        return (lower + upper) / 2.0;
+    }
+    let g = (lower * upper).abs().sqrt();
+    if positive { g } else { -g }
+}
+
+fn bucket_trim(b: &Bucket, rhs: f64, upper: bool, positive: bool, custom: bool) -> (f64, f64) {
+    if b.lower == f64::NEG_INFINITY || b.upper == f64::INFINITY {
+        return infinity_bucket_trim(upper, b, rhs);
+    }
+    let under = if rhs <= b.lower {
+        0.0
+    } else if rhs >= b.upper {
+        b.count
+    } else {
+        b.count * b.fraction_below(rhs, custom)
+    };
+    if upper {
+        (under, midpoint(b.lower, rhs, positive, custom))
+    } else {
+        (b.count - under, midpoint(rhs, b.upper, positive, custom))
+    }
+}
+
+fn infinity_bucket_trim(upper: bool, b: &Bucket, rhs: f64) -> (f64, f64) {
+    let zero_if_inf = |x: f64| if x.is_infinite() { 0.0 } else { x };
+    if b.lower == f64::NEG_INFINITY {
+        if upper {
+            if rhs >= b.upper {
+                return (b.count, 0.0);
+            }
+            if rhs > 0.0 && b.upper > 0.0 && b.upper != f64::INFINITY {
+                return (b.count * rhs / b.upper, rhs / 2.0);
+            }
+            if b.upper <= 0.0 {
+                return (b.count, rhs);
+            }
+            return (0.0, zero_if_inf(b.upper));
+        }
+        if rhs <= b.lower {
+            return (b.count, 0.0);
+        }
+        if rhs >= 0.0 && b.upper > rhs && b.upper != f64::INFINITY {
+            return (b.count * (1.0 - rhs / b.upper), (rhs + b.upper) / 2.0);
+        }
+        return (0.0, zero_if_inf(b.upper));
+    }
+    if upper {
+        return (0.0, zero_if_inf(b.lower));
+    }
+    if rhs >= b.lower {
+        return (b.count, rhs);
+    }
+    (0.0, zero_if_inf(b.lower))
+}
+
+fn zero_bucket_trim(z: &Bucket, rhs: f64, has_neg: bool, has_pos: bool, upper: bool) -> (f64, f64) {
+    let (mut lower, mut up) = (z.lower, z.upper);
+    if has_neg && !has_pos {
+        up = 0.0;
+    }
+    if has_pos && !has_neg {
+        lower = 0.0;
+    }
+    if upper {
+        if rhs <= lower {
+            return (0.0, 0.0);
+        }
+        if rhs >= up {
+            return (z.count, (lower + up) / 2.0);
+        }
+        return (z.count * (rhs - lower) / (up - lower), (lower + rhs) / 2.0);
+    }
+    if rhs <= lower {
+        return (z.count, (lower + up) / 2.0);
+    }
+    if rhs >= up {
+        return (0.0, 0.0);
+    }
+    (z.count * (up - rhs) / (up - lower), (rhs + up) / 2.0)
+}
+
 /// Prometheus's `FloatHistogram.String()` (used by `count_values`).
 pub fn to_go_string(h: &FloatHistogram) -> String {
     use crate::gofmt::g;
