@@ -86,6 +86,32 @@ fn put_labels(out: &mut Vec<u8>, labels: &Labels) {
     }
 }
 
+const LABEL_LITERAL: u8 = 0;
+const LABEL_SAME_NAME: u8 = 1;
+const LABEL_SAME: u8 = 2;
+
+/// Series labels, each coded against the label at the same position of the
+/// previous series of the entry: consecutive series of a remote-write batch
+/// mostly share label names and the `job`/`instance` values.
+fn put_series_labels(out: &mut Vec<u8>, labels: &Labels, prev: Option<&Labels>) {
+    put_uvarint(out, labels.len() as u64);
+    let prev = prev.map(|p| p.as_slice()).unwrap_or(&[]);
+    for (i, l) in labels.iter().enumerate() {
+        match prev.get(i) {
+            Some(p) if p.name == l.name && p.value == l.value => out.push(LABEL_SAME),
+            Some(p) if p.name == l.name => {
+                out.push(LABEL_SAME_NAME);
+                put_bytes(out, l.value.as_bytes());
+            }
+            _ => {
+                out.push(LABEL_LITERAL);
+                put_bytes(out, l.name.as_bytes());
+                put_bytes(out, l.value.as_bytes());
+            }
+        }
+    }
+}
+
 fn encode_write(out: &mut Vec<u8>, tenant: &TenantId, now_ms: i64, batch: &WriteBatch) {
     put_varint(out, now_ms);
     put_bytes(out, tenant.as_str().as_bytes());
@@ -97,8 +123,10 @@ fn encode_write(out: &mut Vec<u8>, tenant: &TenantId, now_ms: i64, batch: &Write
         put_bytes(out, m.unit.as_bytes());
     }
     put_uvarint(out, batch.series.len() as u64);
+    let mut prev: Option<&Labels> = None;
     for s in &batch.series {
-        put_labels(out, &s.labels);
+        put_series_labels(out, &s.labels, prev);
+        prev = Some(&s.labels);
         put_varint(out, s.created_timestamp);
         put_uvarint(out, s.samples.len() as u64);
         let mut prev = 0i64;
@@ -202,6 +230,38 @@ fn get_labels(r: &mut Reader<'_>) -> Result<Labels, StorageError> {
     }
 }
 
+fn get_series_labels(r: &mut Reader<'_>, prev: &[Label]) -> Result<Labels, StorageError> {
+    let n = r.len(MAX_COUNT)?;
+    let mut v = Vec::with_capacity(n.min(256));
+    for i in 0..n {
+        let label = match r.u8()? {
+            LABEL_LITERAL => Label {
+                name: get_string(r)?,
+                value: get_string(r)?,
+            },
+            LABEL_SAME_NAME => Label {
+                name: prev
+                    .get(i)
+                    .ok_or_else(|| r.corrupt("label refers to a missing previous label"))?
+                    .name
+                    .clone(),
+                value: get_string(r)?,
+            },
+            LABEL_SAME => prev
+                .get(i)
+                .cloned()
+                .ok_or_else(|| r.corrupt("label refers to a missing previous label"))?,
+            other => return Err(r.corrupt(format!("unknown label tag {other}"))),
+        };
+        v.push(label);
+    }
+    if v.windows(2).all(|w| w[0].name < w[1].name) && v.iter().all(|l| !l.value.is_empty()) {
+        Ok(Labels::from_sorted_unchecked(v))
+    } else {
+        Ok(Labels::new(v))
+    }
+}
+
 fn get_spans(r: &mut Reader<'_>) -> Result<Vec<BucketSpan>, StorageError> {
     let n = r.len(MAX_COUNT)?;
     let mut v = Vec::with_capacity(n.min(1024));
@@ -272,9 +332,10 @@ fn decode_write(r: &mut Reader<'_>) -> Result<LogEntry, StorageError> {
         });
     }
     let nseries = r.len(MAX_COUNT)?;
-    let mut series = Vec::with_capacity(nseries.min(65_536));
+    let mut series: Vec<SeriesWrite> = Vec::with_capacity(nseries.min(65_536));
     for _ in 0..nseries {
-        let labels = get_labels(r)?;
+        let prev = series.last().map(|s| s.labels.as_slice()).unwrap_or(&[]);
+        let labels = get_series_labels(r, prev)?;
         let created_timestamp = r.varint()?;
         let n = r.len(MAX_COUNT)?;
         let mut samples = Vec::with_capacity(n.min(65_536));
@@ -355,15 +416,35 @@ mod tests {
 
     #[test]
     fn write_entry_round_trips() {
+        let mut batch = sample_batch();
+        for pairs in [
+            vec![("__name__", "up"), ("job", "node\0x"), ("x", "1")],
+            vec![("__name__", "down"), ("job", "node\0x")],
+            vec![("a", "1")],
+        ] {
+            batch.series.push(SeriesWrite {
+                labels: Labels::from_pairs(pairs),
+                samples: vec![Sample { t: 1, v: 2.0 }],
+                ..Default::default()
+            });
+        }
         let e = LogEntry::Write {
             tenant: TenantId::new("team-a").unwrap(),
             now_ms: 1_700_000_000_000,
-            batch: sample_batch(),
+            batch: batch.clone(),
         };
         let bytes = e.encode();
         let back = LogEntry::decode(&bytes).unwrap();
-        // NaN != NaN, so compare the re-encoding.
+        // NaN != NaN, so compare the re-encoding and the labels.
         assert_eq!(back.encode(), bytes);
+        let LogEntry::Write { batch: b2, .. } = back else {
+            panic!("kind changed")
+        };
+        let labels: Vec<_> = b2.series.iter().map(|s| s.labels.clone()).collect();
+        assert_eq!(
+            labels,
+            batch.series.iter().map(|s| s.labels.clone()).collect::<Vec<_>>()
+        );
         let tick = LogEntry::Tick { now_ms: -3 };
         assert_eq!(LogEntry::decode(&tick.encode()).unwrap(), tick);
     }

@@ -197,6 +197,7 @@ impl ShardState {
                 }
             }
         }
+        let cfg = self.cfg.clone();
         for mut sw in batch.series {
             if sw.samples.is_empty() && sw.histograms.is_empty() && sw.exemplars.is_empty() {
                 continue;
@@ -225,7 +226,6 @@ impl ShardState {
             };
             sw.samples.sort_by_key(|s| s.t);
             sw.histograms.sort_by_key(|h| h.t);
-            let cfg = self.cfg.clone();
             let Some(series) = self.series.get_mut(&sid) else {
                 return Err(StorageError::Corrupt {
                     what: "head",

@@ -580,3 +580,28 @@ impl Querier for TsdbQuerier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_placement_is_frozen_and_spreads() {
+        let ls = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
+        assert_eq!(shard_of("anonymous", ls.stable_hash(), 1), 0);
+        let placed: Vec<u32> = (0..8)
+            .map(|n| shard_of("anonymous", ls.stable_hash(), 16 + n))
+            .collect();
+        assert_eq!(
+            placed,
+            vec![15, 6, 11, 1, 19, 17, 1, 12],
+            "shard placement must never change"
+        );
+        let mut counts = [0u32; 4];
+        for i in 0..4000 {
+            let l = Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]);
+            counts[shard_of("t", l.stable_hash(), 4) as usize] += 1;
+        }
+        assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
+    }
+}
