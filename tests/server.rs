@@ -1,0 +1,266 @@
+//! The `fenghuo` binary as a real process: operational endpoints,
+//! durability across `kill -9`, graceful shutdown, tenant isolation and
+//! query-side bad input, over real HTTP on 127.0.0.1.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{Fenghuo, get_json, http, remote_write_v1};
+use serde_json::json;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn operational_endpoints_answer() {
+    let node = Fenghuo::start();
+    let c = http();
+    let healthy = c.get(node.url("/-/healthy")).send().unwrap();
+    assert_eq!(healthy.status(), 200);
+    assert_eq!(c.get(node.url("/-/ready")).send().unwrap().status(), 200);
+    // Write something so the ingest metrics have samples.
+    let t = now_ms();
+    let (status, body) = remote_write_v1(
+        &node.url("/api/v1/write"),
+        None,
+        &[(vec![("__name__", "m")], vec![(t, 1.0)])],
+    );
+    assert_eq!(status, 204, "{body}");
+    let metrics = c.get(node.url("/metrics")).send().unwrap().text().unwrap();
+    for name in [
+        "fenghuo_ingest_requests_total",
+        "fenghuo_ingest_written_total",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
+    let build = get_json(&node.url("/api/v1/status/buildinfo"), &[]);
+    assert_eq!(build["status"], "success");
+    assert!(build["data"]["version"].is_string());
+}
+
+/// Every write answered 2xx is there after `kill -9` and a restart.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut node = Fenghuo::start_in(&data, &[]);
+    let base = now_ms() - 60_000;
+    let mut acknowledged = Vec::new();
+    for i in 0..200i64 {
+        let series: Vec<_> = (0..5)
+            .map(|s| {
+                let name = format!("s{s}");
+                (name, vec![(base + i * 100, (i * 10 + s) as f64)])
+            })
+            .collect();
+        let borrowed: Vec<_> = series
+            .iter()
+            .map(|(n, samples)| {
+                (
+                    vec![("__name__", "durable"), ("series", n.as_str())],
+                    samples.clone(),
+                )
+            })
+            .collect();
+        let (status, body) = remote_write_v1(&node.url("/api/v1/write"), None, &borrowed);
+        assert_eq!(status, 204, "{body}");
+        acknowledged.push(i);
+    }
+    node.kill9();
+    let node = Fenghuo::start_in(&data, &[]);
+    // Each acknowledged write added one sample to each of the five series.
+    let at = (base + 200 * 100) as f64 / 1000.0;
+    let answer = node.query("count_over_time(durable[5m])", at);
+    assert_eq!(answer["status"], "success", "{answer}");
+    let result = answer["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 5, "{answer}");
+    for series in result {
+        assert_eq!(
+            series["value"][1],
+            acknowledged.len().to_string(),
+            "series {} lost samples",
+            series["metric"]
+        );
+    }
+}
+
+#[test]
+fn graceful_shutdown_exits_cleanly_and_keeps_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut node = Fenghuo::start_in(&data, &[]);
+    let t = now_ms();
+    let (status, _) = remote_write_v1(
+        &node.url("/api/v1/write"),
+        None,
+        &[(vec![("__name__", "kept")], vec![(t, 42.0)])],
+    );
+    assert_eq!(status, 204);
+    let exit = node.stop();
+    assert!(exit.success(), "fenghuo exited with {exit}:\n{}", node.log());
+    let node = Fenghuo::start_in(&data, &[]);
+    let answer = node.query("kept", t as f64 / 1000.0);
+    assert_eq!(answer["data"]["result"][0]["value"][1], "42", "{answer}");
+}
+
+#[test]
+fn tenants_never_see_each_other() {
+    let node = Fenghuo::start();
+    let t = now_ms();
+    let write = |tenant: &str, value: f64| {
+        let (status, body) = remote_write_v1(
+            &node.url("/api/v1/write"),
+            Some(tenant),
+            &[(vec![("__name__", "secret"), ("owner", tenant)], vec![(t, value)])],
+        );
+        assert_eq!(status, 204, "{body}");
+    };
+    write("bank-a", 1.0);
+    write("bank-b", 2.0);
+    let ask = |tenant: &str, path: &str, params: &[(&str, &str)]| -> serde_json::Value {
+        http()
+            .get(node.url(path))
+            .query(params)
+            .header("X-Scope-OrgID", tenant)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let time = format!("{}", t as f64 / 1000.0);
+    let a = ask("bank-a", "/api/v1/query", &[("query", "secret"), ("time", &time)]);
+    assert_eq!(a["data"]["result"].as_array().unwrap().len(), 1, "{a}");
+    assert_eq!(a["data"]["result"][0]["metric"]["owner"], "bank-a");
+    let values = ask("bank-b", "/api/v1/label/owner/values", &[]);
+    assert_eq!(values["data"], json!(["bank-b"]));
+    let series = ask("bank-c", "/api/v1/series", &[("match[]", "secret")]);
+    assert_eq!(series["data"], json!([]));
+    let anonymous = node.query("secret", t as f64 / 1000.0);
+    assert_eq!(anonymous["data"]["result"], json!([]));
+}
+
+/// Bad queries get Prometheus's error types and status codes; the node keeps
+/// serving and stored data is unharmed.
+#[test]
+fn query_bad_input_battery() {
+    let node = Fenghuo::start();
+    let t = now_ms();
+    let (status, _) = remote_write_v1(
+        &node.url("/api/v1/write"),
+        None,
+        &[(vec![("__name__", "up")], vec![(t, 1.0)])],
+    );
+    assert_eq!(status, 204);
+    let c = http();
+    /// path, parameters, status, errorType, text the error must contain.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            "/api/v1/query",
+            &[("query", "sum(")],
+            400,
+            "bad_data",
+            "invalid parameter \"query\"",
+        ),
+        (
+            "/api/v1/query",
+            &[("query", "up"), ("time", "yesterday")],
+            400,
+            "bad_data",
+            "invalid parameter \"time\"",
+        ),
+        (
+            "/api/v1/query",
+            &[("query", "")],
+            400,
+            "bad_data",
+            "invalid parameter \"query\"",
+        ),
+        (
+            "/api/v1/query_range",
+            &[("query", "up"), ("start", "100"), ("end", "10"), ("step", "1")],
+            400,
+            "bad_data",
+            "end timestamp must not be before start time",
+        ),
+        (
+            "/api/v1/query_range",
+            &[
+                ("query", "up"),
+                ("start", "0"),
+                ("end", "100000000"),
+                ("step", "1"),
+            ],
+            400,
+            "bad_data",
+            "exceeded maximum resolution of 11,000 points per timeseries",
+        ),
+        (
+            "/api/v1/query_range",
+            &[("query", "up"), ("start", "0"), ("end", "10"), ("step", "-5")],
+            400,
+            "bad_data",
+            "zero or negative query resolution step widths are not accepted",
+        ),
+        (
+            "/api/v1/query_range",
+            &[("query", "up"), ("start", "0"), ("end", "10"), ("step", "1e300")],
+            400,
+            "bad_data",
+            "overflows int64",
+        ),
+        (
+            "/api/v1/series",
+            &[],
+            400,
+            "bad_data",
+            "no match[] parameter provided",
+        ),
+        (
+            "/api/v1/series",
+            &[("match[]", "{job=~\".*\"}")],
+            400,
+            "bad_data",
+            "non-empty matcher",
+        ),
+        (
+            "/api/v1/labels",
+            &[("match[]", "up{")],
+            400,
+            "bad_data",
+            "parse error",
+        ),
+        (
+            "/api/v1/status/tsdb",
+            &[("limit", "0")],
+            400,
+            "bad_data",
+            "limit must be a positive number",
+        ),
+        (
+            "/api/v1/query",
+            &[("query", "up"), ("limit", "-1")],
+            400,
+            "bad_data",
+            "limit must be non-negative",
+        ),
+    ];
+    for (path, params, status, error_type, needle) in cases {
+        let resp = c.get(node.url(path)).query(params).send().unwrap();
+        assert_eq!(resp.status().as_u16(), *status, "{path} {params:?}");
+        let body: serde_json::Value = resp.json().unwrap();
+        assert_eq!(body["status"], "error", "{path} {params:?}: {body}");
+        assert_eq!(body["errorType"], *error_type, "{path} {params:?}: {body}");
+        let msg = body["error"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(needle),
+            "{path} {params:?}: {msg:?} lacks {needle:?}"
+        );
+    }
+    let answer = node.query("up", t as f64 / 1000.0);
+    assert_eq!(answer["data"]["result"][0]["value"][1], "1", "{answer}");
+}
