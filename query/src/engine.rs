@@ -83,7 +83,7 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<ParsedQuery, QueryError> {
-        let rw = extensions::rewrite(query, step_ms, end_ms - start_ms)?;
+        let rw = extensions::rewrite(query, step_ms, end_ms.saturating_sub(start_ms))?;
         let expr = promql_parser::parser::parse(&rw.text)
             .map_err(|e| QueryError::Parse(format!("parse error: {e}")))?;
         Ok(ParsedQuery {
@@ -178,6 +178,11 @@ impl Engine {
                     .into(),
             ));
         }
+        if [start_ms, end_ms].iter().any(|t| t.abs() > plan::MAX_TIME_MS) {
+            return Err(QueryError::BadData(format!(
+                "timestamp out of range: {start_ms}..{end_ms}"
+            )));
+        }
         if end_ms < start_ms {
             return Err(QueryError::BadData(
                 "end timestamp must not be before start time".into(),
@@ -209,6 +214,11 @@ impl Engine {
         ctl: QueryControl<'_>,
     ) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();
+        if [start, end].iter().any(|t| t.abs() > plan::MAX_TIME_MS) {
+            return Err(QueryError::BadData(format!(
+                "timestamp out of range: {start}..{end}"
+            )));
+        }
         let res = self.run_inner(q, p, start, end, step, ctl, started);
         metrics::observe_query(started.elapsed(), step == 0, res.as_ref().err());
         res

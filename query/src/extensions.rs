@@ -493,7 +493,7 @@ fn to_ms(v: f64, allow_negative: bool) -> Result<i64, QueryError> {
     if !(-9_223_372_036.854_775..=9_223_372_036.854_775).contains(&v) {
         return Err(QueryError::BadData("duration is out of range".into()));
     }
-    Ok((v * 1000.0) as i64)
+    Ok(((v * 1000.0) as i64).clamp(-crate::plan::MAX_TIME_MS, crate::plan::MAX_TIME_MS))
 }
 
 #[cfg(test)]

@@ -366,8 +366,13 @@ pub struct Plan {
     pub fetches: Vec<FetchSpec>,
 }
 
+/// Largest time or duration the engine computes with (about 142,000
+/// years in ms). Absurd offsets, ranges and `@` times are clamped to it so
+/// that sums of a few of them never overflow `i64`.
+pub const MAX_TIME_MS: i64 = 1 << 52;
+
 fn duration_ms(d: &Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).min(MAX_TIME_MS)
 }
 
 fn offset_ms(o: &Option<Offset>) -> i64 {

@@ -442,10 +442,13 @@ fn aggregate_step(
             AggOp::Sum => match h {
                 Some(h) => {
                     g.has_histogram = true;
-                    if g.h_value.is_some() {
-                        g.track_hint(h);
+                    if let Some(hv) = g.h_value.as_mut() {
+                        match h.counter_reset_hint {
+                            CounterResetHint::CounterReset => g.counter_reset_seen = true,
+                            CounterResetHint::NotCounterReset => g.not_counter_reset_seen = true,
+                            _ => {}
+                        }
                         let c = g.h_kahan_c.take();
-                        let hv = g.h_value.as_mut().expect("checked above");
                         match hist::kahan_add(hv, h, c) {
                             Ok((c, out)) => {
                                 g.h_kahan_c = Some(c);

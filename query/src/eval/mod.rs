@@ -146,7 +146,7 @@ impl QueryCtx<'_> {
 
 pub(crate) fn too_many_samples() -> QueryError {
     QueryError::TooManySamples {
-        env: ENV_EXPRESSION_EVALUATION,
+        env: crate::error::ENV_QUERY_EXECUTION,
     }
 }
 

@@ -625,9 +625,8 @@ fn kahan_reduce(s: &Sparse, comp: &[f64], origin: i32, target: i32) -> (Sparse, 
     for (k, &(idx, v)) in s.iter().enumerate() {
         let t = buckets::target_idx(idx, origin, target);
         let cv = comp.get(k).copied().unwrap_or(0.0);
-        match out.last_mut() {
-            Some((li, lv)) if *li == t => {
-                let lc = cout.last_mut().expect("compensation parallels buckets");
+        match (out.last_mut(), cout.last_mut()) {
+            (Some((li, lv)), Some(lc)) if *li == t => {
                 (*lv, *lc) = kahan::inc(v, *lv, *lc);
                 (*lv, *lc) = kahan::inc(cv, *lv, *lc);
             }

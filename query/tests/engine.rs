@@ -1,0 +1,235 @@
+//! Engine behaviour at the edges: error types and messages as Prometheus's
+//! API reports them, limits (samples, deadline, cancellation), and a
+//! battery of odd queries that must answer or fail cleanly, never panic.
+
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use fenghuo_query::{Engine, EngineOptions, QueryControl, QueryError, Value};
+use fenghuo_storage::api::{Appender, Querier, Queryable};
+use fenghuo_storage::memory::MemStore;
+use fenghuo_storage::model::{Labels, Sample, SeriesWrite, TenantId, WriteBatch, stale_nan};
+
+fn store() -> MemStore {
+    let s = MemStore::new();
+    let mut b = WriteBatch::default();
+    for (job, mult) in [("a", 1.0), ("b", 2.0), ("c", 3.0)] {
+        b.series.push(SeriesWrite {
+            labels: Labels::from_pairs([("__name__", "http_requests_total"), ("job", job)]),
+            samples: (0..=60)
+                .map(|i| Sample {
+                    t: i * 10_000,
+                    v: i as f64 * mult,
+                })
+                .collect(),
+            ..Default::default()
+        });
+        b.series.push(SeriesWrite {
+            labels: Labels::from_pairs([("__name__", "temp"), ("job", job)]),
+            samples: vec![
+                Sample { t: 0, v: mult },
+                Sample { t: 10_000, v: mult },
+                Sample {
+                    t: 300_000,
+                    v: stale_nan(),
+                },
+            ],
+            ..Default::default()
+        });
+    }
+    s.append(&TenantId::default_tenant(), b).unwrap();
+    s
+}
+
+fn querier(s: &MemStore) -> std::sync::Arc<dyn Querier> {
+    s.querier(&TenantId::default_tenant()).unwrap()
+}
+
+#[test]
+fn errors_carry_prometheus_types_and_messages() {
+    let s = store();
+    let q = querier(&s);
+    let e = Engine::new(EngineOptions::default());
+
+    let err = e.instant(q.as_ref(), "sum(", 0).unwrap_err();
+    assert!(matches!(err, QueryError::Parse(_)));
+    assert_eq!((err.error_type(), err.http_status()), ("bad_data", 400));
+    assert!(err.to_string().contains("parse error"), "{err}");
+
+    let err = e
+        .range(q.as_ref(), "http_requests_total[5m]", 0, 60_000, 10_000)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+    );
+    assert_eq!(err.error_type(), "bad_data");
+
+    let err = e.range(q.as_ref(), "up", 0, 60_000, 0).unwrap_err();
+    assert_eq!(err.error_type(), "bad_data");
+    let err = e.range(q.as_ref(), "up", 60_000, 0, 1000).unwrap_err();
+    assert_eq!(err.error_type(), "bad_data");
+    let err = e.range(q.as_ref(), "up", 0, 100_000_000, 1).unwrap_err();
+    assert!(err.to_string().contains("11,000 points"), "{err}");
+
+    let err = e
+        .instant(q.as_ref(), "topk(scalar(vector(NaN)), http_requests_total)", 0)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "Parameter value is NaN");
+    assert_eq!((err.error_type(), err.http_status()), ("execution", 422));
+
+    let err = e
+        .instant(q.as_ref(), r#"label_replace(temp, "x", "$1", "job", "(")"#, 0)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid regular expression in label_replace(): ("
+    );
+}
+
+#[test]
+fn sample_limit_deadline_and_cancellation() {
+    let s = store();
+    let q = querier(&s);
+    let small = Engine::new(EngineOptions {
+        max_samples: 10,
+        ..Default::default()
+    });
+    let err = small
+        .range(q.as_ref(), "http_requests_total", 0, 600_000, 10_000)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "query processing would load too many samples into memory in query execution"
+    );
+    assert_eq!(err.error_type(), "execution");
+
+    let e = Engine::new(EngineOptions::default());
+    let expr = Engine::parse("http_requests_total").unwrap();
+    let past = QueryControl {
+        deadline: Some(Instant::now() - Duration::from_secs(1)),
+        cancel: None,
+    };
+    let err = e
+        .instant_expr(q.as_ref(), &expr, "http_requests_total", 0, past)
+        .unwrap_err();
+    assert!(matches!(err, QueryError::Timeout { .. }), "{err}");
+    assert_eq!((err.error_type(), err.http_status()), ("timeout", 503));
+
+    let cancel = AtomicBool::new(true);
+    let ctl = QueryControl {
+        deadline: None,
+        cancel: Some(&cancel),
+    };
+    let err = e
+        .range_expr(q.as_ref(), &expr, "http_requests_total", 0, 60_000, 10_000, ctl)
+        .unwrap_err();
+    assert!(matches!(err, QueryError::Canceled { .. }), "{err}");
+    assert_eq!(err.error_type(), "canceled");
+}
+
+#[test]
+fn results_and_annotations() {
+    let s = store();
+    let q = querier(&s);
+    let e = Engine::new(EngineOptions::default());
+
+    let out = e
+        .instant(q.as_ref(), "sort_desc(rate(http_requests_total[1m]))", 600_000)
+        .unwrap();
+    let Value::Vector(v) = out.value else {
+        panic!("{:?}", out.value)
+    };
+    let jobs: Vec<_> = v
+        .iter()
+        .map(|s| s.labels.get("job").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(jobs, ["c", "b", "a"]);
+    assert!(v.iter().all(|s| s.labels.get("__name__").is_none()));
+    assert!(out.warnings.is_empty() && out.infos.is_empty());
+
+    let out = e.instant(q.as_ref(), "rate(temp[5m])", 100_000).unwrap();
+    assert_eq!(
+        out.infos,
+        vec![
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"temp\" (1:6)"
+                .to_string()
+        ]
+    );
+
+    // Stale markers end a series before the lookback delta runs out.
+    let out = e.instant(q.as_ref(), "temp", 301_000).unwrap();
+    assert_eq!(out.value, Value::Vector(Vec::new()));
+
+    let out = e
+        .range(q.as_ref(), "sum(http_requests_total)", 0, 60_000, 30_000)
+        .unwrap();
+    let Value::Matrix(m) = out.value else { panic!() };
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        m[0].floats.iter().map(|p| p.v).collect::<Vec<_>>(),
+        vec![0.0, 18.0, 36.0]
+    );
+    assert!(out.stats.peak_samples > 0 && out.stats.samples_loaded > 0);
+}
+
+#[test]
+fn odd_queries_answer_or_fail_cleanly() {
+    let s = store();
+    let q = querier(&s);
+    let e = Engine::new(EngineOptions {
+        timeout: Duration::from_secs(5),
+        ..Default::default()
+    });
+    let queries = [
+        "http_requests_total offset 100000y",
+        "http_requests_total offset -100000y",
+        "http_requests_total @ 9999999999999",
+        "http_requests_total @ -9999999999999",
+        "rate(http_requests_total[100000y])",
+        "rate(http_requests_total[1ms])",
+        "max_over_time(http_requests_total[10m:1ms] @ 600)",
+        "sum_over_time(http_requests_total[1h:7s] offset -1h)",
+        "topk(1e300, http_requests_total)",
+        "topk(-1, http_requests_total)",
+        "quantile(NaN, http_requests_total)",
+        "limit_ratio(2, http_requests_total)",
+        "count_values(\"\", http_requests_total)",
+        "histogram_quantile(0.5, http_requests_total)",
+        "histogram_fraction(0, 1, http_requests_total)",
+        "label_join(temp, \"\", \",\", \"job\")",
+        "http_requests_total / on(job) group_left temp",
+        "http_requests_total + ignoring(job) http_requests_total",
+        "vector(1) and on() vector(2)",
+        "absent(nonexistent{a=\"b\", a=\"c\"})",
+        "round(temp, 0)",
+        "clamp(temp, 5, 1)",
+        "timestamp(temp @ 0 offset 1m)",
+        "info(http_requests_total)",
+        "-(-(-temp))",
+        "1 / 0 + vector(-1 % 0)",
+        "changes(http_requests_total[5m:1m] @ end())",
+        "sum by (__name__) (http_requests_total)",
+        "double_exponential_smoothing(http_requests_total[5m], 0.5, 1.5)",
+        "{__name__=~\".+\"}",
+        "http_requests_total[5m+1m]",
+        "http_requests_total offset (1h/0)",
+        "predict_linear(temp[10m], 1e308)",
+    ];
+    for query in queries {
+        for (start, end, step) in [(600_000, 600_000, 0), (0, 600_000, 60_000)] {
+            let res = if step == 0 {
+                e.instant(q.as_ref(), query, start)
+            } else {
+                e.range(q.as_ref(), query, start, end, step)
+            };
+            if let Err(err) = res {
+                assert!(!err.to_string().is_empty(), "{query}");
+                assert!(
+                    matches!(err.http_status(), 400 | 422 | 499 | 500 | 503),
+                    "{query}: {err}"
+                );
+            }
+        }
+    }
+}
