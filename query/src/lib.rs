@@ -8,6 +8,7 @@
 //! result is returned as a [`value::Value`] with Prometheus's annotations.
 
 pub mod annotations;
+pub mod api;
 pub mod engine;
 pub mod error;
 pub(crate) mod eval;
