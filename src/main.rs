@@ -29,10 +29,26 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
-    /// Validate fenghuo's configuration file.
+    /// Validate configuration files: Alertmanager's `alertmanager.yml` (like
+    /// `amtool check-config`) or fenghuo's own YAML, told apart by their keys.
     CheckConfig {
-        /// fenghuo's YAML configuration file.
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run test files.
+    #[command(subcommand)]
+    Test(TestCommand),
+    /// Alerting tools: route tests, template rendering, config checks.
+    #[command(subcommand)]
+    Alerting(fenghuo_alerting::cli::AlertingCommand),
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Alerting scenarios: input alerts over time, expected notifications.
+    Alerts {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -56,7 +72,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => run_serve(args),
-        Command::CheckConfig { file } => Config::load(&file).map(|_| println!("{}: SUCCESS", file.display())),
+        Command::CheckConfig { files } => check_config(&files),
+        Command::Test(TestCommand::Alerts { files }) => {
+            run_alerting(fenghuo_alerting::cli::AlertingCommand::TestAlerts { files })
+        }
+        Command::Alerting(cmd) => run_alerting(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,6 +85,57 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Keys only fenghuo's own configuration has at its top level.
+const FENGHUO_CONFIG_KEYS: [&str; 7] = [
+    "server", "data_dir", "log", "storage", "ingest", "query", "alerting",
+];
+
+fn check_config(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut alertmanager_files = Vec::new();
+    let mut failed = false;
+    for file in files {
+        let is_fenghuo = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| serde_yaml::from_str::<serde_yaml::Mapping>(&text).ok())
+            .is_some_and(|m| {
+                m.keys()
+                    .any(|k| k.as_str().is_some_and(|k| FENGHUO_CONFIG_KEYS.contains(&k)))
+            });
+        if !is_fenghuo {
+            alertmanager_files.push(file.clone());
+            continue;
+        }
+        match Config::load(file) {
+            Ok(_) => println!("Checking '{}'  SUCCESS", file.display()),
+            Err(e) => {
+                println!("Checking '{}'  FAILED: {e:#}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if !alertmanager_files.is_empty() {
+        let (report, ok) = fenghuo_alerting::cli::check_config_files(&alertmanager_files);
+        print!("{report}");
+        failed |= !ok;
+    }
+    if failed {
+        anyhow::bail!("configuration check failed");
+    }
+    Ok(())
+}
+
+fn run_alerting(cmd: fenghuo_alerting::cli::AlertingCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (report, ok) = runtime.block_on(fenghuo_alerting::cli::run(cmd));
+    print!("{report}");
+    if !ok {
+        anyhow::bail!("failed");
+    }
+    Ok(())
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use fenghuo_alerting::{AlertingOptions, AlertingService, SystemClock};
 use fenghuo_ingest::LocalDistributor;
 use fenghuo_ingest::http::IngestState;
 use fenghuo_query::Engine;
@@ -23,6 +24,20 @@ use crate::config::Config;
 /// State of the operational endpoints.
 struct Ops {
     ready: AtomicBool,
+    alerting: Arc<AlertingService>,
+}
+
+impl Ops {
+    /// Re-reads every reloadable configuration (SIGHUP, `POST /-/reload`);
+    /// state is kept.
+    async fn reload(&self) -> anyhow::Result<()> {
+        self.alerting
+            .reload()
+            .await
+            .context("reloading the alerting configuration")?;
+        tracing::info!("Configuration reloaded.");
+        Ok(())
+    }
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -34,8 +49,27 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await?
         .context("opening the time-series store")?;
 
+    let external_url = if config.server.external_url.is_empty() {
+        format!("http://{}", config.server.listen)
+    } else {
+        config.server.external_url.clone()
+    };
+    let alerting = AlertingService::start(
+        AlertingOptions {
+            config_file: config.alerting.config_file.clone(),
+            data_dir: config.data_dir.clone(),
+            external_url,
+            tick_interval: Some(Duration::from_secs(1)),
+            store: None,
+        },
+        Arc::new(SystemClock),
+    )
+    .await
+    .context("starting the alert engine")?;
+
     let ops = Arc::new(Ops {
         ready: AtomicBool::new(false),
+        alerting: alerting.clone(),
     });
     let ingest = fenghuo_ingest::router(Arc::new(IngestState::new(
         Arc::new(LocalDistributor::new(tsdb.clone())),
@@ -46,7 +80,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = Router::new()
         .merge(ingest)
         .merge(query)
+        .merge(alerting.router())
         .merge(ops_router(ops.clone()));
+    tokio::spawn(reload_on_sighup(ops.clone()));
 
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -60,7 +96,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("serving HTTP")?;
     ops.ready.store(false, Ordering::SeqCst);
-    tracing::info!("Shutting down: flushing the store.");
+    tracing::info!("Shutting down: saving alerting state and flushing the store.");
+    alerting.shutdown().await;
     tokio::time::timeout(grace, tokio::task::spawn_blocking(move || tsdb.close()))
         .await
         .context("store did not close within the grace period")??
@@ -86,8 +123,29 @@ async fn ready(State(ops): State<Arc<Ops>>) -> Response {
     }
 }
 
-async fn reload() -> Response {
-    (StatusCode::OK, "").into_response()
+async fn reload(State(ops): State<Arc<Ops>>) -> Response {
+    match ops.reload().await {
+        Ok(()) => (StatusCode::OK, "").into_response(),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "Reload failed.");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to reload config: {e:#}\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn reload_on_sighup(ops: Arc<Ops>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        if let Err(e) = ops.reload().await {
+            tracing::error!(error = format!("{e:#}"), "Reload on SIGHUP failed.");
+        }
+    }
 }
 
 async fn metrics() -> Response {
