@@ -1,0 +1,143 @@
+//! Golden config files: every `*.good.yml` under `tests/testdata/alerting/config/` and every
+//! `deploy/examples/alertmanager*.yml` passes `check-config`; every `*.bad.yml` fails with the
+//! message named in its first line (`# error: ...`). Also the route tester and template renderer.
+
+use std::path::{Path, PathBuf};
+
+use fenghuo_alerting::cli;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn files(dir: &Path, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&pred))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn good_configs_load() {
+    let mut good = files(&root().join("tests/testdata/alerting/config"), |n| {
+        n.ends_with(".good.yml")
+    });
+    good.extend(files(&root().join("deploy/examples"), |n| {
+        n.starts_with("alertmanager") && n.ends_with(".yml")
+    }));
+    assert!(good.len() >= 2);
+    for f in good {
+        let (report, ok) = cli::check_config_files(std::slice::from_ref(&f));
+        assert!(ok, "{}: {report}", f.display());
+        assert!(report.contains("SUCCESS"), "{report}");
+    }
+}
+
+#[test]
+fn upstream_go_templates_are_reported_not_ignored() {
+    let f = root().join("tests/testdata/alerting/config/upstream-style.good.yml");
+    let r = cli::check_config(&f).unwrap_or_default();
+    assert!(r.contains("WARNING: template file pattern"), "{r}");
+    assert!(r.contains("uses Go template syntax"), "{r}");
+    assert!(r.contains(" - 2 inhibit rules"), "{r}");
+    assert!(r.contains(" - 5 receivers"), "{r}");
+}
+
+#[test]
+fn bad_configs_fail_with_their_message() {
+    let bad = files(&root().join("tests/testdata/alerting/config"), |n| {
+        n.ends_with(".bad.yml")
+    });
+    assert!(bad.len() >= 10);
+    for f in bad {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let want = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# error: "))
+            .unwrap_or("")
+            .to_string();
+        assert!(!want.is_empty(), "{} needs a '# error: ' first line", f.display());
+        let (report, ok) = cli::check_config_files(std::slice::from_ref(&f));
+        assert!(!ok, "{} should fail", f.display());
+        assert!(
+            report.contains(&want),
+            "{}: expected {want:?} in {report}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn routes_test_like_amtool() {
+    let f = root().join("tests/testdata/alerting/config/upstream-style.good.yml");
+    let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let r = cli::routes_test(&f, &labels(&["service=foo1", "severity=critical"]), None);
+    assert_eq!(r.ok(), Some(("team-X-pager\n".to_string(), true)));
+    // A matching child (even with continue) means the parent itself is not a match.
+    let r = cli::routes_test(&f, &labels(&["service=database", "owner=team-X"]), None);
+    assert_eq!(r.ok(), Some(("team-X-pager\n".to_string(), true)));
+    let r = cli::routes_test(&f, &labels(&["service=database", "owner=nobody"]), None);
+    assert_eq!(r.ok(), Some(("team-DB-pager\n".to_string(), true)));
+    let r = cli::routes_test(&f, &labels(&["service=files"]), Some("team-Y-mails"));
+    assert_eq!(r.map(|x| x.1).ok(), Some(true));
+    let r = cli::routes_test(&f, &labels(&["service=files"]), Some("team-X-mails"));
+    assert_eq!(r.map(|x| x.1).ok(), Some(false));
+}
+
+#[test]
+fn render_templates() {
+    let out = cli::render(None, "@default.title", "none", None).unwrap_or_default();
+    assert_eq!(out.trim(), "[FIRING:1] TestAlert (example:9100 warning)");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let alerts = dir.path().join("alerts.json");
+    std::fs::write(
+        &alerts,
+        r#"[{"labels":{"alertname":"X"},"annotations":{"summary":"<b>\"q\"</b>"}}]"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let t = "{{#each alerts}}{{annotations.summary}}{{/each}}";
+    assert_eq!(
+        cli::render(None, t, "html", Some(&alerts)).unwrap_or_default(),
+        "&lt;b&gt;&quot;q&quot;&lt;/b&gt;"
+    );
+    assert_eq!(
+        cli::render(None, t, "json", Some(&alerts)).unwrap_or_default(),
+        "<b>\\\"q\\\"</b>"
+    );
+    assert_eq!(
+        cli::render(None, t, "none", Some(&alerts)).unwrap_or_default(),
+        "<b>\"q\"</b>"
+    );
+    assert!(cli::render(None, "{{#each}}", "none", None).is_err());
+    assert!(cli::render(None, "@nope", "none", None).is_err());
+}
+
+#[test]
+fn user_template_files() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("team.hbs"),
+        "TEAM {{receiver}} {{> default.title}}",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cfg = dir.path().join("am.yml");
+    std::fs::write(
+        &cfg,
+        "templates: ['*.hbs']\nroute:\n  receiver: a\nreceivers:\n- name: a\n  wecom_configs:\n  - webhook_url: 'http://127.0.0.1:9/x'\n    content: '{{> team}}'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (report, ok) = cli::check_config_files(std::slice::from_ref(&cfg));
+    assert!(ok, "{report}");
+    let out = cli::render(Some(&cfg), "@team", "none", None).unwrap_or_default();
+    assert_eq!(
+        out.trim(),
+        "TEAM preview [FIRING:1] TestAlert (example:9100 warning)"
+    );
+}
