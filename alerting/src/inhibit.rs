@@ -77,3 +77,133 @@ impl InhibitRule {
         None
     }
 }
+
+/// The inhibition rules with their current source alerts, computed once per evaluation so each
+/// check costs O(sources) instead of O(all alerts).
+#[derive(Debug, Clone, Default)]
+pub struct Inhibitor {
+    rules: Vec<(InhibitRule, Vec<Alert>)>,
+}
+
+impl Inhibitor {
+    /// Collects, for every rule, the firing alerts matching its source matchers.
+    pub fn new<'a>(rules: &[InhibitRule], alerts: impl Iterator<Item = &'a Alert> + Clone, now: Ts) -> Self {
+        let rules = rules
+            .iter()
+            .map(|r| {
+                let sources = alerts
+                    .clone()
+                    .filter(|a| !a.resolved_at(now) && matches_all(&r.source, &a.labels))
+                    .cloned()
+                    .collect();
+                (r.clone(), sources)
+            })
+            .collect();
+        Inhibitor { rules }
+    }
+
+    /// Fingerprints of the source alerts inhibiting `labels` (one per rule that inhibits).
+    pub fn inhibited_by(&self, labels: &LabelSet, now: Ts) -> Vec<Fingerprint> {
+        let mut out: Vec<Fingerprint> = self
+            .rules
+            .iter()
+            .filter_map(|(r, sources)| r.inhibited_by(labels, sources.iter(), now))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    pub fn is_inhibited(&self, labels: &LabelSet, now: Ts) -> bool {
+        self.rules
+            .iter()
+            .any(|(r, sources)| r.inhibited_by(labels, sources.iter(), now).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Duration, Utc};
+
+    fn alert(pairs: &[(&str, &str)], now: Ts, firing: bool) -> Alert {
+        Alert {
+            labels: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: LabelSet::new(),
+            starts_at: now - Duration::minutes(1),
+            ends_at: if firing {
+                now + Duration::minutes(5)
+            } else {
+                now - Duration::seconds(1)
+            },
+            generator_url: String::new(),
+            updated_at: now,
+            timeout: false,
+        }
+    }
+
+    #[test]
+    fn alertmanager_inhibition_cases() {
+        let now = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let cfg = InhibitRuleConfig {
+            source_matchers: vec!["severity=\"critical\"".into()],
+            target_matchers: vec!["severity=~\"warning|critical\"".into()],
+            equal: vec!["instance".into()],
+            ..Default::default()
+        };
+        let rule = InhibitRule::from_config(&cfg).unwrap_or_else(|_| InhibitRule {
+            source: vec![],
+            target: vec![],
+            equal: vec![],
+        });
+        let crit_a = alert(
+            &[("alertname", "Down"), ("severity", "critical"), ("instance", "a")],
+            now,
+            true,
+        );
+        let resolved_crit_b = alert(
+            &[("alertname", "Down"), ("severity", "critical"), ("instance", "b")],
+            now,
+            false,
+        );
+        let alerts = [crit_a.clone(), resolved_crit_b];
+        let inh = Inhibitor::new(std::slice::from_ref(&rule), alerts.iter(), now);
+        let warn_a = alert(
+            &[("alertname", "Slow"), ("severity", "warning"), ("instance", "a")],
+            now,
+            true,
+        );
+        let warn_b = alert(
+            &[("alertname", "Slow"), ("severity", "warning"), ("instance", "b")],
+            now,
+            true,
+        );
+        assert_eq!(inh.inhibited_by(&warn_a.labels, now), vec![crit_a.fingerprint()]);
+        assert!(
+            !inh.is_inhibited(&warn_b.labels, now),
+            "resolved sources do not inhibit"
+        );
+        // An alert matching both sides is not inhibited by another alert matching both sides.
+        let crit_a2 = alert(
+            &[
+                ("alertname", "Other"),
+                ("severity", "critical"),
+                ("instance", "a"),
+            ],
+            now,
+            true,
+        );
+        assert!(!inh.is_inhibited(&crit_a2.labels, now));
+        // Missing equal labels count as equal (both empty).
+        let no_inst = alert(&[("alertname", "X"), ("severity", "warning")], now, true);
+        assert!(!inh.is_inhibited(&no_inst.labels, now));
+        let crit_none = alert(&[("alertname", "Y"), ("severity", "critical")], now, true);
+        let inh2 = Inhibitor::new(std::slice::from_ref(&rule), [crit_none].iter(), now);
+        assert!(inh2.is_inhibited(&no_inst.labels, now));
+    }
+}

@@ -19,9 +19,9 @@ use crate::error::AlertingError;
 use crate::metrics;
 use crate::model::{Alert, LabelSet};
 
-/// Alertmanager's `postableAlert`.
+/// Alertmanager's `postableAlert`. Unknown fields are ignored, as Alertmanager's generated server
+/// does, so alerts from other senders are never rejected for an extra field.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct PostableAlert {
     pub labels: LabelSet,
     #[serde(default)]

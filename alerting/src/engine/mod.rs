@@ -20,6 +20,7 @@ use crate::clock::{Clock, Ts};
 use crate::config::LoadedConfig;
 use crate::error::AlertingError;
 use crate::history::{EventKind, HistoryEvent, bound_key};
+use crate::inhibit::Inhibitor;
 use crate::matchers::{Matcher, matches_all};
 use crate::metrics;
 use crate::model::{Alert, Fingerprint, LabelSet, labels_string};
@@ -378,10 +379,11 @@ impl Engine {
         let now = self.now();
         let t = self.tenant(tenant)?;
         let st = t.lock();
+        let inhibitor = Inhibitor::new(&rt.inhibit, st.alerts.values().map(|s| &s.alert), now);
         let mut out: Vec<AlertView> = st
             .alerts
             .values()
-            .map(|s| view(&rt, &st, &s.alert, now))
+            .map(|s| view(&rt, &st, &inhibitor, &s.alert, now))
             .collect();
         out.sort_by_key(|v| v.alert.fingerprint());
         Ok(out)
@@ -393,6 +395,7 @@ impl Engine {
         let now = self.now();
         let t = self.tenant(tenant)?;
         let st = t.lock();
+        let inhibitor = Inhibitor::new(&rt.inhibit, st.alerts.values().map(|s| &s.alert), now);
         let mut out = Vec::new();
         for g in st.groups.values() {
             let Some(route) = rt.routes.get(g.route_idx) else {
@@ -403,7 +406,11 @@ impl Engine {
                 key: g.key.clone(),
                 labels: g.labels.clone(),
                 receiver: route.receiver.clone(),
-                alerts: g.alerts.values().map(|a| view(&rt, &st, a, now)).collect(),
+                alerts: g
+                    .alerts
+                    .values()
+                    .map(|a| view(&rt, &st, &inhibitor, a, now))
+                    .collect(),
                 muted_by: muted,
             });
         }
@@ -659,18 +666,15 @@ impl Engine {
 }
 
 /// Computes the status of one alert.
-pub(crate) fn view(rt: &Runtime, st: &TenantState, a: &Alert, now: Ts) -> AlertView {
+pub(crate) fn view(rt: &Runtime, st: &TenantState, inhibitor: &Inhibitor, a: &Alert, now: Ts) -> AlertView {
     let routes = rt.routes.matching(&a.labels);
     let receivers: Vec<String> = routes.iter().map(|r| r.receiver.clone()).collect();
     let silenced_by = st.silences.muting(&a.labels, now);
-    let mut inhibited_by = Vec::new();
-    for rule in &rt.inhibit {
-        if let Some(fp) = rule.inhibited_by(&a.labels, st.alerts.values().map(|s| &s.alert), now) {
-            inhibited_by.push(fp.to_string());
-        }
-    }
-    inhibited_by.sort();
-    inhibited_by.dedup();
+    let inhibited_by: Vec<String> = inhibitor
+        .inhibited_by(&a.labels, now)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
     let mut muted_by: Vec<String> = routes.iter().flat_map(|r| rt.time_muted(r, now)).collect();
     muted_by.sort();
     muted_by.dedup();

@@ -17,6 +17,7 @@ use super::state::{EscalationState, GroupId, TenantState};
 use super::{Engine, Runtime};
 use crate::clock::Ts;
 use crate::history::{EventKind, HistoryEvent};
+use crate::inhibit::Inhibitor;
 use crate::metrics;
 use crate::model::{Alert, Fingerprint};
 use crate::nflog::{NflogEntry, entry_key, needs_update};
@@ -77,6 +78,13 @@ enum Outcome {
     Deferred(Ts),
 }
 
+/// What the prepare phase produced for the dispatch phase.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Job>,
+    flushes: Vec<GroupFlush>,
+}
+
 struct GroupFlush {
     tenant: String,
     gid: GroupId,
@@ -121,9 +129,9 @@ impl Engine {
         let _guard = self.tick_lock.lock().await;
         let now = self.now();
         let rt = self.runtime();
-        let mut jobs: Vec<Job> = Vec::new();
-        let mut flushes: Vec<GroupFlush> = Vec::new();
+        let mut batch = Batch::default();
         let mut escs: Vec<EscFlush> = Vec::new();
+        let gc_history = self.should_gc_history(now);
         let notices: Vec<FailureNotice> = std::mem::take(&mut *self.failure_notices.lock());
         let tenants: Vec<(String, Arc<parking_lot::Mutex<TenantState>>)> = self
             .tenants
@@ -134,6 +142,7 @@ impl Engine {
         for (tenant, t) in &tenants {
             let mut st = t.lock();
             housekeeping(&rt, &mut st, now);
+            let inhibitor = Inhibitor::new(&rt.inhibit, st.alerts.values().map(|s| &s.alert), now);
             let due: Vec<GroupId> = st
                 .groups
                 .iter()
@@ -141,17 +150,18 @@ impl Engine {
                 .map(|(k, _)| k.clone())
                 .collect();
             for gid in due {
-                self.prepare_flush(&rt, &mut st, &gid, now, &mut jobs, &mut flushes);
+                self.prepare_flush(&rt, &mut st, &gid, now, &inhibitor, &mut batch);
             }
-            self.prepare_escalations(&rt, &mut st, now, &mut jobs, &mut escs);
+            self.prepare_escalations(&rt, &mut st, now, &inhibitor, &mut batch.jobs, &mut escs);
             let _ = self.persist(&mut st);
-            if self.should_gc_history(now) {
+            if gc_history {
                 let _ = self.gc_history(tenant, now);
             }
         }
         for n in notices {
-            self.prepare_failure_notice(&rt, n, now, &mut jobs);
+            self.prepare_failure_notice(&rt, n, now, &mut batch.jobs);
         }
+        let Batch { jobs, flushes } = batch;
         let outcomes = self.dispatch(&rt, &jobs, now).await;
         let mut report = TickReport::default();
         for (job, out) in jobs.iter().zip(outcomes.iter()) {
@@ -177,8 +187,8 @@ impl Engine {
         st: &mut TenantState,
         gid: &GroupId,
         now: Ts,
-        jobs: &mut Vec<Job>,
-        flushes: &mut Vec<GroupFlush>,
+        inhibitor: &Inhibitor,
+        out: &mut Batch,
     ) {
         let Some(route) = rt.routes.get(gid.0) else { return };
         let Some(g) = st.groups.get_mut(gid) else { return };
@@ -201,24 +211,18 @@ impl Engine {
         };
         // Time intervals mute the whole group.
         if !rt.time_muted(route, now).is_empty() {
-            flushes.push(flush);
+            out.flushes.push(flush);
             return;
         }
         // Inhibition and silences drop individual alerts.
-        let all: Vec<&Alert> = st.alerts.values().map(|s| &s.alert).collect();
         let kept: Vec<Alert> = alerts
             .into_iter()
             .filter(|a| {
-                if !st.silences.muting(&a.labels, now).is_empty() {
-                    return false;
-                }
-                !rt.inhibit
-                    .iter()
-                    .any(|r| r.inhibited_by(&a.labels, all.iter().copied(), now).is_some())
+                st.silences.muting(&a.labels, now).is_empty() && !inhibitor.is_inhibited(&a.labels, now)
             })
             .collect();
         if kept.is_empty() {
-            flushes.push(flush);
+            out.flushes.push(flush);
             return;
         }
         let firing: BTreeSet<u64> = kept
@@ -279,8 +283,8 @@ impl Engine {
                 &st.tenant,
                 &ack_url,
             );
-            flush.jobs.push(jobs.len());
-            jobs.push(Job {
+            flush.jobs.push(out.jobs.len());
+            out.jobs.push(Job {
                 tenant: st.tenant.clone(),
                 group_key: group_key.clone(),
                 firing: to_send
@@ -299,7 +303,7 @@ impl Engine {
                 nflog: Some((key, entry)),
             });
         }
-        flushes.push(flush);
+        out.flushes.push(flush);
     }
 
     fn prepare_escalations(
@@ -307,6 +311,7 @@ impl Engine {
         rt: &Runtime,
         st: &mut TenantState,
         now: Ts,
+        inhibitor: &Inhibitor,
         jobs: &mut Vec<Job>,
         escs: &mut Vec<EscFlush>,
     ) {
@@ -323,17 +328,12 @@ impl Engine {
             if !seen.insert(g.key.clone()) {
                 continue;
             }
-            let all: Vec<&Alert> = st.alerts.values().map(|s| &s.alert).collect();
             let firing: Vec<Alert> = g
                 .alerts
                 .values()
                 .filter(|a| !a.resolved_at(now))
                 .filter(|a| st.silences.muting(&a.labels, now).is_empty())
-                .filter(|a| {
-                    !rt.inhibit
-                        .iter()
-                        .any(|r| r.inhibited_by(&a.labels, all.iter().copied(), now).is_some())
-                })
+                .filter(|a| !inhibitor.is_inhibited(&a.labels, now))
                 .cloned()
                 .collect();
             if firing.is_empty() {
