@@ -320,3 +320,37 @@ async fn rate_budget_folds_into_digest() {
         r.deliveries
     );
 }
+
+#[tokio::test]
+async fn test_receiver_sends_a_marked_test_message() {
+    let (sink, base) = sink().await;
+    let c = cfg(&format!(
+        "  webhook_configs:\n  - url: '{base}/hook'\n  wecom_configs:\n  - webhook_url: '{base}/wecom?key=K'\n"
+    ));
+    let (e, _) = engine(&c);
+    let res = e
+        .test_receiver("anonymous", "r", vec![])
+        .await
+        .unwrap_or_default();
+    assert_eq!(res.len(), 2);
+    assert!(res.iter().all(|r| r["error"].is_null()), "{res:?}");
+    let reqs = sink.requests.lock().clone();
+    let wecom: Value = serde_json::from_slice(&reqs[1].body).unwrap_or_default();
+    assert!(
+        wecom["markdown"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Test notification from fenghuo")
+    );
+    assert!(e.test_receiver("anonymous", "nope", vec![]).await.is_err());
+    // A failing integration is reported, not hidden.
+    *sink.answers.lock() = vec![(200, r#"{"errcode":93000,"errmsg":"invalid webhook url"}"#.into())];
+    let res = e
+        .test_receiver("anonymous", "r", vec![])
+        .await
+        .unwrap_or_default();
+    assert!(
+        res[1]["error"].as_str().unwrap_or_default().contains("93000"),
+        "{res:?}"
+    );
+}

@@ -15,7 +15,9 @@ async fn reload_keeps_state_and_restart_restores_it() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let (sink, url) = sink().await;
     let cfg = dir.path().join("alertmanager.yml");
-    let v1 = format!("route:\n  receiver: r\n  group_wait: 30s\nreceivers:\n- name: r\n  webhook_configs: [{{url: '{url}/v1'}}]\n");
+    let v1 = format!(
+        "route:\n  receiver: r\n  group_wait: 30s\nreceivers:\n- name: r\n  webhook_configs: [{{url: '{url}/v1'}}]\n"
+    );
     std::fs::write(&cfg, &v1).unwrap_or_else(|e| panic!("{e}"));
     let opts = AlertingOptions {
         config_file: Some(cfg.clone()),
@@ -25,13 +27,29 @@ async fn reload_keeps_state_and_restart_restores_it() {
         store: None,
     };
     let clock = Arc::new(ManualClock::new(t0()));
-    let svc = AlertingService::start(opts.clone(), clock.clone()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(svc.ingest("team-a", vec![alert(&[("alertname", "A")])]).map(|e| e.len()).ok(), Some(0));
-    assert!(svc.ingest("bad tenant!", vec![alert(&[("alertname", "A")])]).is_err());
+    let svc = AlertingService::start(opts.clone(), clock.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        svc.ingest("team-a", vec![alert(&[("alertname", "A")])])
+            .map(|e| e.len())
+            .ok(),
+        Some(0)
+    );
+    assert!(
+        svc.ingest("bad tenant!", vec![alert(&[("alertname", "A")])])
+            .is_err()
+    );
     clock.advance(Duration::seconds(30));
     svc.tick().await;
     assert_eq!(sink.requests.lock().len(), 1);
-    let acked = svc.engine().ack_alert("team-a", fenghuo_alerting::model::fingerprint(&[("alertname".to_string(), "A".to_string())].into()), "alice", "", None);
+    let acked = svc.engine().ack_alert(
+        "team-a",
+        fenghuo_alerting::model::fingerprint(&[("alertname".to_string(), "A".to_string())].into()),
+        "alice",
+        "",
+        None,
+    );
     assert!(acked.is_ok(), "{acked:?}");
 
     // Reload with a second receiver: state stays, nothing is re-sent.
@@ -53,19 +71,40 @@ async fn reload_keeps_state_and_restart_restores_it() {
 
     // Restart on the same data directory.
     std::fs::write(&cfg, &v2).unwrap_or_else(|e| panic!("{e}"));
-    let svc = AlertingService::start(opts, clock.clone()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(svc.engine().acks("team-a").map(|a| a.len()).ok(), Some(1), "ack survived the restart");
+    let svc = AlertingService::start(opts, clock.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        svc.engine().acks("team-a").map(|a| a.len()).ok(),
+        Some(1),
+        "ack survived the restart"
+    );
     assert_eq!(svc.engine().alert_views("team-a").map(|a| a.len()).ok(), Some(1));
-    assert_eq!(svc.engine().alert_views("anonymous").map(|a| a.len()).ok(), Some(0), "tenants stay apart");
+    assert_eq!(
+        svc.engine().alert_views("anonymous").map(|a| a.len()).ok(),
+        Some(0),
+        "tenants stay apart"
+    );
     clock.advance(Duration::seconds(30));
     svc.tick().await;
     assert_eq!(sink.requests.lock().len(), 1, "no re-send after restart");
     let h = svc
         .engine()
-        .history("team-a", t0(), clock.as_ref().now_plus(Duration::seconds(1)), &[], &[], 0)
+        .history(
+            "team-a",
+            t0(),
+            clock.as_ref().now_plus(Duration::seconds(1)),
+            &[],
+            &[],
+            0,
+        )
         .unwrap_or_default();
     let kinds: Vec<String> = h.iter().map(|e| format!("{:?}", e.kind)).collect();
-    assert_eq!(kinds, vec!["Fired", "Notified", "Acked"], "history survived the restart");
+    assert_eq!(
+        kinds,
+        vec!["Fired", "Notified", "Acked"],
+        "history survived the restart"
+    );
     svc.shutdown().await;
 }
 
