@@ -1,16 +1,17 @@
-//! End-to-end alerting with real programs: amtool (Debian `prometheus-alertmanager`) creates,
-//! queries and expires silences and queries alerts against fenghuo's Alertmanager API; a real
-//! Prometheus (Debian `prometheus`) fires a rule, sends the alert to fenghuo, and fenghuo delivers
-//! the mail to a real SMTP listener (Debian `python3-aiosmtpd`). The alerting router is served
-//! in-process on 127.0.0.1 until `fenghuo serve` mounts it. Missing programs make the tests fail.
+//! End-to-end alerting with the real `fenghuo` binary and real programs: amtool (Debian
+//! `prometheus-alertmanager`) creates, queries and expires silences and queries alerts; a real
+//! Prometheus (Debian `prometheus`) fires a rule and fenghuo delivers the mail to a real SMTP
+//! listener (Debian `python3-aiosmtpd`); silences survive `POST /-/reload` and kill -9; fenghuo's
+//! route tester and config checker agree with amtool's. Missing programs make the tests fail.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fenghuo_alerting::{AlertingOptions, AlertingService, SystemClock};
+use common::{Fenghuo, free_port, http, wait_for};
 
 struct Proc(Child);
 impl Drop for Proc {
@@ -20,66 +21,62 @@ impl Drop for Proc {
     }
 }
 
-async fn start(config: &str, dir: &Path) -> (Arc<AlertingService>, String) {
-    let cfg = dir.join("alertmanager.yml");
-    std::fs::write(&cfg, config).unwrap_or_else(|e| panic!("{e}"));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let opts = AlertingOptions {
-        config_file: Some(cfg),
-        data_dir: dir.join("data"),
-        external_url: format!("http://{addr}"),
-        tick_interval: Some(Duration::from_millis(200)),
-        store: None,
-    };
-    let svc = AlertingService::start(opts, Arc::new(SystemClock))
-        .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
-    let app = svc.router();
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (svc, format!("http://{addr}"))
+/// Starts `fenghuo serve` with `alertmanager` as its alerting config, data under `dir/data`.
+fn start(alertmanager: &str, dir: &Path) -> Fenghuo {
+    let am = dir.join("alertmanager.yml");
+    std::fs::write(&am, alertmanager).expect("write alertmanager.yml");
+    let cfg = dir.join("fenghuo.yml");
+    std::fs::write(&cfg, format!("alerting:\n  config_file: '{}'\n", am.display()))
+        .expect("write fenghuo.yml");
+    let cfg = cfg.display().to_string();
+    Fenghuo::start_in(&dir.join("data"), &["--config.file", &cfg])
 }
 
-async fn amtool(url: &str, args: &[&str]) -> String {
-    let mut all = vec![format!("--alertmanager.url={url}")];
-    all.extend(args.iter().map(|s| s.to_string()));
-    let out = tokio::task::spawn_blocking(move || Command::new("amtool").args(&all).output())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("amtool missing (apt-get install -y prometheus-alertmanager): {e}"));
-    assert!(
+fn amtool_out(args: &[String]) -> (bool, String, String) {
+    let out = Command::new("amtool")
+        .args(args)
+        .output()
+        .expect("amtool missing (apt-get install -y prometheus-alertmanager)");
+    (
         out.status.success(),
-        "amtool {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn amtool_manages_silences_and_queries_alerts() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (svc, url) = start("route:\n  receiver: r\nreceivers:\n- name: r\n", dir.path()).await;
-    let c = reqwest::Client::new();
-    let r = c
-        .post(format!("{url}/api/v2/alerts"))
+fn amtool(node: &Fenghuo, args: &[&str]) -> String {
+    let mut all = vec![format!("--alertmanager.url={}", node.url(""))];
+    all.extend(args.iter().map(|s| s.to_string()));
+    let (ok, out, err) = amtool_out(&all);
+    assert!(
+        ok,
+        "amtool {args:?} failed: {out}{err}\nfenghuo log:\n{}",
+        node.log()
+    );
+    out
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+#[test]
+fn amtool_manages_silences_and_queries_alerts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = start("route:\n  receiver: r\nreceivers:\n- name: r\n", dir.path());
+    let r = http()
+        .post(node.url("/api/v2/alerts"))
         .json(&serde_json::json!([{"labels": {"alertname": "AmtoolE2E", "severity": "warning", "instance": "i1"}}]))
         .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("post alerts");
     assert_eq!(r.status().as_u16(), 200);
 
-    let alerts = amtool(&url, &["alert", "query", "-o", "json"]).await;
-    let v: serde_json::Value = serde_json::from_str(&alerts).unwrap_or_default();
-    assert_eq!(v[0]["labels"]["alertname"], "AmtoolE2E", "{alerts}");
+    let v = json(&amtool(&node, &["alert", "query", "-o", "json"]));
+    assert_eq!(v[0]["labels"]["alertname"], "AmtoolE2E", "{v}");
     assert_eq!(v[0]["status"]["state"], "active");
 
     let id = amtool(
-        &url,
+        &node,
         &[
             "silence",
             "add",
@@ -88,48 +85,46 @@ async fn amtool_manages_silences_and_queries_alerts() {
             "--author=ci",
             "--duration=1h",
         ],
-    )
-    .await;
+    );
     let id = id.trim().to_string();
     assert_eq!(id.len(), 36, "silence id: {id:?}");
-
-    let q = amtool(&url, &["silence", "query", "-o", "json"]).await;
-    assert!(q.contains(&id), "{q}");
-    let q = amtool(&url, &["silence", "query", "-q", "alertname=AmtoolE2E"]).await;
+    let q = amtool(&node, &["silence", "query", "-q", "alertname=AmtoolE2E"]);
     assert_eq!(q.trim(), id);
-
-    let alerts = amtool(&url, &["alert", "query", "-o", "json", "--silenced"]).await;
-    let v: serde_json::Value = serde_json::from_str(&alerts).unwrap_or_default();
-    assert_eq!(v[0]["status"]["state"], "suppressed", "{alerts}");
+    let v = json(&amtool(&node, &["alert", "query", "-o", "json", "--silenced"]));
+    assert_eq!(v[0]["status"]["state"], "suppressed", "{v}");
     assert_eq!(v[0]["status"]["silencedBy"][0], id.as_str());
 
-    amtool(&url, &["silence", "expire", &id]).await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let q = amtool(&url, &["silence", "query", "--expired", "-o", "json"]).await;
-    let v: serde_json::Value = serde_json::from_str(&q).unwrap_or_default();
-    assert_eq!(v[0]["id"], id.as_str(), "{q}");
+    // Silences survive a config reload and a kill -9.
+    let r = http().post(node.url("/-/reload")).send().expect("reload");
+    assert!(r.status().is_success());
+    assert_eq!(amtool(&node, &["silence", "query", "-q"]).trim(), id);
+    node.kill9();
+    let node = Fenghuo::start_in(
+        &dir.path().join("data"),
+        &[
+            "--config.file",
+            &dir.path().join("fenghuo.yml").display().to_string(),
+        ],
+    );
+    assert_eq!(
+        amtool(&node, &["silence", "query", "-q"]).trim(),
+        id,
+        "silence survived kill -9"
+    );
+
+    amtool(&node, &["silence", "expire", &id]);
+    std::thread::sleep(Duration::from_millis(20));
+    let v = json(&amtool(&node, &["silence", "query", "--expired", "-o", "json"]));
+    assert_eq!(v[0]["id"], id.as_str(), "{v}");
     assert_eq!(v[0]["status"]["state"], "expired");
-    let active = amtool(&url, &["silence", "query", "-q"]).await;
-    assert!(active.trim().is_empty(), "{active}");
-
-    // amtool check-config and fenghuo agree on a valid file.
-    let (report, ok) = fenghuo_alerting::cli::check_config_files(&[dir.path().join("alertmanager.yml")]);
-    assert!(ok, "{report}");
-    svc.shutdown().await;
+    assert!(amtool(&node, &["silence", "query", "-q"]).trim().is_empty());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_rule_fires_and_fenghuo_mails_it() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+#[test]
+fn prometheus_rule_fires_and_fenghuo_mails_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
     let maildir = dir.path().join("mail");
-    std::fs::create_dir_all(&maildir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&maildir).expect("maildir");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/alerting/smtp_sink.py");
     let mut smtp = Command::new("/usr/bin/python3")
         .arg(&script)
@@ -137,39 +132,40 @@ async fn prometheus_rule_fires_and_fenghuo_mails_it() {
         .arg("plain")
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("python3-aiosmtpd missing: {e}"));
+        .expect("python3-aiosmtpd missing (apt-get install -y python3-aiosmtpd)");
     let mut line = String::new();
-    let _ = BufReader::new(smtp.stdout.take().unwrap_or_else(|| panic!("stdout"))).read_line(&mut line);
+    let _ = BufReader::new(smtp.stdout.take().expect("stdout")).read_line(&mut line);
     let _smtp = Proc(smtp);
     let smtp_port: u16 = line
         .trim()
         .strip_prefix("READY ")
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("smtp: {line:?}"));
+        .expect("SMTP sink ready");
 
-    let cfg = format!(
-        "global:\n  smtp_from: fenghuo@example.com\n  smtp_smarthost: 127.0.0.1:{smtp_port}\n  smtp_require_tls: false\n\
-         route:\n  receiver: mail\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1m\n\
-         receivers:\n- name: mail\n  email_configs:\n  - to: oncall@example.com\n"
+    let node = start(
+        &format!(
+            "global:\n  smtp_from: fenghuo@example.com\n  smtp_smarthost: 127.0.0.1:{smtp_port}\n  smtp_require_tls: false\n\
+             route:\n  receiver: mail\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1m\n\
+             receivers:\n- name: mail\n  email_configs:\n  - to: oncall@example.com\n"
+        ),
+        dir.path(),
     );
-    let (svc, url) = start(&cfg, dir.path()).await;
-    let am = url.trim_start_matches("http://").to_string();
-
     let rules = dir.path().join("rules.yml");
     std::fs::write(
         &rules,
         "groups:\n- name: e2e\n  interval: 1s\n  rules:\n  - alert: E2EAlwaysFiring\n    expr: vector(1)\n    labels:\n      severity: critical\n    annotations:\n      summary: fired by a real Prometheus\n",
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("rules");
     let prom_cfg = dir.path().join("prometheus.yml");
     std::fs::write(
         &prom_cfg,
         format!(
-            "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\nalerting:\n  alertmanagers:\n  - api_version: v2\n    static_configs:\n    - targets: ['{am}']\n",
-            rules.display()
+            "global:\n  evaluation_interval: 1s\nrule_files: ['{}']\nalerting:\n  alertmanagers:\n  - api_version: v2\n    static_configs:\n    - targets: ['127.0.0.1:{}']\n",
+            rules.display(),
+            node.port
         ),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("prometheus.yml");
     let prom = Command::new("prometheus")
         .arg(format!("--config.file={}", prom_cfg.display()))
         .arg(format!(
@@ -182,28 +178,27 @@ async fn prometheus_rule_fires_and_fenghuo_mails_it() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("prometheus missing (apt-get install -y prometheus): {e}"));
+        .expect("prometheus missing (apt-get install -y prometheus)");
     let _prom = Proc(prom);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mail = loop {
-        let found = std::fs::read_dir(&maildir).ok().and_then(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|e| e == "eml"))
-        });
-        if let Some(p) = found {
-            break std::fs::read_to_string(p).unwrap_or_default();
-        }
-        assert!(Instant::now() < deadline, "no mail within 60s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let mail = wait_for("the mail", Duration::from_secs(60), || {
+        std::fs::read_dir(&maildir)
+            .ok()
+            .and_then(|rd| {
+                rd.flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|e| e == "eml"))
+            })
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+    });
     assert!(mail.contains("Subject: [FIRING:1] E2EAlwaysFiring"), "{mail}");
     assert!(mail.contains("To: oncall@example.com"), "{mail}");
-    let alerts = reqwest::get(format!("{url}/api/v2/alerts"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let v: serde_json::Value = alerts.json().await.unwrap_or_default();
+    let v: serde_json::Value = http()
+        .get(node.url("/api/v2/alerts"))
+        .send()
+        .expect("alerts")
+        .json()
+        .unwrap_or_default();
     assert_eq!(v[0]["labels"]["alertname"], "E2EAlwaysFiring");
     assert!(
         v[0]["generatorURL"]
@@ -211,24 +206,20 @@ async fn prometheus_rule_fires_and_fenghuo_mails_it() {
             .unwrap_or_default()
             .contains("/graph?g0.expr=")
     );
-    svc.shutdown().await;
-}
-
-async fn amtool_status(args: &[String]) -> (bool, String) {
-    let args = args.to_vec();
-    let out = tokio::task::spawn_blocking(move || Command::new("amtool").args(&args).output())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("amtool missing (apt-get install -y prometheus-alertmanager): {e}"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    // fenghuo's history recorded who was told through what.
+    let h: serde_json::Value = http()
+        .get(node.url("/api/v1/alerting/history?kind=notified&start=0"))
+        .send()
+        .expect("history")
+        .json()
+        .unwrap_or_default();
+    assert_eq!(h["data"][0]["receiver"], "mail", "{h}");
+    assert_eq!(h["data"][0]["integration"], "email");
 }
 
 /// fenghuo's route tester and config checker agree with amtool's on Alertmanager configs.
-#[tokio::test]
-async fn routing_and_validation_agree_with_amtool() {
+#[test]
+fn routing_and_validation_agree_with_amtool() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/alerting/config");
     let good = dir.join("upstream-style.good.yml");
     let cases: &[&[&str]] = &[
@@ -249,15 +240,15 @@ async fn routing_and_validation_agree_with_amtool() {
             format!("--config.file={}", good.display()),
         ];
         args.extend(labels.iter().map(|s| s.to_string()));
-        let (ok, want) = amtool_status(&args).await;
-        assert!(ok, "amtool routes test {labels:?}");
+        let (ok, want, err) = amtool_out(&args);
+        assert!(ok, "amtool routes test {labels:?}: {err}");
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let got = fenghuo_alerting::cli::routes_test(&good, &labels, None)
             .map(|r| r.0)
             .unwrap_or_default();
         assert_eq!(got.trim(), want.trim(), "labels {labels:?}");
     }
-    // Files Alertmanager itself rejects are rejected by fenghuo too.
+    // Files Alertmanager itself rejects are rejected by fenghuo too (through the real binary).
     for name in [
         "undefined-receiver.bad.yml",
         "root-matchers.bad.yml",
@@ -267,12 +258,28 @@ async fn routing_and_validation_agree_with_amtool() {
         "bad-time-interval.bad.yml",
         "missing-smtp.bad.yml",
     ] {
-        let f = dir.join(name);
-        let (am_ok, _) = amtool_status(&["check-config".to_string(), f.display().to_string()]).await;
-        let (fh_report, fh_ok) = fenghuo_alerting::cli::check_config_files(std::slice::from_ref(&f));
+        let f = dir.join(name).display().to_string();
+        let (am_ok, _, _) = amtool_out(&["check-config".to_string(), f.clone()]);
         assert!(!am_ok, "amtool accepted {name}");
-        assert!(!fh_ok, "fenghuo accepted {name}: {fh_report}");
+        let out = Command::new(env!("CARGO_BIN_EXE_fenghuo"))
+            .args(["check-config", &f])
+            .output()
+            .expect("fenghuo");
+        assert!(!out.status.success(), "fenghuo accepted {name}");
     }
-    let (am_ok, am_out) = amtool_status(&["check-config".to_string(), good.display().to_string()]).await;
+    let (am_ok, am_out, _) = amtool_out(&["check-config".to_string(), good.display().to_string()]);
     assert!(am_ok, "{am_out}");
+    let out = Command::new(env!("CARGO_BIN_EXE_fenghuo"))
+        .args(["check-config", &good.display().to_string()])
+        .output()
+        .expect("fenghuo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // `fenghuo test alerts` runs the scenario files.
+    let scen = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/testdata/alerting/scenarios/alertmanager-semantics.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_fenghuo"))
+        .args(["test", "alerts", &scen.display().to_string()])
+        .output()
+        .expect("fenghuo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
