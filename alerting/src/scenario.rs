@@ -74,6 +74,9 @@ pub struct InputAlert {
     /// Post the alert as resolved now.
     #[serde(default)]
     pub resolved: bool,
+    /// The alert started this long before it is posted (default: when posted).
+    #[serde(default)]
+    pub started_before: Option<PromDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,7 +250,7 @@ fn apply_input(engine: &Engine, step: &InputStep, start: Ts, now: Ts) -> Result<
             .map(|a| PostableAlert {
                 labels: a.labels.clone(),
                 annotations: a.annotations.clone(),
-                starts_at: None,
+                starts_at: Some(now - a.started_before.map(|d| d.as_duration()).unwrap_or_default()),
                 ends_at: if a.resolved {
                     Some(now)
                 } else {

@@ -316,7 +316,13 @@ impl Engine {
         escs: &mut Vec<EscFlush>,
     ) {
         let mut seen = BTreeSet::new();
-        let groups: Vec<_> = st.groups.values().cloned().collect();
+        // Only groups on routes with an escalation policy (cloned: the loop mutates `st`).
+        let groups: Vec<_> = st
+            .groups
+            .values()
+            .filter(|g| rt.routes.get(g.route_idx).is_some_and(|r| r.escalation.is_some()))
+            .cloned()
+            .collect();
         for g in groups {
             let Some(route) = rt.routes.get(g.route_idx) else {
                 continue;
