@@ -85,8 +85,15 @@ pub fn parse_duration(input: &str) -> Result<PromDuration, AlertingError> {
             .checked_add(add)
             .ok_or_else(|| err("duration out of range"))?;
     }
+    // Bounded so that adding any configured duration to a timestamp can never overflow.
+    if total > MAX_MS {
+        return Err(err("duration too long (at most 100y)"));
+    }
     Ok(PromDuration(Duration::milliseconds(total)))
 }
+
+/// The longest accepted duration: 100 years.
+const MAX_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 
 impl fmt::Display for PromDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -151,7 +158,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for s in ["", "5", "m", "5x", "1m1h", "1m1m", "-5m", "1.5h"] {
+        for s in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "1m1h",
+            "1m1m",
+            "-5m",
+            "1.5h",
+            "101y",
+            "99999999999999999y",
+        ] {
             assert!(parse_duration(s).is_err(), "{s} should fail");
         }
     }

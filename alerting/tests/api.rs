@@ -354,3 +354,66 @@ async fn restart_keeps_state_and_does_not_resend() {
     assert_eq!(reqs.len(), 2);
     assert!(String::from_utf8_lossy(&reqs[1].body).contains("Pending"));
 }
+
+#[tokio::test]
+async fn hostile_input_gets_4xx_and_never_panics() {
+    let (e, _) = engine(CFG);
+    let base = serve(e.clone()).await;
+    let c = reqwest::Client::new();
+    let posts: &[(&str, &str)] = &[
+        ("/api/v2/alerts", "{}"),
+        (
+            "/api/v2/alerts",
+            "[{\"labels\":{\"a\":\"b\"},\"startsAt\":\"9999-12-31T23:59:59Z\",\"endsAt\":\"0001-01-02T00:00:00Z\"}]",
+        ),
+        ("/api/v2/alerts", "[{\"labels\":{\"a\":1}}]"),
+        ("/api/v2/silences", "{\"matchers\":[],\"startsAt\":\"x\"}"),
+        (
+            "/api/v2/silences",
+            "{\"matchers\":[{\"name\":\"a\",\"value\":\"(\",\"isRegex\":true}],\"startsAt\":\"2024-03-04T05:06:07Z\",\"endsAt\":\"9999-12-31T23:59:59Z\",\"createdBy\":\"x\",\"comment\":\"c\"}",
+        ),
+        ("/api/v1/alerting/ingest", "[{\"name\":\"\"}]"),
+        (
+            "/api/v1/alerting/ingest",
+            "[{\"name\":\"a\",\"startsAt\":\"never\"}]",
+        ),
+        (
+            "/api/v1/alerting/acks",
+            "{\"groupKey\":\"nope\",\"by\":\"x\",\"ttl\":\"99999999y\"}",
+        ),
+        ("/api/v1/alerting/acks", "{\"groupKey\":\"nope\",\"by\":\"x\"}"),
+        (
+            "/api/v1/alerting/templates/preview",
+            "{\"template\":\"{{> missing}}\"}",
+        ),
+        ("/api/v1/alerting/receivers/nope/test", ""),
+        ("/api/v1/alerting/routes/test", "{\"labels\":[]}"),
+    ];
+    for (path, body) in posts {
+        let r = c
+            .post(format!("{base}{path}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        let status = r.map(|r| r.status().as_u16()).unwrap_or(0);
+        assert!((400..500).contains(&status), "POST {path} {body} -> {status}");
+    }
+    for q in [
+        "/api/v2/alerts?active=maybe",
+        "/api/v2/alerts?receiver=(",
+        "/api/v2/alerts/groups?filter=a%3D~%22(%22",
+        "/api/v1/alerting/history?end=-99999999999999999",
+        "/api/v1/alerting/history?start=2024-01-02T00:00:00Z&end=2024-01-01T00:00:00Z",
+        "/api/v1/alerting/history?kind=bogus",
+        "/api/v1/alerting/stats?start=garbage",
+    ] {
+        let r = c.get(format!("{base}{q}")).send().await;
+        let status = r.map(|r| r.status().as_u16()).unwrap_or(0);
+        assert!((400..500).contains(&status), "GET {q} -> {status}");
+    }
+    // The engine still works.
+    e.tick().await;
+    let r = c.get(format!("{base}/api/v2/status")).send().await;
+    assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
+}

@@ -301,11 +301,10 @@ fn range(p: &Params, now: crate::Ts) -> Result<(crate::Ts, crate::Ts), AlertingE
         .map(parse_time)
         .transpose()?
         .unwrap_or(now + Duration::seconds(1));
-    let start = p
-        .one("start")
-        .map(parse_time)
-        .transpose()?
-        .unwrap_or(end - Duration::days(1));
+    let start = match p.one("start") {
+        Some(s) => parse_time(s)?,
+        None => end.checked_sub_signed(Duration::days(1)).unwrap_or(end),
+    };
     if start > end {
         return Err(AlertingError::BadRequest("start must not be after end".into()));
     }
