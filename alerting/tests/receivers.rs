@@ -276,6 +276,20 @@ fenghuo:
         )
         .unwrap_or_default();
     assert_eq!(h.len(), 1);
+    // Metrics per receiver, integration and failure reason.
+    let text = {
+        let mut buf = Vec::new();
+        let enc = prometheus::TextEncoder::new();
+        let _ = prometheus::Encoder::encode(&enc, &prometheus::gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    };
+    assert!(
+        text.contains("fenghuo_alerting_notifications_failed_total{integration=\"dingtalk\",reason=\"api_error\",receiver=\"r\"}"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "fenghuo_alerting_delivery_failures_escalated_total{integration=\"dingtalk\",receiver=\"r\"}"
+    ));
 }
 
 #[tokio::test]

@@ -335,9 +335,12 @@ async fn history(State(s): State<ApiState>, headers: HeaderMap, RawQuery(q): Raw
             .map(|l| l.parse::<usize>())
             .transpose()
             .map_err(|_| AlertingError::BadRequest("invalid limit".into()))?;
-        let events = s
-            .engine
-            .history(&tenant, start, end, &filter, &kinds, limit.unwrap_or(10_000))?;
+        let mut events = s.engine.history(&tenant, start, end, &filter, &kinds, 0)?;
+        // One alert's lifecycle: the events naming its fingerprint.
+        if let Some(fp) = p.one("fingerprint") {
+            events.retain(|e| e.fingerprints.iter().any(|f| f == fp));
+        }
+        events.truncate(limit.unwrap_or(10_000));
         Ok(serde_json::to_value(events).unwrap_or_default())
     };
     match run() {

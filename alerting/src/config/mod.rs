@@ -674,6 +674,11 @@ fn validate_receiver(
         check_template_field(n, "email text", &e.text, warnings);
         for (k, v) in &e.headers {
             check_template_field(n, &format!("email header {k}"), &Some(v.clone()), warnings);
+            if k.eq_ignore_ascii_case("to") || k.eq_ignore_ascii_case("from") {
+                warnings.push(format!(
+                    "receiver {n:?}: email header {k} is not applied; fenghuo uses the `to`/`from` fields for both envelope and header"
+                ));
+            }
         }
     }
     for w in &r.webhook_configs {
