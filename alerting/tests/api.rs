@@ -214,8 +214,35 @@ async fn generic_ingest_ack_history_stats() {
     let link = e.ack_url("anonymous", &key).replace("http://fh.test:9093", &base);
     let r = c.get(link.replace("token=", "token=bad")).send().await;
     assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(403));
-    let r = c.get(format!("{link}&by=bob")).send().await;
+    // GET only shows the confirmation form (a chat client's link preview must not ack).
+    let page = c
+        .get(&link)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.text())
+        .unwrap_or_else(|| panic!())
+        .await
+        .unwrap_or_default();
+    assert!(page.contains("<form method=\"post\""), "{page}");
+    assert_eq!(
+        e.acks("anonymous").map(|a| a.len()).ok(),
+        Some(1),
+        "GET did not ack"
+    );
+    let r = c
+        .post(&link)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("by=bob&ttl=30m")
+        .send()
+        .await;
     assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
+    let r = c.post(&link).body("by=").send().await;
+    assert_eq!(
+        r.map(|r| r.status().as_u16()).ok(),
+        Some(400),
+        "an ack needs a name"
+    );
     let acks: Value = c
         .get(format!("{base}/api/v1/alerting/acks"))
         .send()

@@ -25,7 +25,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/alerting/acks",
             get(list_acks).post(create_ack).delete(delete_ack),
         )
-        .route("/api/v1/alerting/ack", get(ack_link))
+        .route("/api/v1/alerting/ack", get(ack_link).post(ack_link_post))
         .route("/api/v1/alerting/history", get(history))
         .route("/api/v1/alerting/stats", get(get_stats))
         .route("/api/v1/alerting/escalations", get(escalations))
@@ -254,29 +254,62 @@ async fn delete_ack(State(s): State<ApiState>, headers: HeaderMap, RawQuery(q): 
     }
 }
 
-/// The link put in messages: acknowledges a group if the token matches.
-async fn ack_link(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Response {
-    let p = Params::parse(q.as_deref());
+/// Checks the signed link parameters; returns tenant and group key.
+fn check_link(s: &ApiState, p: &Params) -> Result<(String, String), Response> {
     let (Some(tenant), Some(group), Some(token)) = (p.one("tenant"), p.one("group"), p.one("token")) else {
-        return (
+        return Err((
             StatusCode::BAD_REQUEST,
             Html("missing tenant, group or token".to_string()),
         )
-            .into_response();
+            .into_response());
     };
     if s.engine.ack_token(tenant, group) != token {
-        return (
+        return Err((
             StatusCode::FORBIDDEN,
             Html("invalid acknowledgement link".to_string()),
         )
-            .into_response();
+            .into_response());
     }
-    let by = p.one("by").unwrap_or("ack link");
-    let ttl = p
-        .one("ttl")
-        .and_then(|t| crate::duration::parse_duration(t).ok())
-        .map(|d| d.as_duration());
-    match s.engine.ack_group(tenant, group, by, "acknowledged via link", ttl) {
+    Ok((tenant.to_string(), group.to_string()))
+}
+
+/// The link put in messages. GET only shows a confirmation form, so link previews of chat
+/// clients cannot acknowledge by fetching it; the form POSTs to the same URL.
+async fn ack_link(State(s): State<ApiState>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::parse(q.as_deref());
+    let (_, group) = match check_link(&s, &p) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let action = format!("/api/v1/alerting/ack?{}", html_escape(q.as_deref().unwrap_or("")));
+    Html(format!(
+        "<!DOCTYPE html><html><body><h2>Acknowledge alert group</h2><p>{}</p>\
+         <form method=\"post\" action=\"{action}\">\
+         <label>Your name <input name=\"by\" required></label> \
+         <label>For <input name=\"ttl\" placeholder=\"4h\"></label> \
+         <button type=\"submit\">Acknowledge</button></form></body></html>",
+        html_escape(&group)
+    ))
+    .into_response()
+}
+
+/// Performs the acknowledgement submitted from the link's form (`by`, optional `ttl`).
+async fn ack_link_post(State(s): State<ApiState>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let p = Params::parse(q.as_deref());
+    let (tenant, group) = match check_link(&s, &p) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let form = Params::parse(std::str::from_utf8(&body).ok());
+    let by = form.one("by").or(p.one("by")).unwrap_or("").trim().to_string();
+    let ttl = match form.one("ttl").or(p.one("ttl")).filter(|t| !t.trim().is_empty()) {
+        Some(t) => match crate::duration::parse_duration(t) {
+            Ok(d) => Some(d.as_duration()),
+            Err(e) => return (StatusCode::BAD_REQUEST, Html(html_escape(&e.to_string()))).into_response(),
+        },
+        None => None,
+    };
+    match s.engine.ack_group(&tenant, &group, &by, "acknowledged via link", ttl) {
         Ok(a) => Html(format!(
             "<!DOCTYPE html><html><body><h2>Acknowledged</h2><p>Alert group {} acknowledged by {} until {}.</p></body></html>",
             html_escape(&a.group_key),
