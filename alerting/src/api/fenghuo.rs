@@ -255,6 +255,8 @@ async fn delete_ack(State(s): State<ApiState>, headers: HeaderMap, RawQuery(q): 
 }
 
 /// Checks the signed link parameters; returns tenant and group key.
+// The error is the ready-made response of the handler.
+#[allow(clippy::result_large_err)]
 fn check_link(s: &ApiState, p: &Params) -> Result<(String, String), Response> {
     let (Some(tenant), Some(group), Some(token)) = (p.one("tenant"), p.one("group"), p.one("token")) else {
         return Err((
