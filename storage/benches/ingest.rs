@@ -235,6 +235,10 @@ fn report() {
     );
     db.checkpoint().expect("checkpoint");
     let before = db.stats();
+    println!(
+        "SST bytes by column family before compaction: {:?}",
+        before.sst_bytes_by_cf
+    );
     clock.advance(3 * 3_600_000);
     db.tick().expect("tick");
     db.checkpoint().expect("checkpoint");
@@ -254,10 +258,13 @@ fn report() {
         st.chunk_bytes as f64 / samples as f64,
         st.log_bytes
     );
+    println!("SST bytes by column family: {:?}", st.sst_bytes_by_cf);
 }
 
 fn bench(c: &mut Criterion) {
-    report();
+    if std::env::var_os("FENGHUO_BENCH_SKIP_REPORT").is_none() {
+        report();
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
     let db = Tsdb::open_manual(dir.path(), opts(false), clock.clone()).expect("open");

@@ -22,6 +22,8 @@ pub const MAX_SAMPLES: usize = u16::MAX as usize;
 #[derive(Clone, Debug)]
 pub struct XorAppender {
     w: BitWriter,
+    /// First timestamp, cached: the head checks it on every append.
+    first: i64,
     t: i64,
     delta: i64,
     v: u64,
@@ -42,6 +44,7 @@ impl XorAppender {
         buf.extend_from_slice(&[ENCODING_XOR, 0, 0]);
         Self {
             w: BitWriter::from_parts(buf, 0),
+            first: 0,
             t: 0,
             delta: 0,
             v: 0,
@@ -56,7 +59,11 @@ impl XorAppender {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StorageError> {
         let mut it = XorIter::new(bytes)?;
         let mut last = None;
+        let mut first = 0;
         while let Some(s) = it.next_sample()? {
+            if last.is_none() {
+                first = s.t;
+            }
             last = Some(s);
         }
         let count = it.total;
@@ -67,6 +74,7 @@ impl XorAppender {
         let (t, v) = last.map(|s| (s.t, s.v.to_bits())).unwrap_or((0, 0));
         Ok(Self {
             w: BitWriter::from_parts(buf, free),
+            first,
             t,
             delta: it.delta,
             v,
@@ -98,13 +106,7 @@ impl XorAppender {
 
     /// Timestamp of the first sample (meaningless when empty).
     pub fn first_t(&self) -> i64 {
-        let b = self.w.bytes();
-        if b.len() < HEADER_LEN + 8 {
-            return self.t;
-        }
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&b[HEADER_LEN..HEADER_LEN + 8]);
-        i64::from_be_bytes(a)
+        self.first
     }
 
     /// The encoded chunk (valid at any point).
@@ -128,6 +130,7 @@ impl XorAppender {
         let vb = v.to_bits();
         match self.count {
             0 => {
+                self.first = t;
                 self.w.write_bits(t as u64, 64);
                 self.w.write_bits(vb, 64);
             }

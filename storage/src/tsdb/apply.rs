@@ -11,8 +11,8 @@ use rustc_hash::FxHashMap;
 use super::disk::{Disk, ValueAt};
 use super::exemplars::ExemplarVerdict;
 use super::head::{
-    F_CLOSING, F_DIRTY, F_NEW, MemSeries, OooBuffer, Pending, TenantHead, insert_sorted, intern_labels,
-    labels_equal, labels_hash,
+    F_CLOSING, F_DIRTY, F_HEAD_CUT, F_HHEAD_CUT, F_NEW, MemSeries, OooBuffer, Pending, TenantHead,
+    insert_sorted, intern_labels, labels_equal, labels_hash,
 };
 use super::keys;
 use super::symbols::Symbols;
@@ -361,6 +361,8 @@ impl ShardState {
             flushed_max_t: max_t,
             postings_partition: i32::MIN,
             flags,
+            head_persisted: 0,
+            hhead_persisted: 0,
             head: None,
             hhead: None,
             pending: Vec::new(),
@@ -480,6 +482,8 @@ fn note_partition(cfg: &Config, s: &mut MemSeries, t: i64, todo: &mut Vec<(u64, 
 }
 
 fn cut_float_head(s: &mut MemSeries, next_id: &mut u64) {
+    s.flags |= F_HEAD_CUT;
+    s.head_persisted = 0;
     if let Some(h) = s.head.take().filter(|h| !h.is_empty()) {
         let (min_t, max_t) = (h.first_t(), h.last_t());
         s.pending.push(Pending {
@@ -494,6 +498,8 @@ fn cut_float_head(s: &mut MemSeries, next_id: &mut u64) {
 }
 
 fn cut_histogram_head(s: &mut MemSeries, next_id: &mut u64) {
+    s.flags |= F_HHEAD_CUT;
+    s.hhead_persisted = 0;
     if let Some(h) = s.hhead.take().filter(|h| !h.is_empty()) {
         let (min_t, max_t) = (h.first_t().unwrap_or(h.last_t()), h.last_t());
         s.pending.push(Pending {

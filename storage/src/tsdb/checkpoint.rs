@@ -25,7 +25,9 @@ use rocksdb::WriteBatch;
 use rustc_hash::FxHashMap;
 
 use super::apply::{ShardState, cut_heads};
-use super::head::{F_CLOSING, F_DIRTY, F_NEW, OooBuffer, Pending, label_pairs};
+use super::head::{
+    F_CLOSING, F_DIRTY, F_HEAD_CUT, F_HHEAD_CUT, F_NEW, MemSeries, OooBuffer, Pending, label_pairs,
+};
 use super::keys;
 use super::shard::Shard;
 use crate::chunk::{self, ChunkKind};
@@ -39,8 +41,8 @@ struct Plan {
     next_sid: u64,
     /// (sid, series-by-labels key, series record)
     series_records: Vec<(u64, Vec<u8>, Vec<u8>)>,
-    heads: Vec<(u64, Vec<u8>)>,
-    head_deletes: Vec<u64>,
+    head_puts: Vec<(Vec<u8>, Vec<u8>)>,
+    head_range_deletes: Vec<(Vec<u8>, Vec<u8>)>,
     idle: Vec<(u64, i64)>,
     chunks: Vec<(u64, Pending)>,
     postings: Vec<Vec<u8>>,
@@ -138,19 +140,12 @@ fn build_plan(st: &mut ShardState) -> Plan {
         if s.flags & F_CLOSING != 0 {
             plan.closing.push(s.sid);
             plan.idle.push((s.sid, s.max_t));
-            plan.head_deletes.push(s.sid);
+            let (from, to) = keys::head_series_range(s.sid);
+            plan.head_range_deletes.push((from.to_vec(), to.to_vec()));
         } else if full || s.flags & F_DIRTY != 0 || !s.pending.is_empty() {
-            let snap = keys::HeadSnapshot {
-                max_t: s.max_t,
-                last_write: s.last_write,
-                flushed_max_t: s.flushed_max_t,
-                postings_partition: s.postings_partition,
-                float_chunk: s.head.as_ref().map(|h| h.bytes().to_vec()).unwrap_or_default(),
-                histogram_chunk: s.hhead.as_ref().map(|h| h.bytes().to_vec()).unwrap_or_default(),
-            };
-            plan.heads.push((s.sid, keys::encode_head_snapshot(&snap)));
+            plan_head(s, full, &mut plan);
         }
-        s.flags &= !(F_NEW | F_DIRTY);
+        s.flags &= !(F_NEW | F_DIRTY | F_HEAD_CUT | F_HHEAD_CUT);
     }
     st.next_pending_id = next_id;
     todo.sort_unstable();
@@ -204,6 +199,44 @@ fn build_plan(st: &mut ShardState) -> Plan {
         plan.retention = Some((st.retention_done, st.retention_floor));
     }
     plan
+}
+
+/// The head column family writes of a dirty series: its meta record and
+/// the bytes its open chunks gained since the last checkpoint (from the
+/// last, possibly partial, byte on). A cut chunk's segments are deleted.
+fn plan_head(s: &mut MemSeries, full: bool, plan: &mut Plan) {
+    let meta = keys::HeadMeta {
+        max_t: s.max_t,
+        last_write: s.last_write,
+        flushed_max_t: s.flushed_max_t,
+        postings_partition: s.postings_partition,
+    };
+    plan.head_puts
+        .push((keys::head_meta_key(s.sid).to_vec(), keys::encode_head_meta(&meta)));
+    let float = s.head.as_ref().map(|h| (h.first_t(), h.count(), h.bytes()));
+    let hist = s
+        .hhead
+        .as_ref()
+        .map(|h| (h.first_t().unwrap_or(h.last_t()), h.count(), h.bytes()));
+    for (kind, cut, chunk, persisted) in [
+        (keys::HEAD_FLOAT, F_HEAD_CUT, float, &mut s.head_persisted),
+        (keys::HEAD_HISTOGRAM, F_HHEAD_CUT, hist, &mut s.hhead_persisted),
+    ] {
+        if full || s.flags & cut != 0 {
+            let (from, to) = keys::head_kind_range(s.sid, kind);
+            plan.head_range_deletes.push((from.to_vec(), to.to_vec()));
+            *persisted = 0;
+        }
+        let Some((first_t, count, bytes)) = chunk else {
+            continue;
+        };
+        let start = (*persisted as usize).saturating_sub(1).min(bytes.len());
+        plan.head_puts.push((
+            keys::head_segment_key(s.sid, kind, first_t, start as u32).to_vec(),
+            keys::encode_head_segment(count.min(u16::MAX as usize) as u16, &bytes[start..]),
+        ));
+        *persisted = bytes.len() as u32;
+    }
 }
 
 /// Encodes a pending chunk for disk: dense for floats unless the XOR form
@@ -266,7 +299,7 @@ impl Shard {
             shard = self.id,
             applied_index = plan.applied,
             chunks = plan.chunks.len(),
-            heads = plan.heads.len(),
+            heads = plan.head_puts.len(),
             evicted,
             bytes,
             "Checkpoint done."
@@ -315,11 +348,12 @@ impl Shard {
             let old = d.get_meta_u64(&key)?.unwrap_or(0);
             b.put_cf(cf_meta, key, (old + n).to_be_bytes());
         }
-        for (sid, snap) in &plan.heads {
-            b.put_cf(cf_head, keys::sid_key(*sid), snap);
+        // Range deletions first: a cut chunk's new segments come after.
+        for (from, to) in &plan.head_range_deletes {
+            b.delete_range_cf(cf_head, from, to);
         }
-        for sid in &plan.head_deletes {
-            b.delete_cf(cf_head, keys::sid_key(*sid));
+        for (k, v) in &plan.head_puts {
+            b.put_cf(cf_head, k, v);
         }
         for (sid, max_t) in &plan.idle {
             b.put_cf(cf_idle, keys::sid_key(*sid), keys::encode_idle(*max_t));

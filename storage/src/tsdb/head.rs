@@ -26,6 +26,10 @@ pub const F_NEW: u8 = 1;
 pub const F_DIRTY: u8 = 2;
 /// Evicted (idle): leaves memory once the next checkpoint has flushed it.
 pub const F_CLOSING: u8 = 4;
+/// The open float chunk was cut: its persisted segments are obsolete.
+pub const F_HEAD_CUT: u8 = 8;
+/// The open histogram chunk was cut.
+pub const F_HHEAD_CUT: u8 = 16;
 
 /// A cut chunk waiting for the next checkpoint.
 #[derive(Clone, Debug)]
@@ -61,6 +65,10 @@ pub struct MemSeries {
     /// Newest partition whose postings are written or queued.
     pub postings_partition: i32,
     pub flags: u8,
+    /// Bytes of the open float / histogram chunk already in the head
+    /// column family (checkpoints write only what follows).
+    pub head_persisted: u32,
+    pub hhead_persisted: u32,
     pub head: Option<XorAppender>,
     pub hhead: Option<Box<HistogramAppender>>,
     pub pending: Vec<Pending>,

@@ -227,48 +227,128 @@ pub fn parse_chunk_key(k: &[u8]) -> Result<ChunkKey, StorageError> {
     })
 }
 
-/// What a head snapshot restores.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct HeadSnapshot {
+/// Kinds of keys in the head column family (`sid (8) | kind (1) | ...`).
+pub const HEAD_META: u8 = 0;
+pub const HEAD_FLOAT: u8 = 1;
+pub const HEAD_HISTOGRAM: u8 = 2;
+
+/// State of a series in the head besides its open chunks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadMeta {
     pub max_t: i64,
     pub last_write: i64,
     pub flushed_max_t: i64,
     pub postings_partition: i32,
-    pub float_chunk: Vec<u8>,
-    pub histogram_chunk: Vec<u8>,
 }
 
-pub fn encode_head_snapshot(s: &HeadSnapshot) -> Vec<u8> {
-    let mut v = Vec::with_capacity(32 + s.float_chunk.len() + s.histogram_chunk.len());
+pub fn head_meta_key(sid: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..8].copy_from_slice(&sid.to_be_bytes());
+    k[8] = HEAD_META;
+    k
+}
+
+/// `sid (8) | kind (1) | first_t of the chunk (8, sortable) | start offset (u32 BE)`.
+pub fn head_segment_key(sid: u64, kind: u8, first_t: i64, start: u32) -> [u8; 21] {
+    let mut k = [0u8; 21];
+    k[..8].copy_from_slice(&sid.to_be_bytes());
+    k[8] = kind;
+    k[9..17].copy_from_slice(&i64_sortable(first_t));
+    k[17..21].copy_from_slice(&start.to_be_bytes());
+    k
+}
+
+/// Key range of every segment of one kind of a series.
+pub fn head_kind_range(sid: u64, kind: u8) -> ([u8; 9], [u8; 9]) {
+    let mut from = [0u8; 9];
+    from[..8].copy_from_slice(&sid.to_be_bytes());
+    from[8] = kind;
+    let mut to = from;
+    to[8] = kind + 1;
+    (from, to)
+}
+
+/// Key range of everything a series has in the head column family.
+pub fn head_series_range(sid: u64) -> ([u8; 8], [u8; 8]) {
+    (sid.to_be_bytes(), sid.saturating_add(1).to_be_bytes())
+}
+
+/// A parsed head key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadKey {
+    Meta {
+        sid: u64,
+    },
+    Segment {
+        sid: u64,
+        kind: u8,
+        first_t: i64,
+        start: u32,
+    },
+}
+
+pub fn parse_head_key(k: &[u8]) -> Result<HeadKey, StorageError> {
+    let mut r = Reader::new(k, "head key");
+    let sid = r.u64_be()?;
+    match r.u8()? {
+        HEAD_META if r.is_empty() => Ok(HeadKey::Meta { sid }),
+        kind @ (HEAD_FLOAT | HEAD_HISTOGRAM) => {
+            let first_t = r.i64_sortable()?;
+            let start = r.u32_be()?;
+            if !r.is_empty() {
+                return Err(r.corrupt("trailing bytes"));
+            }
+            Ok(HeadKey::Segment {
+                sid,
+                kind,
+                first_t,
+                start,
+            })
+        }
+        other => Err(r.corrupt(format!("unknown head key kind {other}"))),
+    }
+}
+
+pub fn encode_head_meta(m: &HeadMeta) -> Vec<u8> {
+    let mut v = Vec::with_capacity(24);
     v.push(VALUE_VERSION);
-    put_varint(&mut v, s.max_t);
-    put_varint(&mut v, s.last_write);
-    put_varint(&mut v, s.flushed_max_t);
-    put_varint(&mut v, i64::from(s.postings_partition));
-    put_bytes(&mut v, &s.float_chunk);
-    put_bytes(&mut v, &s.histogram_chunk);
+    put_varint(&mut v, m.max_t);
+    put_varint(&mut v, m.last_write);
+    put_varint(&mut v, m.flushed_max_t);
+    put_varint(&mut v, i64::from(m.postings_partition));
     v
 }
 
-pub fn decode_head_snapshot(b: &[u8]) -> Result<HeadSnapshot, StorageError> {
-    let mut r = Reader::new(b, "head snapshot");
+pub fn decode_head_meta(b: &[u8]) -> Result<HeadMeta, StorageError> {
+    let mut r = Reader::new(b, "head meta");
     if r.u8()? != VALUE_VERSION {
-        return Err(r.corrupt("unknown head snapshot version"));
+        return Err(r.corrupt("unknown head meta version"));
     }
-    let max_t = r.varint()?;
-    let last_write = r.varint()?;
-    let flushed_max_t = r.varint()?;
-    let postings_partition = i32::try_from(r.varint()?).map_err(|_| r.corrupt("partition out of range"))?;
-    let float_chunk = r.bytes()?.to_vec();
-    let histogram_chunk = r.bytes()?.to_vec();
-    Ok(HeadSnapshot {
-        max_t,
-        last_write,
-        flushed_max_t,
-        postings_partition,
-        float_chunk,
-        histogram_chunk,
+    Ok(HeadMeta {
+        max_t: r.varint()?,
+        last_write: r.varint()?,
+        flushed_max_t: r.varint()?,
+        postings_partition: i32::try_from(r.varint()?).map_err(|_| r.corrupt("partition out of range"))?,
     })
+}
+
+/// A head chunk segment: the chunk's sample count when it was written and
+/// the chunk bytes from the segment's start offset on.
+pub fn encode_head_segment(count: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(3 + bytes.len());
+    v.push(VALUE_VERSION);
+    v.extend_from_slice(&count.to_be_bytes());
+    v.extend_from_slice(bytes);
+    v
+}
+
+pub fn decode_head_segment(b: &[u8]) -> Result<(u16, &[u8]), StorageError> {
+    let mut r = Reader::new(b, "head segment");
+    if r.u8()? != VALUE_VERSION {
+        return Err(r.corrupt("unknown head segment version"));
+    }
+    let c: [u8; 2] = r.array()?;
+    Ok((u16::from_be_bytes(c), r.rest()))
 }
 
 pub fn encode_idle(max_t: i64) -> Vec<u8> {
@@ -396,15 +476,33 @@ mod tests {
         let labels = Labels::from_pairs([("__name__", "up"), ("job", "a")]);
         let rec = encode_series_record("t", labels.iter().map(|l| (&l.name, &l.value)));
         assert_eq!(decode_series_record(&rec).unwrap(), ("t".to_string(), labels));
-        let snap = HeadSnapshot {
+        let meta = HeadMeta {
             max_t: 5,
             last_write: 6,
             flushed_max_t: i64::MIN,
             postings_partition: -3,
-            float_chunk: vec![1, 2, 3],
-            histogram_chunk: vec![],
         };
-        assert_eq!(decode_head_snapshot(&encode_head_snapshot(&snap)).unwrap(), snap);
+        assert_eq!(decode_head_meta(&encode_head_meta(&meta)).unwrap(), meta);
+        assert_eq!(
+            decode_head_segment(&encode_head_segment(7, &[1, 2])).unwrap(),
+            (7, &[1u8, 2][..])
+        );
+        let k = head_segment_key(9, HEAD_FLOAT, -4, 17);
+        assert_eq!(
+            parse_head_key(&k).unwrap(),
+            HeadKey::Segment {
+                sid: 9,
+                kind: HEAD_FLOAT,
+                first_t: -4,
+                start: 17
+            }
+        );
+        assert_eq!(
+            parse_head_key(&head_meta_key(9)).unwrap(),
+            HeadKey::Meta { sid: 9 }
+        );
+        let (from, to) = head_kind_range(9, HEAD_FLOAT);
+        assert!(from.as_slice() < k.as_slice() && k.as_slice() < to.as_slice());
         assert_eq!(decode_idle(&encode_idle(-9)).unwrap(), -9);
         let e = Exemplar {
             labels: Labels::from_pairs([("trace_id", "x")]),

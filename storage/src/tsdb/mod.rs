@@ -81,6 +81,8 @@ pub struct TsdbStats {
     pub bytes_per_sample: f64,
     /// Series created since the store was created (churn).
     pub series_created: u64,
+    /// Live SST bytes per RocksDB column family, summed over shards.
+    pub sst_bytes_by_cf: Vec<(&'static str, u64)>,
 }
 
 struct Inner {
@@ -281,6 +283,13 @@ impl Tsdb {
             t.log_bytes += s.log.size_bytes();
             t.persisted_samples += s.persisted_samples();
             t.series_created += s.state.read().next_sid.saturating_sub(1);
+            for cf in keys::ALL_CFS {
+                let n = s.disk.cf_sst_bytes(cf);
+                match t.sst_bytes_by_cf.iter_mut().find(|(name, _)| *name == cf) {
+                    Some((_, v)) => *v += n,
+                    None => t.sst_bytes_by_cf.push((cf, n)),
+                }
+            }
         }
         if t.persisted_samples > 0 {
             t.bytes_per_sample = t.chunk_bytes as f64 / t.persisted_samples as f64;

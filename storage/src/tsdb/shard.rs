@@ -222,46 +222,42 @@ fn load_state(disk: &Disk, st: &mut ShardState) -> Result<(), StorageError> {
         ring.persisted_seq = ring.next_seq;
         Ok(())
     })?;
-    let mut heads = Vec::new();
-    disk.for_each(keys::CF_HEAD, |k, v| {
-        heads.push((keys::sid_from_key(k)?, keys::decode_head_snapshot(v)?));
-        Ok(())
-    })?;
+    let heads = load_heads(disk)?;
     for chunk in heads.chunks(4096) {
-        let sids: Vec<u64> = chunk.iter().map(|(sid, _)| *sid).collect();
+        let sids: Vec<u64> = chunk.iter().map(|h| h.sid).collect();
         let records = disk.series_records(&sids)?;
-        for ((sid, snap), rec) in chunk.iter().zip(records) {
+        for (h, rec) in chunk.iter().zip(records) {
             let Some((tenant, labels)) = rec else {
                 return Err(StorageError::Corrupt {
-                    what: "head snapshot",
-                    detail: format!("series {sid} has a head snapshot but no series record"),
+                    what: "head",
+                    detail: format!("series {} is in the head but has no series record", h.sid),
                 });
             };
             let ti = st.tenant(&tenant);
-            let head = if snap.float_chunk.is_empty() {
-                None
-            } else {
-                Some(XorAppender::from_bytes(&snap.float_chunk)?)
+            let head = match &h.float {
+                Some(b) => Some(XorAppender::from_bytes(b)?),
+                None => None,
             };
-            let hhead = if snap.histogram_chunk.is_empty() {
-                None
-            } else {
-                Some(Box::new(HistogramAppender::from_bytes(&snap.histogram_chunk)?))
+            let hhead = match &h.histogram {
+                Some(b) => Some(Box::new(HistogramAppender::from_bytes(b)?)),
+                None => None,
             };
             let hash = labels_hash(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
             let syms = intern_labels(&mut st.symbols, &labels);
-            st.next_sid = st.next_sid.max(sid + 1);
-            st.max_seen_t = st.max_seen_t.max(snap.max_t);
+            st.next_sid = st.next_sid.max(h.sid + 1);
+            st.max_seen_t = st.max_seen_t.max(h.meta.max_t);
             st.insert_series(MemSeries {
-                sid: *sid,
+                sid: h.sid,
                 tenant: ti,
                 labels: syms,
                 hash,
-                max_t: snap.max_t,
-                last_write: snap.last_write,
-                flushed_max_t: snap.flushed_max_t,
-                postings_partition: snap.postings_partition,
+                max_t: h.meta.max_t,
+                last_write: h.meta.last_write,
+                flushed_max_t: h.meta.flushed_max_t,
+                postings_partition: h.meta.postings_partition,
                 flags: 0,
+                head_persisted: h.float.as_ref().map_or(0, |b| b.len() as u32),
+                hhead_persisted: h.histogram.as_ref().map_or(0, |b| b.len() as u32),
                 head,
                 hhead,
                 pending: Vec::new(),
@@ -270,4 +266,108 @@ fn load_state(disk: &Disk, st: &mut ShardState) -> Result<(), StorageError> {
         }
     }
     Ok(())
+}
+
+/// A series as the head column family describes it.
+struct LoadedHead {
+    sid: u64,
+    meta: keys::HeadMeta,
+    float: Option<Vec<u8>>,
+    histogram: Option<Vec<u8>>,
+}
+
+/// Reassembles open chunks from their segments: each segment overwrites
+/// the chunk from its start offset; the newest chunk (by first timestamp)
+/// of each kind wins; the last segment's count is patched into the header.
+fn load_heads(disk: &Disk) -> Result<Vec<LoadedHead>, StorageError> {
+    struct Acc {
+        first_t: i64,
+        buf: Vec<u8>,
+        count: u16,
+    }
+    struct Cur {
+        sid: u64,
+        meta: Option<keys::HeadMeta>,
+        float: Option<Acc>,
+        histogram: Option<Acc>,
+    }
+    fn finish(acc: Option<Acc>) -> Option<Vec<u8>> {
+        let mut a = acc?;
+        if a.buf.len() < 3 {
+            return None;
+        }
+        a.buf[1..3].copy_from_slice(&a.count.to_be_bytes());
+        Some(a.buf)
+    }
+    fn flush(cur: Option<Cur>, out: &mut Vec<LoadedHead>) {
+        if let Some(Cur {
+            sid,
+            meta: Some(meta),
+            float,
+            histogram,
+        }) = cur
+        {
+            out.push(LoadedHead {
+                sid,
+                meta,
+                float: finish(float),
+                histogram: finish(histogram),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    let mut cur: Option<Cur> = None;
+    disk.for_each(keys::CF_HEAD, |k, v| {
+        let key = keys::parse_head_key(k)?;
+        let sid = match key {
+            keys::HeadKey::Meta { sid } | keys::HeadKey::Segment { sid, .. } => sid,
+        };
+        if cur.as_ref().is_none_or(|c| c.sid != sid) {
+            flush(cur.take(), &mut out);
+            cur = Some(Cur {
+                sid,
+                meta: None,
+                float: None,
+                histogram: None,
+            });
+        }
+        let Some(c) = cur.as_mut() else { return Ok(()) };
+        match key {
+            keys::HeadKey::Meta { .. } => c.meta = Some(keys::decode_head_meta(v)?),
+            keys::HeadKey::Segment {
+                kind, first_t, start, ..
+            } => {
+                let (count, bytes) = keys::decode_head_segment(v)?;
+                let slot = if kind == keys::HEAD_FLOAT {
+                    &mut c.float
+                } else {
+                    &mut c.histogram
+                };
+                if slot.as_ref().is_none_or(|a| a.first_t != first_t) {
+                    *slot = Some(Acc {
+                        first_t,
+                        buf: Vec::new(),
+                        count: 0,
+                    });
+                }
+                let Some(acc) = slot.as_mut() else { return Ok(()) };
+                let start = start as usize;
+                if start > acc.buf.len() {
+                    return Err(StorageError::Corrupt {
+                        what: "head",
+                        detail: format!(
+                            "series {sid}: segment at {start} leaves a gap after {}",
+                            acc.buf.len()
+                        ),
+                    });
+                }
+                acc.buf.truncate(start);
+                acc.buf.extend_from_slice(bytes);
+                acc.count = count;
+            }
+        }
+        Ok(())
+    })?;
+    flush(cur.take(), &mut out);
+    Ok(out)
 }
