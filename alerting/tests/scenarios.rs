@@ -17,9 +17,10 @@ async fn all_scenarios_pass() {
                 .collect()
         })
         .unwrap_or_default();
+    files.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/alerting-tests.yml"));
     files.sort();
     assert!(
-        files.len() >= 2,
+        files.len() >= 3,
         "scenario files missing in {}",
         scenario_dir().display()
     );
