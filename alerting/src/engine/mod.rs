@@ -406,14 +406,19 @@ impl Engine {
                 key: g.key.clone(),
                 labels: g.labels.clone(),
                 receiver: route.receiver.clone(),
-                alerts: g
-                    .alerts
-                    .values()
-                    .map(|a| view(&rt, &st, &inhibitor, a, now))
-                    .collect(),
+                alerts: {
+                    let mut alerts: Vec<&Alert> = g.alerts.values().collect();
+                    alerts.sort_by(|a, b| tick::alert_sort(a, b));
+                    alerts
+                        .into_iter()
+                        .map(|a| view(&rt, &st, &inhibitor, a, now))
+                        .collect()
+                },
                 muted_by: muted,
             });
         }
+        // Alertmanager orders groups by their labels, then by receiver.
+        out.sort_by(|a, b| a.labels.cmp(&b.labels).then_with(|| a.receiver.cmp(&b.receiver)));
         Ok(out)
     }
 

@@ -110,7 +110,8 @@ pub(crate) struct FailureNotice {
     error: String,
 }
 
-fn alert_sort(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+/// Alertmanager's `AlertSlice` order: by `job`, then `instance` (present before absent), then labels.
+pub(crate) fn alert_sort(a: &Alert, b: &Alert) -> std::cmp::Ordering {
     for k in ["job", "instance"] {
         match (a.labels.get(k), b.labels.get(k)) {
             (None, None) => continue,

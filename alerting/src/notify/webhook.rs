@@ -98,3 +98,35 @@ impl Notifier for WebhookNotifier {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Alert;
+    use chrono::{DateTime, Duration, Utc};
+
+    #[test]
+    fn max_alerts_truncates_and_counts() {
+        let now = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let alerts: Vec<Alert> = (0..5)
+            .map(|i| Alert {
+                labels: [("alertname".to_string(), format!("A{i}"))].into(),
+                annotations: LabelSet::new(),
+                starts_at: now,
+                ends_at: now + Duration::hours(1),
+                generator_url: String::new(),
+                updated_at: now,
+                timeout: false,
+            })
+            .collect();
+        let d = NotificationData::build("r", "k", &LabelSet::new(), &alerts, now, "http://x", "t", "");
+        let v: serde_json::Value = serde_json::from_slice(&payload(&d, 2)).unwrap_or_default();
+        assert_eq!(v["alerts"].as_array().map(|a| a.len()), Some(2));
+        assert_eq!(v["truncatedAlerts"], 3);
+        let v: serde_json::Value = serde_json::from_slice(&payload(&d, 0)).unwrap_or_default();
+        assert_eq!(v["alerts"].as_array().map(|a| a.len()), Some(5));
+        assert_eq!(v["version"], "4");
+    }
+}
