@@ -1,9 +1,12 @@
 //! Runs Prometheus's PromQL conformance files (`*.test`) against the
-//! engine over `MemStore`, and fails on any regression against the
-//! checked-in list of known failures (`promqltest-known-failures.txt`).
+//! engine, once over the in-memory `MemStore` and once over the real
+//! RocksDB store (`Tsdb` in a temporary directory, as Prometheus's own
+//! promqltest runs on its real TSDB), and fails on any regression against
+//! the checked-in list of known failures (`promqltest-known-failures.txt`).
 //!
-//! `PROMQLTEST_DIR` overrides the test-data directory; `PROMQLTEST_FILTER`
-//! restricts the run to files whose name contains it.
+//! The files are looked up in `PROMQLTEST_DIR`, then in `shared/` next to
+//! the checkout, then in `/work/shared`; `PROMQLTEST_FILTER` restricts the
+//! run to files whose name contains it.
 
 #[path = "promqltest_runner/mod.rs"]
 mod runner;
@@ -14,10 +17,54 @@ use std::path::PathBuf;
 use runner::{Counts, FileReport, Outcome};
 
 fn test_dir() -> PathBuf {
-    match std::env::var_os("PROMQLTEST_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/promqltest/testdata"),
+    if let Some(d) = std::env::var_os("PROMQLTEST_DIR") {
+        return PathBuf::from(d);
     }
+    let candidates = [
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/promqltest/testdata"),
+        PathBuf::from("/work/shared/promqltest/testdata"),
+    ];
+    candidates
+        .iter()
+        .find(|d| d.is_dir())
+        .cloned()
+        .unwrap_or_else(|| panic!("PromQL test files not found in {candidates:?}; set PROMQLTEST_DIR"))
+}
+
+/// The RocksDB store in a temporary directory, configured for test data:
+/// samples from 1970 on (no retention bound), no fsync.
+struct TsdbStore {
+    tsdb: std::sync::Arc<fenghuo_storage::tsdb::Tsdb>,
+    _dir: tempfile::TempDir,
+}
+
+impl runner::TestStore for TsdbStore {
+    fn appender(&self) -> &dyn fenghuo_storage::api::Appender {
+        &*self.tsdb
+    }
+    fn queryable(&self) -> &dyn fenghuo_storage::api::Queryable {
+        &*self.tsdb
+    }
+}
+
+impl Drop for TsdbStore {
+    fn drop(&mut self) {
+        let _ = self.tsdb.close();
+    }
+}
+
+fn tsdb_store() -> Box<dyn runner::TestStore> {
+    use fenghuo_storage::tsdb::{ManualClock, PromDuration, Tsdb, TsdbOptions};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let opts = TsdbOptions {
+        retention: PromDuration::from_secs(0),
+        out_of_order_window: PromDuration::from_secs(100 * 365 * 24 * 3600),
+        fsync: false,
+        ..TsdbOptions::default()
+    };
+    let tsdb = Tsdb::open_manual(dir.path(), opts, std::sync::Arc::new(ManualClock::new(0)))
+        .expect("open the RocksDB store");
+    Box::new(TsdbStore { tsdb, _dir: dir })
 }
 
 /// `file:line` → reason, from the known-failures list.
@@ -40,7 +87,20 @@ fn known_failures() -> BTreeMap<String, String> {
 }
 
 #[test]
-fn promqltest_files() {
+fn promqltest_files_on_memstore() {
+    run_all(
+        "MemStore",
+        Box::new(|| Box::new(fenghuo_storage::memory::MemStore::new())),
+    );
+}
+
+#[test]
+fn promqltest_files_on_rocksdb_store() {
+    run_all("Tsdb (RocksDB)", Box::new(tsdb_store));
+}
+
+fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
+    println!("store: {store_name}");
     let dir = test_dir();
     let filter = std::env::var("PROMQLTEST_FILTER").unwrap_or_default();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -56,7 +116,6 @@ fn promqltest_files() {
     assert!(!files.is_empty(), "no .test files in {}", dir.display());
 
     let engine = runner::test_engine();
-    let factory: Box<runner::StoreFactory> = Box::new(|| Box::new(fenghuo_storage::memory::MemStore::new()));
     let reports: Vec<FileReport> = std::thread::scope(|s| {
         let chunks: Vec<Vec<PathBuf>> = (0..2)
             .map(|i| files.iter().skip(i).step_by(2).cloned().collect())
@@ -159,7 +218,7 @@ fn promqltest_files() {
     }
     assert!(
         regressions.is_empty() && fixed.is_empty(),
-        "{} new failures (not in promqltest-known-failures.txt):\n{}\n{} listed failures now pass or no longer exist (remove them from the list):\n{}",
+        "{store_name}: {} new failures (not in promqltest-known-failures.txt):\n{}\n{} listed failures now pass or no longer exist (remove them from the list):\n{}",
         regressions.len(),
         regressions.join("\n"),
         fixed.len(),
