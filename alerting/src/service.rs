@@ -94,7 +94,7 @@ impl AlertingService {
                     tokio::select! {
                         _ = iv.tick() => {
                             let timer = metrics::TICK_DURATION.start_timer();
-                            e.tick().await;
+                            e.tick_detached().await;
                             timer.observe_duration();
                         }
                         _ = stop_rx.changed() => break,

@@ -368,3 +368,65 @@ async fn test_receiver_sends_a_marked_test_message() {
         "{res:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_does_not_delay_others() {
+    let (slow, slow_url) = common::sink().await;
+    let (fast, fast_url) = common::sink().await;
+    slow.delay_ms.store(1500, std::sync::atomic::Ordering::SeqCst);
+    let c = format!(
+        r#"
+route:
+  receiver: fast
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 1m
+  routes:
+  - matchers: ['alertname="Slow"']
+    receiver: slow
+receivers:
+- name: fast
+  webhook_configs: [{{url: '{fast_url}/f'}}]
+- name: slow
+  webhook_configs: [{{url: '{slow_url}/s'}}]
+"#
+    );
+    let (e, clock) = engine(&c);
+    let _ = e.ingest_posted("anonymous", vec![alert(&[("alertname", "Slow")])]);
+    clock.advance(Duration::seconds(30));
+    e.tick_detached().await;
+    let _ = e.ingest_posted("anonymous", vec![alert(&[("alertname", "Fast")])]);
+    clock.advance(Duration::seconds(30));
+    e.tick_detached().await;
+    // Meanwhile the slow group is due again but still in flight: it is not flushed twice.
+    clock.advance(Duration::minutes(2));
+    e.tick_detached().await;
+    let notified = |receiver: &str| {
+        e.history(
+            "anonymous",
+            t0(),
+            t0() + Duration::hours(1),
+            &[],
+            &[fenghuo_alerting::history::EventKind::Notified],
+            0,
+        )
+        .unwrap_or_default()
+        .iter()
+        .filter(|h| h.receiver == receiver)
+        .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while notified("fast") == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        notified("fast"),
+        1,
+        "fast receiver served while the slow one hangs"
+    );
+    assert_eq!(notified("slow"), 0, "slow delivery still in flight");
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    assert_eq!(notified("slow"), 1);
+    assert_eq!(slow.requests.lock().len(), 1, "no second flush while in flight");
+    assert_eq!(fast.requests.lock().len(), 1);
+}

@@ -723,6 +723,7 @@ pub(crate) fn insert_into_groups(rt: &Runtime, st: &mut TenantState, alert: &Ale
                         has_flushed: false,
                         attempts: 0,
                         failure_reported: false,
+                        in_flight: false,
                     },
                 );
             }

@@ -39,6 +39,8 @@ pub struct AggrGroup {
     /// Consecutive failed flushes (reset on success).
     pub attempts: u32,
     pub failure_reported: bool,
+    /// A flush of this group is being delivered; it is not flushed again until that completes.
+    pub in_flight: bool,
 }
 
 /// An acknowledgement of a group.
@@ -86,6 +88,8 @@ pub struct TenantState {
     pub escalations: BTreeMap<String, EscalationState>,
     pub history_seq: u64,
     pub ops: Vec<StateOp>,
+    /// Groups whose escalation step is being delivered (not persisted).
+    pub escalations_in_flight: std::collections::BTreeSet<String>,
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(kind: StateKind, k: &str, v: &[u8]) -> Option<T> {
@@ -110,6 +114,7 @@ impl TenantState {
             escalations: BTreeMap::new(),
             history_seq: 0,
             ops: vec![],
+            escalations_in_flight: Default::default(),
         }
     }
 

@@ -78,6 +78,14 @@ enum Outcome {
     Deferred(Ts),
 }
 
+/// The prepare phase's result.
+struct Prepared {
+    rt: Arc<Runtime>,
+    now: Ts,
+    batch: Batch,
+    escs: Vec<EscFlush>,
+}
+
 /// What the prepare phase produced for the dispatch phase.
 #[derive(Default)]
 struct Batch {
@@ -125,8 +133,29 @@ pub(crate) fn alert_sort(a: &Alert, b: &Alert) -> std::cmp::Ordering {
 }
 
 impl Engine {
-    /// Runs one step at the clock's current time and reports every delivery attempted.
+    /// Runs one step at the clock's current time and reports every delivery attempted, waiting
+    /// for all of them (tests, scenarios).
     pub async fn tick(&self) -> TickReport {
+        let p = self.prepare().await;
+        self.finish(p).await
+    }
+
+    /// Runs one step without waiting for the deliveries: they complete in a task of their own,
+    /// so a slow receiver never delays other groups' notifications. Groups and escalations with a
+    /// delivery in flight are skipped until it completes.
+    pub async fn tick_detached(self: &Arc<Self>) {
+        let p = self.prepare().await;
+        if p.batch.jobs.is_empty() && p.batch.flushes.is_empty() && p.escs.is_empty() {
+            return;
+        }
+        let engine = self.clone();
+        tokio::spawn(async move {
+            engine.finish(p).await;
+        });
+    }
+
+    /// Phase 1, under the tick lock: everything due at `now`, marked in flight.
+    async fn prepare(&self) -> Prepared {
         let _guard = self.tick_lock.lock().await;
         let now = self.now();
         let rt = self.runtime();
@@ -147,7 +176,7 @@ impl Engine {
             let due: Vec<GroupId> = st
                 .groups
                 .iter()
-                .filter(|(_, g)| g.next_flush <= now)
+                .filter(|(_, g)| g.next_flush <= now && !g.in_flight)
                 .map(|(k, _)| k.clone())
                 .collect();
             for gid in due {
@@ -162,6 +191,12 @@ impl Engine {
         for n in notices {
             self.prepare_failure_notice(&rt, n, now, &mut batch.jobs);
         }
+        Prepared { rt, now, batch, escs }
+    }
+
+    /// Phases 2 and 3: send, then record the outcomes.
+    async fn finish(&self, p: Prepared) -> TickReport {
+        let Prepared { rt, now, batch, escs } = p;
         let Batch { jobs, flushes } = batch;
         let outcomes = self.dispatch(&rt, &jobs, now).await;
         let mut report = TickReport::default();
@@ -195,6 +230,7 @@ impl Engine {
         let Some(g) = st.groups.get_mut(gid) else { return };
         g.next_flush = now + route.group_interval;
         g.has_flushed = true;
+        g.in_flight = true;
         let mut alerts: Vec<Alert> = g.alerts.values().cloned().collect();
         alerts.sort_by(alert_sort);
         let resolved_snapshot: Vec<(Fingerprint, Ts)> = alerts
@@ -332,7 +368,7 @@ impl Engine {
             let Some(policy) = rt.policies.get(pname) else {
                 continue;
             };
-            if !seen.insert(g.key.clone()) {
+            if !seen.insert(g.key.clone()) || st.escalations_in_flight.contains(&g.key) {
                 continue;
             }
             let firing: Vec<Alert> = g
@@ -444,6 +480,7 @@ impl Engine {
                     });
                 }
             }
+            st.escalations_in_flight.insert(g.key.clone());
             escs.push(flush);
         }
     }
@@ -706,6 +743,7 @@ impl Engine {
             let Some(g) = st.groups.get_mut(&f.gid) else {
                 continue;
             };
+            g.in_flight = false;
             if all_sent {
                 g.attempts = 0;
                 g.failure_reported = false;
@@ -779,6 +817,7 @@ impl Engine {
         for f in escs {
             let Ok(t) = self.tenant(&f.tenant) else { continue };
             let mut st = t.lock();
+            st.escalations_in_flight.remove(&f.group_key);
             let Some(mut state) = st.escalations.get(&f.group_key).cloned() else {
                 continue;
             };

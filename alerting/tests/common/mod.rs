@@ -68,6 +68,8 @@ pub struct Sink {
     pub requests: Arc<Mutex<Vec<Recorded>>>,
     /// Bodies to answer with, in order; the last one repeats. Default `{"errcode":0,"errmsg":"ok"}`.
     pub answers: Arc<Mutex<Vec<(u16, String)>>>,
+    /// Answer only after this many milliseconds.
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 async fn record(
@@ -81,6 +83,10 @@ async fn record(
         headers,
         body: body.to_vec(),
     });
+    let delay = s.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let mut a = s.answers.lock();
     let (code, body) = if a.len() > 1 {
         a.remove(0)

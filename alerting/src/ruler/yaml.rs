@@ -1,0 +1,344 @@
+//! A YAML document as a tree of nodes that remember their line and column (1-based, like Go's
+//! `yaml.v3` nodes), plus decoding helpers that report problems the way `yaml.v3` does
+//! (`line 3: field foo not found in type rulefmt.RuleGroup`). Rule files need the positions for
+//! `promtool check rules`-compatible messages, which `serde_yaml` cannot give.
+
+use std::collections::BTreeMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// What a node holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// A scalar; `plain` is false for quoted and block scalars (never null / numbers).
+    Scalar { value: String, plain: bool },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+/// One YAML node with its position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub kind: Kind,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Node {
+    /// Whether this is YAML's null (`~`, `null`, empty).
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, Kind::Scalar { value, plain: true } if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// The YAML tag Go's decoder names in type errors.
+    pub fn tag(&self) -> &'static str {
+        match &self.kind {
+            Kind::Seq(_) => "!!seq",
+            Kind::Map(_) => "!!map",
+            Kind::Scalar { .. } if self.is_null() => "!!null",
+            Kind::Scalar { value, plain: true } => {
+                if matches!(value.as_str(), "true" | "false" | "True" | "False" | "TRUE" | "FALSE") {
+                    "!!bool"
+                } else if value.parse::<i64>().is_ok() {
+                    "!!int"
+                } else if value.parse::<f64>().is_ok() && !value.chars().all(|c| c.is_ascii_alphabetic()) {
+                    "!!float"
+                } else {
+                    "!!str"
+                }
+            }
+            Kind::Scalar { .. } => "!!str",
+        }
+    }
+
+    fn short_value(&self) -> String {
+        match &self.kind {
+            Kind::Scalar { value, .. } => {
+                if value.chars().count() > 10 {
+                    let s: String = value.chars().take(7).collect();
+                    format!(" `{s}...`")
+                } else {
+                    format!(" `{value}`")
+                }
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+/// Collects `yaml.v3`-style "unmarshal errors" while decoding.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    pub errors: Vec<String>,
+}
+
+impl Decoder {
+    fn type_error(&mut self, n: &Node, into: &str) {
+        self.errors.push(format!(
+            "line {}: cannot unmarshal {}{} into {into}",
+            n.line,
+            n.tag(),
+            n.short_value()
+        ));
+    }
+
+    /// Decodes a string field (scalars of any plain type become their text, as in Go).
+    pub fn string(&mut self, n: &Node) -> String {
+        match &n.kind {
+            _ if n.is_null() => String::new(),
+            Kind::Scalar { value, .. } => value.clone(),
+            _ => {
+                self.type_error(n, "string");
+                String::new()
+            }
+        }
+    }
+
+    pub fn int(&mut self, n: &Node) -> i64 {
+        match &n.kind {
+            _ if n.is_null() => 0,
+            Kind::Scalar { value, plain: true } if value.parse::<i64>().is_ok() => value.parse().unwrap_or(0),
+            _ => {
+                self.type_error(n, "int");
+                0
+            }
+        }
+    }
+
+    /// A `model.Duration` field; its parse error is reported as Go reports it (no line).
+    pub fn duration(&mut self, n: &Node) -> i64 {
+        if n.is_null() {
+            return 0;
+        }
+        match &n.kind {
+            Kind::Scalar { value, .. } => match crate::ruler::duration::parse_duration(value) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.errors.push(e);
+                    0
+                }
+            },
+            _ => {
+                self.type_error(n, "string");
+                0
+            }
+        }
+    }
+
+    /// A `map[string]string` field; keys in document order, duplicates as Go reports them.
+    pub fn string_map(&mut self, n: &Node) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        match &n.kind {
+            _ if n.is_null() => {}
+            Kind::Map(entries) => {
+                for (k, v) in entries {
+                    let key = self.string(k);
+                    let val = self.string(v);
+                    out.insert(key, val);
+                }
+            }
+            _ => self.type_error(n, "map[string]string"),
+        }
+        out
+    }
+
+    /// A sequence field; `None` (after reporting) when the node is not a sequence.
+    pub fn seq<'a>(&mut self, n: &'a Node, into: &str) -> &'a [Node] {
+        match &n.kind {
+            Kind::Seq(items) => items,
+            _ if n.is_null() => &[],
+            _ => {
+                self.type_error(n, into);
+                &[]
+            }
+        }
+    }
+
+    /// A struct: the entries of a mapping, reporting unknown fields (`KnownFields(true)`).
+    pub fn fields<'a>(&mut self, n: &'a Node, type_name: &str, known: &[&str]) -> Vec<(&'a str, &'a Node)> {
+        let mut out = Vec::new();
+        match &n.kind {
+            Kind::Map(entries) => {
+                let mut seen: Vec<&str> = Vec::new();
+                for (k, v) in entries {
+                    let key = match &k.kind {
+                        Kind::Scalar { value, .. } => value.as_str(),
+                        _ => {
+                            self.type_error(k, "string");
+                            continue;
+                        }
+                    };
+                    if !known.contains(&key) {
+                        self.errors
+                            .push(format!("line {}: field {key} not found in type {type_name}", k.line));
+                        continue;
+                    }
+                    if seen.contains(&key) {
+                        self.errors.push(format!(
+                            "line {}: mapping key {:?} already defined at line {}",
+                            k.line,
+                            key,
+                            entries
+                                .iter()
+                                .find(|(kk, _)| matches!(&kk.kind, Kind::Scalar { value, .. } if value == key))
+                                .map(|(kk, _)| kk.line)
+                                .unwrap_or(k.line)
+                        ));
+                        continue;
+                    }
+                    seen.push(key);
+                    out.push((key, v));
+                }
+            }
+            _ if n.is_null() => {}
+            _ => self.type_error(n, type_name),
+        }
+        out
+    }
+
+    /// The `yaml: unmarshal errors:` block Go prints, or `None` when decoding was clean.
+    pub fn into_error(self) -> Option<String> {
+        if self.errors.is_empty() {
+            return None;
+        }
+        // Go prints plain-value errors (durations) without the header.
+        let (typed, plain): (Vec<_>, Vec<_>) = self.errors.into_iter().partition(|e| e.starts_with("line "));
+        if let Some(p) = plain.into_iter().next() {
+            return Some(p);
+        }
+        Some(format!("yaml: unmarshal errors:\n  {}", typed.join("\n  ")))
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<(Node, Option<Node>)>,
+    anchors: BTreeMap<usize, Node>,
+    anchor_stack: Vec<usize>,
+    docs: Vec<Node>,
+}
+
+impl Builder {
+    fn push_value(&mut self, node: Node) {
+        match self.stack.last_mut() {
+            None => self.docs.push(node),
+            Some((parent, pending_key)) => match &mut parent.kind {
+                Kind::Seq(items) => items.push(node),
+                Kind::Map(entries) => match pending_key.take() {
+                    None => *pending_key = Some(node),
+                    Some(k) => entries.push((k, node)),
+                },
+                Kind::Scalar { .. } => {}
+            },
+        }
+    }
+}
+
+fn pos(m: Marker) -> (usize, usize) {
+    (m.line(), m.col() + 1)
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let (line, col) = pos(mark);
+        match ev {
+            Event::Scalar(value, style, anchor, _) => {
+                let node = Node {
+                    kind: Kind::Scalar {
+                        value,
+                        plain: style == TScalarStyle::Plain,
+                    },
+                    line,
+                    col,
+                };
+                if anchor > 0 {
+                    self.anchors.insert(anchor, node.clone());
+                }
+                self.push_value(node);
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.anchor_stack.push(anchor);
+                self.stack.push((
+                    Node {
+                        kind: Kind::Seq(Vec::new()),
+                        line,
+                        col,
+                    },
+                    None,
+                ));
+            }
+            Event::MappingStart(anchor, _) => {
+                self.anchor_stack.push(anchor);
+                self.stack.push((
+                    Node {
+                        kind: Kind::Map(Vec::new()),
+                        line,
+                        col,
+                    },
+                    None,
+                ));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((node, _)) = self.stack.pop() {
+                    let anchor = self.anchor_stack.pop().unwrap_or(0);
+                    if anchor > 0 {
+                        self.anchors.insert(anchor, node.clone());
+                    }
+                    self.push_value(node);
+                }
+            }
+            Event::Alias(id) => {
+                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
+                    kind: Kind::Scalar {
+                        value: String::new(),
+                        plain: true,
+                    },
+                    line,
+                    col,
+                });
+                self.push_value(node);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Parses YAML text into its documents. Syntax errors read like Go's (`yaml: line 3: ...`).
+pub fn parse(text: &str) -> Result<Vec<Node>, String> {
+    let mut b = Builder::default();
+    let mut p = Parser::new_from_str(text);
+    p.load(&mut b, true)
+        .map_err(|e| format!("yaml: line {}: {}", e.marker().line(), e.info()))?;
+    Ok(b.docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based() {
+        let docs = parse("groups:\n- name: g\n  rules:\n  - record: foo\n").unwrap_or_default();
+        let Some(Kind::Map(top)) = docs.first().map(|d| &d.kind) else {
+            panic!("no map");
+        };
+        let Kind::Seq(groups) = &top[0].1.kind else { panic!("no seq") };
+        let Kind::Map(g) = &groups[0].kind else { panic!("no group") };
+        let Kind::Seq(rules) = &g[1].1.kind else { panic!("no rules") };
+        let Kind::Map(r) = &rules[0].kind else { panic!("no rule") };
+        assert_eq!((r[0].1.line, r[0].1.col), (4, 13));
+    }
+
+    #[test]
+    fn unknown_fields_read_like_go() {
+        let docs = parse("a: 1\nb: 2\n").unwrap_or_default();
+        let mut d = Decoder::default();
+        let f = d.fields(&docs[0], "rulefmt.Rule", &["a"]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            d.into_error().as_deref(),
+            Some("yaml: unmarshal errors:\n  line 2: field b not found in type rulefmt.Rule")
+        );
+    }
+}
