@@ -264,3 +264,55 @@ fn query_bad_input_battery() {
     let answer = node.query("up", t as f64 / 1000.0);
     assert_eq!(answer["data"]["result"][0]["value"][1], "1", "{answer}");
 }
+
+/// `lookback_delta`, `stats` and `timeout` query parameters behave as in
+/// Prometheus.
+#[test]
+fn query_parameters_are_honoured() {
+    let node = Fenghuo::start();
+    let t = now_ms();
+    let old = t - 10 * 60_000;
+    let (status, _) = remote_write_v1(
+        &node.url("/api/v1/write"),
+        None,
+        &[(vec![("__name__", "old")], vec![(old, 3.0)])],
+    );
+    assert_eq!(status, 204);
+    let time = format!("{}", t as f64 / 1000.0);
+    let default = get_json(&node.url("/api/v1/query"), &[("query", "old"), ("time", &time)]);
+    assert_eq!(
+        default["data"]["result"],
+        json!([]),
+        "beyond the 5m lookback: {default}"
+    );
+    let longer = get_json(
+        &node.url("/api/v1/query"),
+        &[("query", "old"), ("time", &time), ("lookback_delta", "15m")],
+    );
+    assert_eq!(longer["data"]["result"][0]["value"][1], "3", "{longer}");
+    let stats = get_json(
+        &node.url("/api/v1/query"),
+        &[
+            ("query", "old"),
+            ("time", &time),
+            ("lookback_delta", "15m"),
+            ("stats", "all"),
+        ],
+    );
+    assert_eq!(
+        stats["data"]["stats"]["samples"]["totalQueryableSamples"], 1,
+        "{stats}"
+    );
+    assert!(
+        stats["data"]["stats"]["timings"]["evalTotalTime"].is_number(),
+        "{stats}"
+    );
+    let resp = http()
+        .get(node.url("/api/v1/query"))
+        .query(&[("query", "old"), ("time", time.as_str()), ("timeout", "0s")])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["errorType"], "timeout", "{body}");
+}

@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
@@ -21,7 +23,7 @@ use super::json::{write_float, write_histogram, write_labels, write_str, write_s
 use super::params::{
     self, InvalidParam, MAX_TIME_MS, MIN_TIME_MS, Params, invalid, limit_param, match_params, time_param,
 };
-use crate::{PointValue, QueryError, QueryOutput, Value};
+use crate::{Engine, PointValue, QueryControl, QueryError, QueryOutput, Value};
 
 /// Prometheus caps range queries at this many points per series.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -195,19 +197,50 @@ fn timeout_param(p: &Params) -> Result<Option<std::time::Duration>, ApiError> {
     Ok(Some(std::time::Duration::from_millis(ms.max(0) as u64)))
 }
 
-/// Runs an evaluation with the request's `timeout`, if any, on top of the
-/// engine's own deadline.
+/// The engine for one request: the shared one, or a copy with the
+/// request's `lookback_delta`.
+fn engine_for(api: &QueryApi, p: &Params) -> Result<Arc<Engine>, ApiError> {
+    let s = p.get("lookback_delta");
+    if s.is_empty() {
+        return Ok(api.engine.clone());
+    }
+    let ms = params::parse_duration(s)
+        .map_err(|e| ApiError::bad_data(format!("error parsing lookback delta duration: {e}")))?;
+    let mut opts = api.engine.options().clone();
+    if ms > 0 {
+        opts.lookback_delta_ms = ms;
+    }
+    Ok(Arc::new(Engine::new(opts)))
+}
+
+/// Sets a flag when dropped: axum drops a handler's future when the client
+/// goes away, and the evaluation thread then stops at its next check.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs an evaluation on a blocking thread with the request's `timeout` (a
+/// deadline on top of the engine's own) and cancellation when the client
+/// disconnects.
 async fn evaluate(
     timeout: Option<std::time::Duration>,
-    f: impl FnOnce() -> Result<QueryOutput, QueryError> + Send + 'static,
+    f: impl FnOnce(QueryControl<'_>) -> Result<QueryOutput, QueryError> + Send + 'static,
 ) -> Result<QueryOutput, ApiError> {
-    let task = blocking(move || f().map_err(ApiError::from));
-    match timeout {
-        None => task.await,
-        Some(d) => tokio::time::timeout(d, task)
-            .await
-            .map_err(|_| ApiError::new("timeout", "query timed out in query execution"))?,
-    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
+    let deadline = timeout.map(|d| Instant::now() + d);
+    blocking(move || {
+        f(QueryControl {
+            deadline,
+            cancel: Some(&cancel),
+        })
+        .map_err(ApiError::from)
+    })
+    .await
 }
 
 pub async fn query(State(api): State<Arc<QueryApi>>, req: ApiRequest) -> ApiResult {
@@ -215,11 +248,16 @@ pub async fn query(State(api): State<Arc<QueryApi>>, req: ApiRequest) -> ApiResu
     let limit = limit_param(p)?;
     let t = time_param(p, "time", (api.now_ms)())?;
     let timeout = timeout_param(p)?;
+    let engine = engine_for(&api, p)?;
     let querier = req.querier(&api)?;
-    let engine = api.engine.clone();
     let q = p.get("query").to_string();
-    let out = evaluate(timeout, move || engine.instant(&*querier, &q, t)).await?;
-    Ok(render_query_output(out, limit))
+    let started = Instant::now();
+    let out = evaluate(timeout, move |ctl| {
+        let parsed = Engine::parse_for(&q, t, t, 0)?;
+        engine.instant_parsed(&*querier, &parsed, t, ctl)
+    })
+    .await?;
+    Ok(render_query_output(out, limit, stats_param(p, started)))
 }
 
 pub async fn query_range(State(api): State<Arc<QueryApi>>, req: ApiRequest) -> ApiResult {
@@ -244,14 +282,24 @@ pub async fn query_range(State(api): State<Arc<QueryApi>>, req: ApiRequest) -> A
         ));
     }
     let timeout = timeout_param(p)?;
+    let engine = engine_for(&api, p)?;
     let querier = req.querier(&api)?;
-    let engine = api.engine.clone();
     let q = p.get("query").to_string();
-    let out = evaluate(timeout, move || engine.range(&*querier, &q, start, end, step)).await?;
-    Ok(render_query_output(out, limit))
+    let started = Instant::now();
+    let out = evaluate(timeout, move |ctl| {
+        let parsed = Engine::parse_for(&q, start, end, step)?;
+        engine.range_parsed(&*querier, &parsed, start, end, step, ctl)
+    })
+    .await?;
+    Ok(render_query_output(out, limit, stats_param(p, started)))
 }
 
-fn render_query_output(mut out: QueryOutput, limit: usize) -> Response {
+/// Whether the request asked for `stats`, and since when the query ran.
+fn stats_param(p: &Params, started: Instant) -> Option<Instant> {
+    (!p.get("stats").is_empty()).then_some(started)
+}
+
+fn render_query_output(mut out: QueryOutput, limit: usize, stats_since: Option<Instant>) -> Response {
     if limit > 0 {
         let truncated = match &mut out.value {
             Value::Vector(v) if v.len() > limit => {
@@ -270,6 +318,16 @@ fn render_query_output(mut out: QueryOutput, limit: usize) -> Response {
     }
     let mut data = String::with_capacity(256);
     write_value(&mut data, &out.value);
+    if let Some(started) = stats_since {
+        // Prometheus's `stats` object: timings in seconds and sample counts.
+        data.pop();
+        let total = started.elapsed().as_secs_f64();
+        let _ = write!(
+            data,
+            ",\"stats\":{{\"timings\":{{\"evalTotalTime\":{total},\"resultSortTime\":0,\"queryPreparationTime\":0,\"innerEvalTime\":{total},\"execQueueTime\":0,\"execTotalTime\":{total}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}}}",
+            out.stats.samples_loaded, out.stats.peak_samples
+        );
+    }
     success(&data, &out.warnings, &out.infos)
 }
 
