@@ -114,3 +114,36 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/fenghuo.yml")
+    }
+
+    /// The example file documents every option with its default value; if a
+    /// default changes, the example must change with it.
+    #[test]
+    fn example_file_loads_and_states_the_defaults() {
+        let loaded = Config::load(&example()).unwrap();
+        assert_eq!(format!("{loaded:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yml");
+        for (text, needle) in [
+            ("storage:\n  retension: 1d\n", "retension"),
+            ("query:\n  lookback_delta: 5 minutes\n", "5 minutes"),
+            ("log:\n  format: xml\n", "log.format"),
+            ("server:\n  listen: nowhere\n", "listen"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = format!("{:#}", Config::load(&path).unwrap_err());
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}

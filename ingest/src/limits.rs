@@ -1,5 +1,6 @@
 //! Per-request and per-series limits of the write path.
 
+use fenghuo_storage::model::PromDuration;
 use serde::Deserialize;
 
 /// Limits enforced before anything is written. Defaults follow Mimir's where
@@ -17,8 +18,9 @@ pub struct IngestLimits {
     pub max_labels_per_series: usize,
     pub max_label_name_bytes: usize,
     pub max_label_value_bytes: usize,
-    /// How far in the future (ms, relative to the receiver's clock) a sample
+    /// How far in the future (relative to the receiver's clock) a sample
     /// may be; later ones are rejected as bad input.
+    #[serde(rename = "max_future", deserialize_with = "PromDuration::deserialize_ms")]
     pub max_future_ms: i64,
     /// Most write requests processed at once; more get 503 (retried).
     pub max_inflight_requests: usize,

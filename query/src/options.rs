@@ -2,18 +2,27 @@
 
 use std::time::Duration;
 
+use fenghuo_storage::model::PromDuration;
+
 /// How the engine evaluates queries. Every field has Prometheus's default.
+/// In configuration files durations are written the Prometheus way
+/// (`lookback_delta: 5m`, `timeout: 2m`).
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineOptions {
     /// How far back an instant selector looks for a sample (`--query.lookback-delta`).
+    #[serde(rename = "lookback_delta", deserialize_with = "PromDuration::deserialize_ms")]
     pub lookback_delta_ms: i64,
     /// Most samples a query may hold in memory at once (`--query.max-samples`).
     pub max_samples: usize,
     /// Longest a query may run (`--query.timeout`).
-    #[serde(with = "duration_secs")]
+    #[serde(deserialize_with = "PromDuration::deserialize_std")]
     pub timeout: Duration,
     /// Step of subqueries written without one (the evaluation interval).
+    #[serde(
+        rename = "default_subquery_step",
+        deserialize_with = "PromDuration::deserialize_ms"
+    )]
     pub default_subquery_step_ms: i64,
     /// Whether experimental functions (`limitk`, `info`, `mad_over_time`...) parse.
     pub enable_experimental_functions: bool,
@@ -31,18 +40,6 @@ impl Default for EngineOptions {
     }
 }
 
-/// `timeout` is written as seconds (a float) in configuration files.
-mod duration_secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +50,13 @@ mod tests {
         assert_eq!(o.lookback_delta_ms, 5 * 60 * 1000);
         assert_eq!(o.max_samples, 50_000_000);
         assert_eq!(o.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn durations_read_the_prometheus_way() {
+        let o: EngineOptions = serde_yaml::from_str("lookback_delta: 1m30s\ntimeout: 10s\n").unwrap();
+        assert_eq!(o.lookback_delta_ms, 90_000);
+        assert_eq!(o.timeout, Duration::from_secs(10));
+        assert!(serde_yaml::from_str::<EngineOptions>("lookback_delta_ms: 5\n").is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! `match[]` selectors and `limit`.
 
 use chrono::{DateTime, SecondsFormat};
-use fenghuo_storage::model::{MatchOp, Matcher};
+use fenghuo_storage::model::{MatchOp, Matcher, PromDuration};
 use promql_parser::label::MatchOp as ParsedOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
@@ -120,51 +120,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 
 /// `[0-9]+(y|w|d|h|m|s|ms)` repeated, units in descending order, or `0`.
 pub fn parse_prometheus_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("ms", 1),
-        ("m", 60_000),
-        ("s", 1000),
-    ];
-    // Descending order of units, with "ms" ranked after "s".
-    let rank = |u: &str| match u {
-        "y" => 0,
-        "w" => 1,
-        "d" => 2,
-        "h" => 3,
-        "m" => 4,
-        "s" => 5,
-        _ => 6,
-    };
-    let mut rest = s;
-    let mut total: i64 = 0;
-    let mut last_rank = -1;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, mult) = UNITS.iter().find(|(u, _)| rest.starts_with(u))?;
-        let r = rank(unit);
-        if r <= last_rank {
-            return None;
-        }
-        last_rank = r;
-        rest = &rest[unit.len()..];
-        total = total.checked_add(n.checked_mul(*mult)?)?;
-    }
-    Some(total)
+    PromDuration::parse(s).ok().map(PromDuration::as_millis_i64)
 }
 
 /// `limit`: absent or 0 means no limit.

@@ -61,7 +61,11 @@ impl FloatHistogram {
             if self.zero_count != 0.0 || self.zero_threshold != 0.0 {
                 return Err("histogram with custom buckets must not have a zero bucket".into());
             }
-            if self.custom_values.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less)) {
+            if self
+                .custom_values
+                .windows(2)
+                .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+            {
                 return Err("histogram custom bucket bounds must be strictly increasing".into());
             }
         } else if !self.custom_values.is_empty() {
@@ -247,7 +251,10 @@ fn check_spans(side: &str, spans: &[BucketSpan], buckets: usize) -> Result<(), S
     }
     for (i, s) in spans.iter().enumerate() {
         if i > 0 && s.offset < 0 {
-            return Err(format!("histogram {side} span {i} has negative offset {}", s.offset));
+            return Err(format!(
+                "histogram {side} span {i} has negative offset {}",
+                s.offset
+            ));
         }
     }
     Ok(())
@@ -284,8 +291,20 @@ mod tests {
             negative_buckets: vec![2.0],
             ..Default::default()
         };
-        let b: Vec<_> = h.all_buckets().iter().map(|b| (b.lower, b.upper, b.count)).collect();
-        assert_eq!(b, vec![(-2.0, -1.0, 2.0), (-0.001, 0.001, 1.0), (0.5, 1.0, 1.0), (1.0, 2.0, 2.0)]);
+        let b: Vec<_> = h
+            .all_buckets()
+            .iter()
+            .map(|b| (b.lower, b.upper, b.count))
+            .collect();
+        assert_eq!(
+            b,
+            vec![
+                (-2.0, -1.0, 2.0),
+                (-0.001, 0.001, 1.0),
+                (0.5, 1.0, 1.0),
+                (1.0, 2.0, 2.0)
+            ]
+        );
     }
 
     #[test]
@@ -297,10 +316,17 @@ mod tests {
             positive_buckets: vec![1.0, 2.0, 3.0],
             ..Default::default()
         };
-        let b: Vec<_> = h.positive_buckets_iter().map(|b| (b.lower, b.upper, b.lower_inclusive)).collect();
+        let b: Vec<_> = h
+            .positive_buckets_iter()
+            .map(|b| (b.lower, b.upper, b.lower_inclusive))
+            .collect();
         assert_eq!(
             b,
-            vec![(f64::NEG_INFINITY, 1.0, true), (1.0, 5.0, false), (5.0, f64::INFINITY, false)]
+            vec![
+                (f64::NEG_INFINITY, 1.0, true),
+                (1.0, 5.0, false),
+                (5.0, f64::INFINITY, false)
+            ]
         );
     }
 

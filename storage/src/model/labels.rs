@@ -280,6 +280,10 @@ mod tests {
     #[test]
     fn stable_hash_is_frozen() {
         let ls = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
-        assert_eq!(ls.stable_hash(), 0x7bfe_d626_35f6_4858_u64, "shard placement depends on this value");
+        assert_eq!(
+            ls.stable_hash(),
+            0x7bfe_d626_35f6_4858_u64,
+            "shard placement depends on this value"
+        );
     }
 }

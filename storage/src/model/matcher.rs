@@ -50,20 +50,29 @@ pub struct InvalidMatcher {
 }
 
 impl Matcher {
-    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self, InvalidMatcher> {
+    pub fn new(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Self, InvalidMatcher> {
         let name = name.into();
         let value = value.into();
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?s:{value})$")).map_err(|e| InvalidMatcher {
+            MatchOp::Regex | MatchOp::NotRegex => Some(Regex::new(&format!("^(?s:{value})$")).map_err(
+                |e| InvalidMatcher {
                     label: name.clone(),
                     pattern: value.clone(),
                     reason: e.to_string(),
-                })?,
-            ),
+                },
+            )?),
             _ => None,
         };
-        Ok(Self { name, op, value, regex })
+        Ok(Self {
+            name,
+            op,
+            value,
+            regex,
+        })
     }
 
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -129,8 +138,16 @@ mod tests {
     fn absent_label_is_empty_value() {
         let ls = Labels::from_pairs([("a", "1")]);
         assert!(Matcher::equal("b", "").matches_labels(&ls));
-        assert!(!Matcher::new(MatchOp::NotEqual, "b", "").unwrap().matches_labels(&ls));
-        assert!(Matcher::new(MatchOp::NotRegex, "b", "x").unwrap().matches_labels(&ls));
+        assert!(
+            !Matcher::new(MatchOp::NotEqual, "b", "")
+                .unwrap()
+                .matches_labels(&ls)
+        );
+        assert!(
+            Matcher::new(MatchOp::NotRegex, "b", "x")
+                .unwrap()
+                .matches_labels(&ls)
+        );
     }
 
     #[test]

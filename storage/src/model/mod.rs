@@ -3,15 +3,19 @@
 //! about RocksDB, HTTP or PromQL.
 
 pub mod batch;
+pub mod duration;
 pub mod histogram;
 pub mod labels;
 pub mod matcher;
 pub mod sample;
 
 pub use batch::{SeriesWrite, TenantId, WriteBatch};
-pub use histogram::{bucket_bound, Bucket, BucketSpan, CounterResetHint, FloatHistogram, CUSTOM_BUCKETS_SCHEMA};
-pub use labels::{is_legacy_metric_name, is_legacy_name, write_go_quoted, Label, Labels, METRIC_NAME};
-pub use matcher::{matches_all, InvalidMatcher, MatchOp, Matcher};
+pub use duration::PromDuration;
+pub use histogram::{
+    Bucket, BucketSpan, CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, bucket_bound,
+};
+pub use labels::{Label, Labels, METRIC_NAME, is_legacy_metric_name, is_legacy_name, write_go_quoted};
+pub use matcher::{InvalidMatcher, MatchOp, Matcher, matches_all};
 pub use sample::{
-    is_stale_nan, stale_nan, Exemplar, HistogramSample, MetricMetadata, MetricType, Sample, STALE_NAN_BITS,
+    Exemplar, HistogramSample, MetricMetadata, MetricType, STALE_NAN_BITS, Sample, is_stale_nan, stale_nan,
 };

@@ -1,131 +1,10 @@
 //! `TsdbOptions`: the store's configuration, deserialised from fenghuo's
-//! YAML config (`storage:` section) with a default for every field, plus
-//! the Prometheus-style duration type its fields use.
+//! YAML config (`storage:` section) with a default for every field.
 
-use std::fmt;
-use std::time::Duration;
-
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::error::StorageError;
-
-/// A duration written the Prometheus way (`15d`, `10m`, `1h30m`, `500ms`,
-/// `0s`) or as a number of seconds.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PromDuration(pub Duration);
-
-impl PromDuration {
-    pub const fn from_millis(ms: u64) -> Self {
-        Self(Duration::from_millis(ms))
-    }
-
-    pub const fn from_secs(s: u64) -> Self {
-        Self(Duration::from_secs(s))
-    }
-
-    pub fn as_millis_i64(self) -> i64 {
-        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
-    }
-
-    pub fn is_zero(self) -> bool {
-        self.0.is_zero()
-    }
-
-    /// Parses `[0-9]+(ms|s|m|h|d|w|y)` repeated, units in decreasing order.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err("empty duration string".into());
-        }
-        if s == "0" {
-            return Ok(Self(Duration::ZERO));
-        }
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        let mut total: u128 = 0;
-        let mut last_unit_rank = usize::MAX;
-        while i < bytes.len() {
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            if start == i {
-                return Err(format!("not a valid duration string: {s:?}"));
-            }
-            let n: u128 = s[start..i]
-                .parse()
-                .map_err(|_| format!("not a valid duration string: {s:?}"))?;
-            let ustart = i;
-            while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-                i += 1;
-            }
-            let (rank, ms) = match &s[ustart..i] {
-                "y" => (0, 365 * 24 * 3_600_000u128),
-                "w" => (1, 7 * 24 * 3_600_000),
-                "d" => (2, 24 * 3_600_000),
-                "h" => (3, 3_600_000),
-                "m" => (4, 60_000),
-                "s" => (5, 1_000),
-                "ms" => (6, 1),
-                "" => return Err(format!("duration {s:?} is missing a unit")),
-                u => return Err(format!("unknown unit {u:?} in duration {s:?}")),
-            };
-            if last_unit_rank != usize::MAX && rank <= last_unit_rank {
-                return Err(format!("not a valid duration string: {s:?}"));
-            }
-            last_unit_rank = rank;
-            total = total.saturating_add(n.saturating_mul(ms));
-        }
-        let ms = u64::try_from(total).map_err(|_| format!("duration {s:?} is too long"))?;
-        Ok(Self(Duration::from_millis(ms)))
-    }
-}
-
-impl fmt::Debug for PromDuration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for PromDuration {
-    /// Prometheus's formatting: largest units first, `0s` for zero.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ms = self.0.as_millis();
-        if ms == 0 {
-            return f.write_str("0s");
-        }
-        for (unit, size) in [
-            ("y", 365 * 24 * 3_600_000u128),
-            ("w", 7 * 24 * 3_600_000),
-            ("d", 24 * 3_600_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-            ("ms", 1),
-        ] {
-            if ms >= size {
-                write!(f, "{}{unit}", ms / size)?;
-                ms %= size;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl<'de> Deserialize<'de> for PromDuration {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Secs(u64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(s) => PromDuration::parse(&s).map_err(serde::de::Error::custom),
-            Raw::Secs(n) => Ok(PromDuration(Duration::from_secs(n))),
-        }
-    }
-}
+pub use crate::model::PromDuration;
 
 /// Configuration of a [`super::Tsdb`]. Every field has a default; unknown
 /// fields are an error so typos do not pass silently.
@@ -165,9 +44,10 @@ pub struct TsdbOptions {
     /// Series without writes for this long leave the in-memory head (their
     /// data stays on disk). Default `1h`.
     pub head_idle_timeout: PromDuration,
-    /// RocksDB block cache shared by all shards, in bytes. Default 64 MiB.
+    /// RocksDB block cache shared by all shards, in bytes. Default 32 MiB.
     pub block_cache_bytes: usize,
-    /// RocksDB memtable budget per shard, in bytes. Default 64 MiB.
+    /// RocksDB memtable budget per shard, in bytes. Default 32 MiB
+    /// (checkpoints flush memtables every minute anyway).
     pub write_buffer_bytes: usize,
     /// Roll shard log segments after this many bytes. Default 64 MiB.
     pub log_segment_bytes: u64,
@@ -190,8 +70,8 @@ impl Default for TsdbOptions {
             compaction_window: PromDuration::from_secs(2 * 3600),
             partition_duration: PromDuration::from_secs(24 * 3600),
             head_idle_timeout: PromDuration::from_secs(3600),
-            block_cache_bytes: 64 << 20,
-            write_buffer_bytes: 64 << 20,
+            block_cache_bytes: 32 << 20,
+            write_buffer_bytes: 32 << 20,
             log_segment_bytes: 64 << 20,
             fsync: true,
         }
