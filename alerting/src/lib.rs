@@ -23,6 +23,7 @@ pub mod model;
 pub mod nflog;
 pub mod notify;
 pub mod route;
+pub mod ruler;
 pub mod scenario;
 pub mod service;
 pub mod silence;

@@ -99,7 +99,10 @@ mod tests {
             parse_duration("30s1m"),
             Err("not a valid duration string: \"30s1m\"".into())
         );
-        assert_eq!(parse_duration("1.5h"), Err("not a valid duration string: \"1.5h\"".into()));
+        assert_eq!(
+            parse_duration("1.5h"),
+            Err("not a valid duration string: \"1.5h\"".into())
+        );
         assert_eq!(parse_duration(""), Err("empty duration string".into()));
         assert_eq!(parse_duration_allow_negative("-5m"), Ok(-300_000));
     }

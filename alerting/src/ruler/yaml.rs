@@ -12,7 +12,10 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
     /// A scalar; `plain` is false for quoted and block scalars (never null / numbers).
-    Scalar { value: String, plain: bool },
+    Scalar {
+        value: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -38,7 +41,10 @@ impl Node {
             Kind::Map(_) => "!!map",
             Kind::Scalar { .. } if self.is_null() => "!!null",
             Kind::Scalar { value, plain: true } => {
-                if matches!(value.as_str(), "true" | "false" | "True" | "False" | "TRUE" | "FALSE") {
+                if matches!(
+                    value.as_str(),
+                    "true" | "false" | "True" | "False" | "TRUE" | "FALSE"
+                ) {
                     "!!bool"
                 } else if value.parse::<i64>().is_ok() {
                     "!!int"
@@ -170,8 +176,10 @@ impl Decoder {
                         }
                     };
                     if !known.contains(&key) {
-                        self.errors
-                            .push(format!("line {}: field {key} not found in type {type_name}", k.line));
+                        self.errors.push(format!(
+                            "line {}: field {key} not found in type {type_name}",
+                            k.line
+                        ));
                         continue;
                     }
                     if seen.contains(&key) {
@@ -181,7 +189,9 @@ impl Decoder {
                             key,
                             entries
                                 .iter()
-                                .find(|(kk, _)| matches!(&kk.kind, Kind::Scalar { value, .. } if value == key))
+                                .find(
+                                    |(kk, _)| matches!(&kk.kind, Kind::Scalar { value, .. } if value == key)
+                                )
                                 .map(|(kk, _)| kk.line)
                                 .unwrap_or(k.line)
                         ));
@@ -323,10 +333,18 @@ mod tests {
         let Some(Kind::Map(top)) = docs.first().map(|d| &d.kind) else {
             panic!("no map");
         };
-        let Kind::Seq(groups) = &top[0].1.kind else { panic!("no seq") };
-        let Kind::Map(g) = &groups[0].kind else { panic!("no group") };
-        let Kind::Seq(rules) = &g[1].1.kind else { panic!("no rules") };
-        let Kind::Map(r) = &rules[0].kind else { panic!("no rule") };
+        let Kind::Seq(groups) = &top[0].1.kind else {
+            panic!("no seq")
+        };
+        let Kind::Map(g) = &groups[0].kind else {
+            panic!("no group")
+        };
+        let Kind::Seq(rules) = &g[1].1.kind else {
+            panic!("no rules")
+        };
+        let Kind::Map(r) = &rules[0].kind else {
+            panic!("no rule")
+        };
         assert_eq!((r[0].1.line, r[0].1.col), (4, 13));
     }
 

@@ -1,0 +1,612 @@
+//! Go's `fmt` for template values: `%v` printing of every value kind, `Sprint`, `Sprintln` and
+//! `Sprintf` with Go's verbs, flags, width and precision, and `strconv`'s float formats, so
+//! numbers render byte for byte as Prometheus renders them (`1e+06`, `1.235M`, `  2.2`).
+
+use super::value::Value;
+
+/// `strconv.FormatFloat(f, 'g', -1, 64)`, which is also Go's `%v` for floats.
+pub fn format_g_shortest(f: f64) -> String {
+    if let Some(s) = special(f, false, false) {
+        return s;
+    }
+    let (neg, digits, exp) = shortest_digits(f);
+    g_from_digits(neg, &digits, exp, 6, false)
+}
+
+fn special(f: f64, plus: bool, space: bool) -> Option<String> {
+    if f.is_nan() {
+        Some("NaN".into())
+    } else if f.is_infinite() {
+        Some(
+            if f > 0.0 {
+                if plus {
+                    "+Inf"
+                } else if space {
+                    " Inf"
+                } else {
+                    "+Inf"
+                }
+            } else {
+                "-Inf"
+            }
+            .into(),
+        )
+    } else {
+        None
+    }
+}
+
+/// Shortest round-trip decimal digits of `f` and the decimal exponent of the first digit.
+fn shortest_digits(f: f64) -> (bool, String, i32) {
+    let e = format!("{:e}", f.abs());
+    split_exp(f.is_sign_negative(), &e)
+}
+
+fn split_exp(neg: bool, e: &str) -> (bool, String, i32) {
+    let (mant, exp) = e.split_once('e').unwrap_or((e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    (neg, digits, exp)
+}
+
+/// Digits of `f` rounded to `prec` significant digits (correctly rounded, ties to even).
+fn prec_digits(f: f64, prec: usize) -> (bool, String, i32) {
+    let e = format!("{:.*e}", prec.saturating_sub(1), f.abs());
+    split_exp(f.is_sign_negative(), &e)
+}
+
+fn exp_suffix(exp: i32, upper: bool) -> String {
+    let sign = if exp < 0 { '-' } else { '+' };
+    let e = if upper { 'E' } else { 'e' };
+    format!("{e}{sign}{:02}", exp.abs())
+}
+
+/// `%e`-style text from digits.
+fn e_from_digits(neg: bool, digits: &str, exp: i32, upper: bool, min_frac: Option<usize>) -> String {
+    let mut s = String::new();
+    if neg {
+        s.push('-');
+    }
+    let mut d = digits.to_string();
+    if let Some(n) = min_frac {
+        while d.len() < n + 1 {
+            d.push('0');
+        }
+    }
+    s.push_str(&d[..1]);
+    if d.len() > 1 {
+        s.push('.');
+        s.push_str(&d[1..]);
+    }
+    s.push_str(&exp_suffix(exp, upper));
+    s
+}
+
+/// `%f`-style text from digits (shortest form, no padding).
+fn f_from_digits(neg: bool, digits: &str, exp: i32) -> String {
+    let mut s = String::new();
+    if neg {
+        s.push('-');
+    }
+    let dp = exp + 1;
+    if dp <= 0 {
+        s.push_str("0.");
+        for _ in 0..(-dp) {
+            s.push('0');
+        }
+        s.push_str(digits);
+    } else if dp as usize >= digits.len() {
+        s.push_str(digits);
+        for _ in 0..(dp as usize - digits.len()) {
+            s.push('0');
+        }
+    } else {
+        s.push_str(&digits[..dp as usize]);
+        s.push('.');
+        s.push_str(&digits[dp as usize..]);
+    }
+    s
+}
+
+fn g_from_digits(neg: bool, digits: &str, exp: i32, eprec: i32, upper: bool) -> String {
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    if exp < -4 || exp >= eprec {
+        e_from_digits(neg, digits, exp, upper, None)
+    } else {
+        f_from_digits(neg, digits, exp)
+    }
+}
+
+/// Go's `%.{prec}g` (`prec` ≥ 1; 0 is treated as 1).
+pub fn format_g_prec(f: f64, prec: usize, upper: bool) -> String {
+    if let Some(s) = special(f, false, false) {
+        return s;
+    }
+    let prec = prec.max(1);
+    let (neg, digits, exp) = prec_digits(f, prec);
+    let trimmed = digits.trim_end_matches('0');
+    let nd = trimmed.len().max(1) as i32;
+    let mut eprec = prec as i32;
+    if eprec > nd && nd > exp {
+        eprec = nd;
+    }
+    g_from_digits(neg, &digits, exp, eprec, upper)
+}
+
+/// Go's `%e` with precision.
+pub fn format_e(f: f64, prec: usize, upper: bool) -> String {
+    if let Some(s) = special(f, false, false) {
+        return s;
+    }
+    let (neg, digits, exp) = prec_digits(f, prec + 1);
+    e_from_digits(neg, &digits, exp, upper, Some(prec))
+}
+
+/// Go's `%f` with precision.
+pub fn format_f(f: f64, prec: usize) -> String {
+    if let Some(s) = special(f, false, false) {
+        return s;
+    }
+    let s = format!("{:.*}", prec, f);
+    if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') && f.is_sign_negative() {
+        return s;
+    }
+    s
+}
+
+/// Go's `%v` of a value (what `{{ . }}` and `print` write).
+pub fn format_v(v: &Value) -> String {
+    format_v_inner(v, true)
+}
+
+fn format_v_inner(v: &Value, top: bool) -> String {
+    match v {
+        Value::Nil => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => format_g_shortest(*f),
+        Value::Str(s) | Value::Html(s) => s.clone(),
+        Value::Map(m) => {
+            let parts: Vec<String> = m
+                .entries
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", format_v_inner(v, false)))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+        Value::List(l) => {
+            let parts: Vec<String> = l.iter().map(|v| format_v_inner(v, false)).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        Value::Struct(s) => {
+            let parts: Vec<String> = s.fields.iter().map(|(_, v)| format_v_inner(v, false)).collect();
+            let body = format!("{{{}}}", parts.join(" "));
+            if s.pointer && !top {
+                // Go prints nested pointers as addresses; a stable stand-in keeps output deterministic.
+                format!("&{body}")
+            } else if s.pointer {
+                format!("&{body}")
+            } else {
+                body
+            }
+        }
+        Value::Time { secs, nanos } => format_time(*secs, *nanos),
+        Value::Duration(d) => format_go_duration(*d),
+        Value::Opaque { text, .. } => text.clone(),
+    }
+}
+
+/// Go's `time.Time.String()` for a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`.
+pub fn format_time(secs: i64, nanos: u32) -> String {
+    let Some(dt) = chrono::DateTime::from_timestamp(secs, nanos) else {
+        return format!("{secs}.{nanos:09}");
+    };
+    let mut s = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    if nanos > 0 {
+        let frac = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+    }
+    s.push_str(" +0000 UTC");
+    s
+}
+
+/// Go's `time.Duration.String()`: `1h2m3.5s`, `150ms`, `0s`.
+pub fn format_go_duration(d: i64) -> String {
+    if d == 0 {
+        return "0s".into();
+    }
+    let neg = d < 0;
+    let u = d.unsigned_abs();
+    let mut out = String::new();
+    if u < 1_000_000_000 {
+        // Sub-second: ns, µs or ms with a fraction.
+        let (unit, div) = if u < 1_000 {
+            ("ns", 1u64)
+        } else if u < 1_000_000 {
+            ("µs", 1_000)
+        } else {
+            ("ms", 1_000_000)
+        };
+        out.push_str(&frac_str(u, div));
+        out.push_str(unit);
+    } else {
+        let h = u / 3_600_000_000_000;
+        let rem = u % 3_600_000_000_000;
+        let m = rem / 60_000_000_000;
+        let s = rem % 60_000_000_000;
+        if h > 0 {
+            out.push_str(&format!("{h}h"));
+        }
+        if h > 0 || m > 0 {
+            out.push_str(&format!("{m}m"));
+        }
+        out.push_str(&frac_str(s, 1_000_000_000));
+        out.push('s');
+    }
+    if neg { format!("-{out}") } else { out }
+}
+
+fn frac_str(v: u64, div: u64) -> String {
+    let whole = v / div;
+    let frac = v % div;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let width = div.to_string().len() - 1;
+    let f = format!("{frac:0width$}");
+    format!("{whole}.{}", f.trim_end_matches('0'))
+}
+
+/// Go's `fmt.Sprint`: spaces between operands when neither side is a string.
+pub fn sprint(args: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        let is_str = matches!(a, Value::Str(_) | Value::Html(_));
+        if i > 0 && !is_str && !matches!(args[i - 1], Value::Str(_) | Value::Html(_)) {
+            out.push(' ');
+        }
+        out.push_str(&format_v(a));
+    }
+    out
+}
+
+/// Go's `fmt.Sprintln`.
+pub fn sprintln(args: &[Value]) -> String {
+    let parts: Vec<String> = args.iter().map(format_v).collect();
+    format!("{}\n", parts.join(" "))
+}
+
+#[derive(Default, Clone, Copy)]
+struct Flags {
+    plus: bool,
+    minus: bool,
+    sharp: bool,
+    space: bool,
+    zero: bool,
+    width: Option<usize>,
+    prec: Option<usize>,
+}
+
+fn pad(s: String, f: &Flags, numeric: bool) -> String {
+    let Some(w) = f.width else { return s };
+    let len = s.chars().count();
+    if len >= w {
+        return s;
+    }
+    let fill = w - len;
+    if f.minus {
+        format!("{s}{}", " ".repeat(fill))
+    } else if f.zero && numeric {
+        let (sign, rest) = match s.chars().next() {
+            Some(c @ ('-' | '+' | ' ')) => (c.to_string(), s[1..].to_string()),
+            _ => (String::new(), s.clone()),
+        };
+        format!("{sign}{}{rest}", "0".repeat(fill))
+    } else {
+        format!("{}{s}", " ".repeat(fill))
+    }
+}
+
+fn sign(mut s: String, f: &Flags, nonneg: bool) -> String {
+    if nonneg && !s.starts_with('+') {
+        if f.plus {
+            s.insert(0, '+');
+        } else if f.space {
+            s.insert(0, ' ');
+        }
+    }
+    s
+}
+
+fn bad_verb(verb: char, v: &Value) -> String {
+    match v {
+        Value::Nil => format!("%!{verb}(<nil>)"),
+        _ => format!("%!{verb}({}={})", v.type_name(), format_v(v)),
+    }
+}
+
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn fmt_float(f: f64, verb: char, fl: &Flags) -> String {
+    let s = match verb {
+        'e' | 'E' => format_e(f, fl.prec.unwrap_or(6), verb == 'E'),
+        'f' | 'F' => format_f(f, fl.prec.unwrap_or(6)),
+        'g' | 'G' => match fl.prec {
+            Some(p) => format_g_prec(f, p, verb == 'G'),
+            None => {
+                let s = format_g_shortest(f);
+                if verb == 'G' { s.to_uppercase() } else { s }
+            }
+        },
+        _ => format_g_shortest(f),
+    };
+    let s = sign(s, fl, !f.is_sign_negative() || f.is_nan());
+    pad(s, fl, f.is_finite())
+}
+
+fn fmt_int(i: i64, verb: char, fl: &Flags) -> String {
+    let mag = i.unsigned_abs();
+    let mut body = match verb {
+        'd' | 'v' => mag.to_string(),
+        'x' => format!("{mag:x}"),
+        'X' => format!("{mag:X}"),
+        'o' | 'O' => format!("{mag:o}"),
+        'b' => format!("{mag:b}"),
+        _ => mag.to_string(),
+    };
+    if let Some(p) = fl.prec {
+        while body.len() < p {
+            body.insert(0, '0');
+        }
+    }
+    if fl.sharp {
+        match verb {
+            'x' => body.insert_str(0, "0x"),
+            'X' => body.insert_str(0, "0X"),
+            'o' => body.insert(0, '0'),
+            _ => {}
+        }
+    }
+    if verb == 'O' {
+        body.insert_str(0, "0o");
+    }
+    if i < 0 {
+        body.insert(0, '-');
+    }
+    let s = sign(body, fl, i >= 0);
+    pad(s, fl, fl.prec.is_none())
+}
+
+fn fmt_one(verb: char, v: &Value, fl: &Flags) -> String {
+    match (verb, v) {
+        ('v', Value::Float(f)) => fmt_float(*f, 'g', fl),
+        ('v', Value::Int(i)) | ('d', Value::Int(i)) => fmt_int(*i, 'd', fl),
+        ('v', _) => {
+            let s = format_v(v);
+            pad(s, fl, false)
+        }
+        ('e' | 'E' | 'f' | 'F' | 'g' | 'G', Value::Float(f)) => fmt_float(*f, verb, fl),
+        ('x' | 'X' | 'o' | 'O' | 'b', Value::Int(i)) => fmt_int(*i, verb, fl),
+        ('c', Value::Int(i)) => pad(
+            char::from_u32(*i as u32).unwrap_or('\u{fffd}').to_string(),
+            fl,
+            false,
+        ),
+        ('U', Value::Int(i)) => pad(format!("U+{:04X}", i), fl, false),
+        ('q', Value::Int(i)) => pad(
+            format!("'{}'", char::from_u32(*i as u32).unwrap_or('\u{fffd}')),
+            fl,
+            false,
+        ),
+        ('s', Value::Str(s) | Value::Html(s)) => {
+            let s = match fl.prec {
+                Some(p) => s.chars().take(p).collect(),
+                None => s.clone(),
+            };
+            pad(s, fl, false)
+        }
+        ('q', Value::Str(s) | Value::Html(s)) => pad(go_quote(s), fl, false),
+        ('x' | 'X', Value::Str(s) | Value::Html(s)) => {
+            let mut out = String::new();
+            for b in s.as_bytes() {
+                if verb == 'x' {
+                    out.push_str(&format!("{b:02x}"));
+                } else {
+                    out.push_str(&format!("{b:02X}"));
+                }
+            }
+            pad(out, fl, false)
+        }
+        ('t', Value::Bool(b)) => pad(b.to_string(), fl, false),
+        ('s', Value::Time { .. } | Value::Duration(_) | Value::Opaque { .. }) => pad(format_v(v), fl, false),
+        ('s', Value::Map(_) | Value::List(_) | Value::Struct(_)) => pad(format_v(v), fl, false),
+        ('d', Value::Duration(d)) => fmt_int(*d, 'd', fl),
+        ('T', _) => pad(v.type_name(), fl, false),
+        _ => bad_verb(verb, v),
+    }
+}
+
+/// Go's `fmt.Sprintf`.
+pub fn sprintf(format: &str, args: &[Value]) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = format.chars().collect();
+    let mut i = 0;
+    let mut argi = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c != '%' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut fl = Flags::default();
+        while i < chars.len() {
+            match chars[i] {
+                '+' => fl.plus = true,
+                '-' => fl.minus = true,
+                '#' => fl.sharp = true,
+                ' ' => fl.space = true,
+                '0' => fl.zero = !fl.minus,
+                _ => break,
+            }
+            i += 1;
+        }
+        // Width.
+        if i < chars.len() && chars[i] == '*' {
+            i += 1;
+            if let Some(Value::Int(w)) = args.get(argi) {
+                if *w < 0 {
+                    fl.minus = true;
+                }
+                fl.width = Some(w.unsigned_abs() as usize);
+            } else {
+                out.push_str("%!(BADWIDTH)");
+            }
+            argi += 1;
+        } else {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i > start {
+                fl.width = chars[start..i].iter().collect::<String>().parse().ok();
+            }
+        }
+        // Precision.
+        if i < chars.len() && chars[i] == '.' {
+            i += 1;
+            if i < chars.len() && chars[i] == '*' {
+                i += 1;
+                if let Some(Value::Int(p)) = args.get(argi) {
+                    fl.prec = Some((*p).max(0) as usize);
+                } else {
+                    out.push_str("%!(BADPREC)");
+                }
+                argi += 1;
+            } else {
+                let start = i;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+                fl.prec = Some(chars[start..i].iter().collect::<String>().parse().unwrap_or(0));
+            }
+        }
+        if fl.minus {
+            fl.zero = false;
+        }
+        let Some(&verb) = chars.get(i) else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        i += 1;
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        match args.get(argi) {
+            None => out.push_str(&format!("%!{verb}(MISSING)")),
+            Some(v) => out.push_str(&fmt_one(verb, v, &fl)),
+        }
+        argi += 1;
+    }
+    if argi < args.len() {
+        let extra: Vec<String> = args[argi..]
+            .iter()
+            .map(|v| match v {
+                Value::Nil => "<nil>".to_string(),
+                _ => format!("{}={}", v.type_name(), format_v(v)),
+            })
+            .collect();
+        out.push_str(&format!("%!(EXTRA {})", extra.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_like_go() {
+        assert_eq!(format_g_shortest(1e6), "1e+06");
+        assert_eq!(format_g_shortest(123456789.0), "1.23456789e+08");
+        assert_eq!(format_g_shortest(100000.0), "100000");
+        assert_eq!(format_g_shortest(0.0001), "0.0001");
+        assert_eq!(format_g_shortest(0.00001), "1e-05");
+        assert_eq!(format_g_shortest(1234567.5), "1.2345675e+06");
+        assert_eq!(format_g_prec(1.2345675, 4, false), "1.235");
+        assert_eq!(format_g_prec(100000.0, 4, false), "1e+05");
+        assert_eq!(format_g_prec(0.0, 4, false), "0");
+        assert_eq!(format_g_prec(123.4, 4, false), "123.4");
+    }
+
+    #[test]
+    fn sprintf_like_go() {
+        let v = Value::Float(1234567.5);
+        assert_eq!(
+            sprintf(
+                "%.2f|%d|%s|%v|%q|%e|%g|%x|%5.1f|%-6s|",
+                &[
+                    v.clone(),
+                    Value::Int(3),
+                    Value::str("x"),
+                    Value::Float(1.5),
+                    Value::str("q"),
+                    v.clone(),
+                    v.clone(),
+                    Value::Int(255),
+                    Value::Float(2.25),
+                    Value::str("ab")
+                ]
+            ),
+            "1234567.50|3|x|1.5|\"q\"|1.234568e+06|1.2345675e+06|ff|  2.2|ab    |"
+        );
+        assert_eq!(sprintf("%d", &[Value::Float(1.5)]), "%!d(float64=1.5)");
+        assert_eq!(sprintf("%s %s", &[Value::str("a")]), "a %!s(MISSING)");
+        assert_eq!(sprintf("%05.1f%%", &[Value::Float(-2.5)]), "-02.5%");
+    }
+
+    #[test]
+    fn sprint_spacing() {
+        let args = [
+            Value::Int(1),
+            Value::Int(2),
+            Value::str("a"),
+            Value::str("b"),
+            Value::Int(3),
+        ];
+        assert_eq!(sprint(&args), "1 2ab3");
+    }
+
+    #[test]
+    fn times_and_durations() {
+        assert_eq!(
+            format_time(1_234_567, 500_000_000),
+            "1970-01-15 06:56:07.5 +0000 UTC"
+        );
+        assert_eq!(format_go_duration(90_500_000_000), "1m30.5s");
+        assert_eq!(format_go_duration(1_500_000), "1.5ms");
+    }
+}

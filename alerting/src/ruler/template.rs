@@ -1,0 +1,711 @@
+//! Prometheus's template layer over [`gotemplate`]: every template function Prometheus defines
+//! (`humanize*`, `toTime`, `title`, `match`, `reReplaceAll`, `query`, `first`, `label`, `value`,
+//! `sortByLabel`, `args`, `safeHtml`, `stripPort`, `stripDomain`, `parseDuration`,
+//! `externalURL`, `pathPrefix`, ...), the alert template data (`$labels`, `$value`,
+//! `$externalLabels`, `$externalURL`) and the expansion wrapper with Prometheus's error texts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::ruler::gotemplate::exec::{any_map, query_escape};
+use crate::ruler::gotemplate::fmt::{format_g_prec, sprintf};
+use crate::ruler::gotemplate::{self, FuncSet, Struct, Value};
+
+/// One element of a query result as templates see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuerySample {
+    pub labels: BTreeMap<String, String>,
+    pub value: Value,
+}
+
+/// Runs a PromQL query at a time (ms) for the `query` function.
+pub type QueryFn<'a> = &'a (dyn Fn(&str, i64) -> Result<Vec<QuerySample>, String> + Sync);
+
+/// The variables every alert template starts with, as Prometheus prepends them.
+pub const ALERT_DEFS: &str = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
+
+/// Expands templates with Prometheus's function set.
+pub struct Expander<'a> {
+    /// The template's name (`__alert_NAME` for alert rules).
+    pub name: String,
+    /// Evaluation time in ms (`query` runs at it, `now` returns it).
+    pub ts_ms: i64,
+    pub query: Option<QueryFn<'a>>,
+    pub external_url: String,
+    /// Console-template mode: makes `tmpl` available, as Prometheus's `ExpandHTML` does.
+    pub html: bool,
+}
+
+const FUNCS: [(&str, usize, bool); 33] = [
+    ("query", 1, false),
+    ("first", 1, false),
+    ("label", 2, false),
+    ("value", 1, false),
+    ("strvalue", 1, false),
+    ("args", 1, true),
+    ("reReplaceAll", 3, false),
+    ("safeHtml", 1, false),
+    ("match", 2, false),
+    ("title", 1, false),
+    ("toUpper", 1, false),
+    ("toLower", 1, false),
+    ("graphLink", 1, false),
+    ("tableLink", 1, false),
+    ("sortByLabel", 2, false),
+    ("stripPort", 1, false),
+    ("stripDomain", 1, false),
+    ("humanize", 1, false),
+    ("humanize1024", 1, false),
+    ("humanizeDuration", 1, false),
+    ("humanizePercentage", 1, false),
+    ("humanizeTimestamp", 1, false),
+    ("toTime", 1, false),
+    ("toDuration", 1, false),
+    ("now", 0, false),
+    ("pathPrefix", 0, false),
+    ("externalURL", 0, false),
+    ("parseDuration", 1, false),
+    ("urlQueryEscape", 1, false),
+    ("tmpl", 2, false),
+    ("", 0, false),
+    ("", 0, false),
+    ("", 0, false),
+];
+
+fn known(name: &str, html: bool) -> Option<(usize, bool)> {
+    if name.is_empty() || (name == "tmpl" && !html) {
+        return None;
+    }
+    FUNCS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, a, v)| (*a, *v))
+}
+
+/// Go's `strconv.ParseFloat` error text.
+fn parse_float(s: &str) -> Result<f64, String> {
+    let t = s.trim_start_matches('+');
+    let lower = t.to_ascii_lowercase();
+    let ok = !t.is_empty()
+        && (lower
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '-' | '+' | '_'))
+            || matches!(lower.trim_start_matches('-'), "inf" | "infinity" | "nan"));
+    match t.parse::<f64>() {
+        Ok(v) if ok => Ok(v),
+        _ => Err(format!("strconv.ParseFloat: parsing {s:?}: invalid syntax")),
+    }
+}
+
+/// Prometheus's `convertToFloat`.
+fn to_float(v: &Value) -> Result<f64, String> {
+    match v {
+        Value::Float(f) => Ok(*f),
+        Value::Int(i) => Ok(*i as f64),
+        Value::Str(s) => parse_float(s),
+        Value::Duration(d) => Ok(*d as f64 / 1e9),
+        Value::Time { secs, nanos } => Ok(*secs as f64 + f64::from(*nanos) / 1e9),
+        other => Err(format!("can't convert {} to float", other.type_name())),
+    }
+}
+
+fn want_str(v: &Value) -> Result<&str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("wrong type for value; expected string; got {}", v.type_name()))
+}
+
+fn sample_value(s: &QuerySample) -> Value {
+    Value::Struct(Arc::new(Struct {
+        type_name: "template.sample".into(),
+        fields: vec![
+            (
+                "Labels".into(),
+                Value::string_map(s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            ),
+            ("Value".into(), s.value.clone()),
+        ],
+        pointer: true,
+    }))
+}
+
+fn want_sample(v: &Value) -> Result<&Struct, String> {
+    match v {
+        Value::Struct(s) if s.type_name == "template.sample" => Ok(s),
+        Value::Nil => Err("runtime error: invalid memory address or nil pointer dereference".into()),
+        other => Err(format!(
+            "wrong type for value; expected *template.sample; got {}",
+            other.type_name()
+        )),
+    }
+}
+
+fn sample_labels(s: &Struct) -> Option<&gotemplate::Map> {
+    match s.fields.first() {
+        Some((_, Value::Map(m))) => Some(m),
+        _ => None,
+    }
+}
+
+fn want_list(v: &Value) -> Result<Arc<Vec<Value>>, String> {
+    match v {
+        Value::List(l) => Ok(l.clone()),
+        Value::Nil => Ok(Arc::new(Vec::new())),
+        other => Err(format!(
+            "wrong type for value; expected template.queryResult; got {}",
+            other.type_name()
+        )),
+    }
+}
+
+fn g4(v: f64) -> String {
+    format_g_prec(v, 4, false)
+}
+
+/// Prometheus's `humanize`.
+pub fn humanize(mut v: f64) -> String {
+    if v == 0.0 || v.is_nan() || v.is_infinite() {
+        return g4(v);
+    }
+    let mut prefix = "";
+    if v.abs() >= 1.0 {
+        for p in ["k", "M", "G", "T", "P", "E", "Z", "Y"] {
+            if v.abs() < 1000.0 {
+                break;
+            }
+            prefix = p;
+            v /= 1000.0;
+        }
+        return format!("{}{prefix}", g4(v));
+    }
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+        if v.abs() >= 1.0 {
+            break;
+        }
+        prefix = p;
+        v *= 1000.0;
+    }
+    format!("{}{prefix}", g4(v))
+}
+
+/// Prometheus's `humanize1024`.
+pub fn humanize1024(mut v: f64) -> String {
+    if v.abs() <= 1.0 || v.is_nan() || v.is_infinite() {
+        return g4(v);
+    }
+    let mut prefix = "";
+    for p in ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"] {
+        if v.abs() < 1024.0 {
+            break;
+        }
+        prefix = p;
+        v /= 1024.0;
+    }
+    format!("{}{prefix}", g4(v))
+}
+
+/// Prometheus's `humanizeDuration` (seconds in).
+pub fn humanize_duration(mut v: f64) -> String {
+    if v.is_nan() || v.is_infinite() {
+        return g4(v);
+    }
+    if v == 0.0 {
+        return format!("{}s", g4(v));
+    }
+    if v.abs() >= 1.0 {
+        let sign = if v < 0.0 { "-" } else { "" };
+        v = v.abs();
+        let d = v as i64;
+        let (secs, mins, hours, days) = (d % 60, (d / 60) % 60, (d / 3600) % 24, d / 86400);
+        if days != 0 {
+            return format!("{sign}{days}d {hours}h {mins}m {secs}s");
+        }
+        if hours != 0 {
+            return format!("{sign}{hours}h {mins}m {secs}s");
+        }
+        if mins != 0 {
+            return format!("{sign}{mins}m {secs}s");
+        }
+        return format!("{sign}{}s", g4(v));
+    }
+    let mut prefix = "";
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+        if v.abs() >= 1.0 {
+            break;
+        }
+        prefix = p;
+        v *= 1000.0;
+    }
+    format!("{}{prefix}s", g4(v))
+}
+
+fn float_to_time(v: f64) -> Result<Value, String> {
+    if v.is_nan() || v.is_infinite() {
+        return Err("value is NaN or Inf".into());
+    }
+    let ns = v * 1e9;
+    if ns > i64::MAX as f64 || ns < i64::MIN as f64 {
+        return Err(format!(
+            "{} cannot be represented as a nanoseconds timestamp since it overflows int64",
+            crate::ruler::gotemplate::fmt::format_g_shortest(v)
+        ));
+    }
+    // Prometheus goes through model.Time, which keeps milliseconds (truncating toward zero).
+    let ns = (ns as i64 / 1_000_000) * 1_000_000;
+    Ok(Value::Time {
+        secs: ns.div_euclid(1_000_000_000),
+        nanos: ns.rem_euclid(1_000_000_000) as u32,
+    })
+}
+
+/// Go's `strings.Title`: upper-cases letters that start a word.
+pub fn title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut prev_sep = true;
+    for c in s.chars() {
+        if prev_sep {
+            out.extend(c.to_uppercase());
+        } else {
+            out.push(c);
+        }
+        prev_sep = if c.is_ascii() {
+            !(c.is_ascii_alphanumeric() || c == '_')
+        } else {
+            !(c.is_alphanumeric()) && (c.is_whitespace() || !c.is_alphabetic())
+        };
+    }
+    out
+}
+
+/// Go's `net.SplitHostPort`: `Some((host, port))` when `s` is a valid host:port.
+fn split_host_port(s: &str) -> Option<(String, String)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        let after = &rest[end + 1..];
+        let port = after.strip_prefix(':')?;
+        if port.contains(':') {
+            return None;
+        }
+        return Some((host.to_string(), port.to_string()));
+    }
+    let i = s.rfind(':')?;
+    let (host, port) = (&s[..i], &s[i + 1..]);
+    if host.contains(':') || host.contains('[') || host.contains(']') || port.contains(']') {
+        return None;
+    }
+    Some((host.to_string(), port.to_string()))
+}
+
+fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn go_regex(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(pattern).map_err(|e| format!("error parsing regexp: {e}"))
+}
+
+impl FuncSet for Expander<'_> {
+    fn has(&self, name: &str) -> bool {
+        known(name, self.html).is_some()
+    }
+
+    fn arity(&self, name: &str) -> (usize, bool) {
+        known(name, self.html).unwrap_or((0, false))
+    }
+
+    fn call(&self, name: &str, args: Vec<Value>) -> Result<Value, String> {
+        let a = |i: usize| args.get(i).cloned().unwrap_or_default();
+        Ok(match name {
+            "query" => {
+                let q = want_str(&args[0])?;
+                let Some(f) = self.query else {
+                    return Err("no query engine available".into());
+                };
+                let res = f(q, self.ts_ms)?;
+                Value::List(Arc::new(res.iter().map(sample_value).collect()))
+            }
+            "first" => {
+                let l = want_list(&args[0])?;
+                match l.first() {
+                    Some(v) => v.clone(),
+                    None => return Err("first() called on vector with no elements".into()),
+                }
+            }
+            "label" => {
+                let l = want_str(&args[0])?.to_string();
+                let s = want_sample(&args[1])?;
+                Value::str(
+                    sample_labels(s)
+                        .and_then(|m| m.entries.get(&l).and_then(|v| v.as_str()).map(str::to_string))
+                        .unwrap_or_default(),
+                )
+            }
+            "value" => want_sample(&args[0])?
+                .fields
+                .get(1)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+            "strvalue" => {
+                let s = want_sample(&args[0])?;
+                Value::str(
+                    sample_labels(s)
+                        .and_then(|m| {
+                            m.entries
+                                .get("__value__")
+                                .and_then(|v| v.as_str())
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_default(),
+                )
+            }
+            "args" => any_map(
+                args.iter()
+                    .enumerate()
+                    .map(|(i, v)| (format!("arg{i}"), v.clone())),
+            ),
+            "reReplaceAll" => {
+                let re = go_regex(want_str(&args[0])?)?;
+                let repl = want_str(&args[1])?;
+                Value::str(re.replace_all(want_str(&args[2])?, repl).into_owned())
+            }
+            "safeHtml" => Value::Html(want_str(&args[0])?.to_string()),
+            "match" => {
+                let re = go_regex(want_str(&args[0])?)?;
+                Value::Bool(re.is_match(want_str(&args[1])?))
+            }
+            "title" => Value::str(title(want_str(&args[0])?)),
+            "toUpper" => Value::str(want_str(&args[0])?.to_uppercase()),
+            "toLower" => Value::str(want_str(&args[0])?.to_lowercase()),
+            "graphLink" => Value::str(format!(
+                "/graph?g0.expr={}&g0.tab=0",
+                query_escape(want_str(&args[0])?)
+            )),
+            "tableLink" => Value::str(format!(
+                "/graph?g0.expr={}&g0.tab=1",
+                query_escape(want_str(&args[0])?)
+            )),
+            "sortByLabel" => {
+                let label = want_str(&args[0])?.to_string();
+                let l = want_list(&args[1])?;
+                let mut v: Vec<Value> = l.to_vec();
+                let key = |x: &Value| -> String {
+                    match x {
+                        Value::Struct(s) => sample_labels(s)
+                            .and_then(|m| m.entries.get(&label).and_then(|v| v.as_str()).map(str::to_string))
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    }
+                };
+                v.sort_by_key(key);
+                Value::List(Arc::new(v))
+            }
+            "stripPort" => {
+                let hp = want_str(&args[0])?;
+                Value::str(
+                    split_host_port(hp)
+                        .map(|(h, _)| h)
+                        .unwrap_or_else(|| hp.to_string()),
+                )
+            }
+            "stripDomain" => {
+                let hp = want_str(&args[0])?;
+                let (host, port) = split_host_port(hp).unwrap_or_else(|| (hp.to_string(), String::new()));
+                if host.parse::<std::net::IpAddr>().is_ok() {
+                    Value::str(hp)
+                } else {
+                    let first = host.split('.').next().unwrap_or("").to_string();
+                    if port.is_empty() {
+                        Value::str(first)
+                    } else {
+                        Value::str(join_host_port(&first, &port))
+                    }
+                }
+            }
+            "humanize" => Value::str(humanize(to_float(&a(0))?)),
+            "humanize1024" => Value::str(humanize1024(to_float(&a(0))?)),
+            "humanizeDuration" => Value::str(humanize_duration(to_float(&a(0))?)),
+            "humanizePercentage" => Value::str(format!("{}%", g4(to_float(&a(0))? * 100.0))),
+            "humanizeTimestamp" => {
+                let v = to_float(&a(0))?;
+                if v.is_nan() || v.is_infinite() {
+                    Value::str(g4(v))
+                } else {
+                    Value::str(crate::ruler::gotemplate::fmt::format_v(&float_to_time(v)?))
+                }
+            }
+            "toTime" => float_to_time(to_float(&a(0))?)?,
+            "toDuration" => Value::Duration((to_float(&a(0))? * 1e9) as i64),
+            "now" => Value::Float(self.ts_ms as f64 / 1000.0),
+            "pathPrefix" => Value::str(
+                url::Url::parse(&self.external_url)
+                    .map(|u| u.path().trim_end_matches('/').to_string())
+                    .unwrap_or_default(),
+            ),
+            "externalURL" => Value::str(self.external_url.clone()),
+            "parseDuration" => {
+                let ms = crate::ruler::duration::parse_duration_allow_negative(want_str(&args[0])?)?;
+                Value::Float(ms as f64 / 1000.0)
+            }
+            "urlQueryEscape" => Value::str(query_escape(want_str(&args[0])?)),
+            _ => return Err(format!("function {name:?} not defined")),
+        })
+    }
+}
+
+impl Expander<'_> {
+    /// Parses and runs `text`; errors read like Prometheus's `Expander.Expand`.
+    pub fn expand(&self, text: &str, data: &Value) -> Result<String, String> {
+        let tree = gotemplate::parse(&self.name, text, &|n| self.has(n))
+            .map_err(|e| format!("error parsing template {}: {e}", self.name))?;
+        gotemplate::execute(&tree, data, self)
+            .map_err(|e| format!("error executing template {}: {e}", self.name))
+    }
+}
+
+/// The data alert templates see (`AlertTemplateData`).
+pub fn alert_data(
+    labels: &BTreeMap<String, String>,
+    external_labels: &BTreeMap<String, String>,
+    external_url: &str,
+    value: Value,
+) -> Value {
+    let map =
+        |m: &BTreeMap<String, String>| Value::string_map(m.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Value::Struct(Arc::new(Struct {
+        type_name: "struct { Labels map[string]string; ExternalLabels map[string]string; ExternalURL string; Value interface {} }".into(),
+        fields: vec![
+            ("Labels".into(), map(labels)),
+            ("ExternalLabels".into(), map(external_labels)),
+            ("ExternalURL".into(), Value::str(external_url)),
+            ("Value".into(), value),
+        ],
+        pointer: false,
+    }))
+}
+
+/// Expands one alert label or annotation value as the alerting rule does: with the `$labels`...
+/// definitions prepended, and an expansion error turned into `<error expanding template: ...>`.
+pub fn expand_alert_text(exp: &Expander<'_>, text: &str, data: &Value) -> String {
+    let full = format!("{ALERT_DEFS}{text}");
+    match exp.expand(&full, data) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(template = %exp.name, error = %e, "Expanding alert template failed.");
+            format!("<error expanding template: {e}>")
+        }
+    }
+}
+
+/// Checks that an alert rule's label or annotation template parses (`rulefmt`'s check).
+pub fn parse_test(alert_name: &str, text: &str) -> Result<(), String> {
+    let exp = Expander {
+        name: format!("__alert_{alert_name}"),
+        ts_ms: 0,
+        query: None,
+        external_url: String::new(),
+        html: false,
+    };
+    let full = format!("{ALERT_DEFS}{text}");
+    gotemplate::parse(&exp.name, &full, &|n| exp.has(n)).map(|_| ())
+}
+
+/// Go's `%v` of a float as Prometheus prints `$value`.
+pub fn format_value(v: f64) -> String {
+    sprintf("%v", &[Value::Float(v)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(text: &str, labels: &[(&str, &str)], value: f64) -> String {
+        let q = |_: &str, _: i64| -> Result<Vec<QuerySample>, String> {
+            Ok(vec![
+                QuerySample {
+                    labels: [("instance".to_string(), "b".to_string())].into(),
+                    value: Value::Float(2.0),
+                },
+                QuerySample {
+                    labels: [("instance".to_string(), "a".to_string())].into(),
+                    value: Value::Float(1.0),
+                },
+            ])
+        };
+        let exp = Expander {
+            name: "__alert_A".into(),
+            ts_ms: 0,
+            query: Some(&q),
+            external_url: "http://fenghuo.example:9800/prefix".into(),
+            html: false,
+        };
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ext: BTreeMap<String, String> = [("cluster".to_string(), "c1".to_string())].into();
+        let data = alert_data(
+            &labels,
+            &ext,
+            "http://fenghuo.example:9800/prefix",
+            Value::Float(value),
+        );
+        expand_alert_text(&exp, text, &data)
+    }
+
+    const L1: [(&str, &str); 3] = [("__name__", "m"), ("instance", "i:9090"), ("job", "j")];
+
+    // Expected strings are what `promtool test rules` (Prometheus 2.42) rendered for the same
+    // templates and data.
+    #[test]
+    fn renders_like_prometheus() {
+        let v = 1234567.5;
+        assert_eq!(render("{{ $value }}", &L1, v), "1.2345675e+06");
+        assert_eq!(
+            render(
+                "{{ humanize $value }}|{{ humanize1024 $value }}|{{ humanizeDuration $value }}|{{ humanizePercentage $value }}|{{ humanizeTimestamp $value }}",
+                &L1,
+                v
+            ),
+            "1.235M|1.177Mi|14d 6h 56m 7s|1.235e+08%|1970-01-15 06:56:07.5 +0000 UTC"
+        );
+        assert_eq!(
+            render(
+                "{{ humanize $value }}|{{ humanize1024 $value }}|{{ humanizeDuration $value }}|{{ humanizePercentage $value }}|{{ humanizeTimestamp $value }}",
+                &L1,
+                0.00012345
+            ),
+            "123.4u|0.0001234|123.4us|0.01234%|1970-01-01 00:00:00 +0000 UTC"
+        );
+        assert_eq!(
+            render(
+                r#"{{ printf "%.2f|%d|%s|%v|%q|%e|%g|%x|%5.1f|%-6s|" $value 3 "x" 1.5 "q" $value $value 255 2.25 "ab" }}"#,
+                &L1,
+                v
+            ),
+            "1234567.50|3|x|1.5|\"q\"|1.234568e+06|1.2345675e+06|ff|  2.2|ab    |"
+        );
+        assert_eq!(
+            render(
+                r#"{{ toTime $value }}|{{ title "hello world" }}|{{ toUpper "a" }}|{{ print 1 2 "a" "b" 3 }}|{{ 1e6 }}|{{ 0.000012 }}"#,
+                &L1,
+                v
+            ),
+            "1970-01-15 06:56:07.5 +0000 UTC|Hello World|A|1 2ab3|1e+06|1.2e-05"
+        );
+        assert_eq!(
+            render(
+                r#"{{ if gt $value 1.0 }}big{{ else }}small{{ end }}|{{ len $labels }}|{{ $labels }}|{{ index $labels "job" }}"#,
+                &L1,
+                v
+            ),
+            "big|3|map[__name__:m instance:i:9090 job:j]|j"
+        );
+        assert_eq!(
+            render(
+                "{{ 1000000.0 }}|{{ 123456789.0 }}|{{ 1e21 }}|{{ 1e20 }}|{{ 100000.0 }}|{{ 0.0001 }}|{{ 0.00001 }}",
+                &L1,
+                v
+            ),
+            "1e+06|1.23456789e+08|1e+21|1e+20|100000|0.0001|1e-05"
+        );
+    }
+
+    #[test]
+    fn control_flow_variables_and_trim() {
+        assert_eq!(
+            render(
+                "{{- range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end -}}\n  {{ $externalLabels.cluster }}",
+                &L1,
+                1.0
+            ),
+            "__name__=m;instance=i:9090;job=j;c1"
+        );
+        assert_eq!(
+            render(
+                r#"{{ define "x" }}[{{ . }}]{{ end }}{{ template "x" $labels.job }}{{ with $labels.nope }}no{{ else }}empty{{ end }}"#,
+                &L1,
+                1.0
+            ),
+            "[j]empty"
+        );
+        assert_eq!(
+            render(
+                r#"{{ if and (eq $labels.job "j") (not (ne 1 1)) }}ok{{ end }}{{ or "" "b" }}{{ $x := 1 }}{{ $x = 2 }}{{ $x }}"#,
+                &L1,
+                1.0
+            ),
+            "okb2"
+        );
+        assert_eq!(
+            render(
+                r#"{{ range $i, $e := (query "up" | sortByLabel "instance") }}{{ $i }}:{{ label "instance" $e }}={{ value $e }} {{ end }}"#,
+                &L1,
+                1.0
+            ),
+            "0:a=1 1:b=2 "
+        );
+        assert_eq!(
+            render(
+                r#"{{ with query "up" }}{{ . | first | value | humanize }}{{ end }}"#,
+                &L1,
+                1.0
+            ),
+            "2"
+        );
+        assert_eq!(
+            render(
+                r#"{{ reReplaceAll "(.*):(.*)" "$2/$1" $labels.instance }} {{ stripPort $labels.instance }} {{ stripDomain "a.b.c:80" }} {{ match "^i" $labels.instance }} {{ parseDuration "1m30s" }} {{ externalURL }} {{ pathPrefix }} {{ $externalURL }}"#,
+                &L1,
+                1.0
+            ),
+            "9090/i i a:80 true 90 http://fenghuo.example:9800/prefix /prefix http://fenghuo.example:9800/prefix"
+        );
+        assert_eq!(
+            render(
+                r#"{{ html "<a&b>" }} {{ js "it's" }} {{ urlquery "a b&c" }} {{ len "héllo" }} {{ index (args 1 "x") "arg1" }}"#,
+                &L1,
+                1.0
+            ),
+            "&lt;a&amp;b&gt; it\\'s a+b%26c 6 x"
+        );
+        assert_eq!(
+            render(
+                r#"{{ range 3 }}{{ if eq . 1 }}{{ continue }}{{ end }}{{ . }}{{ end }}|{{ range $labels }}{{ . }}{{ break }}{{ end }}"#,
+                &L1,
+                1.0
+            ),
+            "02|m"
+        );
+    }
+
+    #[test]
+    fn errors_read_like_prometheus() {
+        let out = render("{{ if gt $value 1 }}x{{ end }}", &L1, 5.0);
+        assert!(
+            out.starts_with("<error expanding template: error executing template __alert_A: template: __alert_A:1:")
+                && out.ends_with("executing \"__alert_A\" at <gt $value 1>: error calling gt: incompatible types for comparison>"),
+            "{out}"
+        );
+        let out = render("{{ humanize \"x\" }}", &L1, 5.0);
+        assert!(
+            out.ends_with(
+                "at <humanize \"x\">: error calling humanize: strconv.ParseFloat: parsing \"x\": invalid syntax>"
+            ),
+            "{out}"
+        );
+        assert_eq!(
+            parse_test("A", "{{ $labels.x ").err().as_deref(),
+            Some("template: __alert_A:1: unclosed action")
+        );
+        assert_eq!(
+            parse_test("A", "{{ tmpl \"x\" . }}").err().as_deref(),
+            Some("template: __alert_A:1: function \"tmpl\" not defined")
+        );
+        assert!(render("{{ .Nope }}", &L1, 1.0).contains("can't evaluate field Nope"));
+        assert_eq!(render("{{ $labels.missing }}|", &L1, 1.0), "|");
+    }
+}
