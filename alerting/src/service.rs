@@ -142,6 +142,8 @@ impl AlertingService {
         if let Some(h) = handle {
             let _ = h.await;
         }
+        // Deliveries in flight finish (each is bounded by the delivery timeout) and are recorded.
+        self.engine.drain().await;
         if let Err(e) = self.engine.flush_state() {
             tracing::error!(error = %e, "Failed to flush alerting state.");
         }

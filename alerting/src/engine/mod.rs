@@ -56,6 +56,7 @@ pub struct Engine {
     pub started_at: Ts,
     pub(crate) failure_notices: Mutex<Vec<tick::FailureNotice>>,
     pub(crate) last_history_gc: Mutex<Option<Ts>>,
+    pub(crate) inflight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// An alert with its computed status, as the API shows it.
@@ -149,6 +150,7 @@ impl Engine {
             started_at: now,
             failure_notices: Mutex::new(Vec::new()),
             last_history_gc: Mutex::new(None),
+            inflight: Mutex::new(Vec::new()),
         });
         for t in engine.store.tenants()? {
             if t.starts_with("__") {

@@ -149,9 +149,21 @@ impl Engine {
             return;
         }
         let engine = self.clone();
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             engine.finish(p).await;
         });
+        let mut inflight = self.inflight.lock();
+        inflight.retain(|h| !h.is_finished());
+        inflight.push(handle);
+    }
+
+    /// Waits for every delivery started by [`Engine::tick_detached`] (shutdown), so their outcomes
+    /// are recorded and nothing is re-sent after a restart.
+    pub async fn drain(&self) {
+        let handles: Vec<_> = std::mem::take(&mut *self.inflight.lock());
+        for h in handles {
+            let _ = h.await;
+        }
     }
 
     /// Phase 1, under the tick lock: everything due at `now`, marked in flight.
