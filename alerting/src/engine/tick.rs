@@ -654,6 +654,8 @@ impl Engine {
         now: Ts,
     ) {
         let delivery_cfg = &rt.loaded.config.fenghuo.delivery;
+        // Every tenant's changes are written in one batch at the end.
+        let mut touched: BTreeSet<String> = BTreeSet::new();
         // History and the notification log for every delivered job.
         for (j, o) in jobs.iter().zip(outcomes) {
             let Ok(t) = self.tenant(&j.tenant) else { continue };
@@ -699,7 +701,7 @@ impl Engine {
                     st.record(e);
                 }
             }
-            let _ = self.persist(&mut st);
+            touched.insert(st.tenant.clone());
         }
         for f in flushes {
             let Ok(t) = self.tenant(&f.tenant) else { continue };
@@ -824,7 +826,7 @@ impl Engine {
                     self.failure_notices.lock().push(notice);
                 }
             }
-            let _ = self.persist(&mut st);
+            touched.insert(st.tenant.clone());
         }
         for f in escs {
             let Ok(t) = self.tenant(&f.tenant) else { continue };
@@ -892,7 +894,13 @@ impl Engine {
                 state.retry_at = Some(now + backoff);
             }
             st.set_escalation(state);
-            let _ = self.persist(&mut st);
+            touched.insert(st.tenant.clone());
+        }
+        for tenant in touched {
+            if let Ok(t) = self.tenant(&tenant) {
+                let mut st = t.lock();
+                let _ = self.persist(&mut st);
+            }
         }
     }
 }
