@@ -31,7 +31,9 @@ pub struct Expander<'a> {
     /// Evaluation time in ms (`query` runs at it, `now` returns it).
     pub ts_ms: i64,
     pub query: Option<QueryFn<'a>>,
-    pub external_url: String,
+    /// The URL behind `externalURL` and `pathPrefix`; `None` reproduces promtool's unit tests,
+    /// where calling them fails (no URL is configured there).
+    pub external_url: Option<String>,
     /// Console-template mode: makes `tmpl` available, as Prometheus's `ExpandHTML` does.
     pub html: bool,
 }
@@ -440,12 +442,20 @@ impl FuncSet for Expander<'_> {
             "toTime" => float_to_time(to_float(&a(0))?)?,
             "toDuration" => Value::Duration((to_float(&a(0))? * 1e9) as i64),
             "now" => Value::Float(self.ts_ms as f64 / 1000.0),
-            "pathPrefix" => Value::str(
-                url::Url::parse(&self.external_url)
-                    .map(|u| u.path().trim_end_matches('/').to_string())
-                    .unwrap_or_default(),
-            ),
-            "externalURL" => Value::str(self.external_url.clone()),
+            "pathPrefix" | "externalURL" => {
+                let Some(u) = &self.external_url else {
+                    return Err("runtime error: invalid memory address or nil pointer dereference".into());
+                };
+                if name == "externalURL" {
+                    Value::str(u.clone())
+                } else {
+                    Value::str(
+                        url::Url::parse(u)
+                            .map(|u| u.path().to_string())
+                            .unwrap_or_default(),
+                    )
+                }
+            }
             "parseDuration" => {
                 let ms = crate::ruler::duration::parse_duration_allow_negative(want_str(&args[0])?)?;
                 Value::Float(ms as f64 / 1000.0)
@@ -506,7 +516,7 @@ pub fn parse_test(alert_name: &str, text: &str) -> Result<(), String> {
         name: format!("__alert_{alert_name}"),
         ts_ms: 0,
         query: None,
-        external_url: String::new(),
+        external_url: None,
         html: false,
     };
     let full = format!("{ALERT_DEFS}{text}");
@@ -539,7 +549,7 @@ mod tests {
             name: "__alert_A".into(),
             ts_ms: 0,
             query: Some(&q),
-            external_url: "http://fenghuo.example:9800/prefix".into(),
+            external_url: Some("http://fenghuo.example:9800/prefix".into()),
             html: false,
         };
         let labels: BTreeMap<String, String> = labels

@@ -112,6 +112,32 @@ impl Decoder {
         }
     }
 
+    /// A `float64` field (YAML's `.inf`, `.nan` included).
+    pub fn float(&mut self, n: &Node) -> f64 {
+        match &n.kind {
+            _ if n.is_null() => 0.0,
+            Kind::Scalar { value, plain: true } => {
+                let v = value.as_str();
+                match v {
+                    ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => f64::INFINITY,
+                    "-.inf" | "-.Inf" | "-.INF" => f64::NEG_INFINITY,
+                    ".nan" | ".NaN" | ".NAN" => f64::NAN,
+                    _ => match v.replace('_', "").parse::<f64>() {
+                        Ok(f) if !v.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') => f,
+                        _ => {
+                            self.type_error(n, "float64");
+                            0.0
+                        }
+                    },
+                }
+            }
+            _ => {
+                self.type_error(n, "float64");
+                0.0
+            }
+        }
+    }
+
     /// A `model.Duration` field; its parse error is reported as Go reports it (no line).
     pub fn duration(&mut self, n: &Node) -> i64 {
         if n.is_null() {

@@ -1,0 +1,197 @@
+//! Sending alerts: to fenghuo's own alert engine in-process (`AlertingService::ingest`) and to
+//! external Alertmanagers over `POST /api/v2/alerts`, through a bounded queue that drops the
+//! oldest alerts when full (Prometheus's notifier). External labels are added to every alert that
+//! does not carry them already.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use fenghuo_storage::model::{Labels, TenantId};
+use parking_lot::Mutex;
+
+use crate::api::PostableAlert;
+use crate::ruler::config::AlertmanagerConfig;
+use crate::ruler::group::{Notifier, OutgoingAlert};
+use crate::ruler::metrics;
+use crate::service::AlertingService;
+
+/// Prometheus's notifier batch size.
+const MAX_BATCH: usize = 256;
+
+fn ts(ms: Option<i64>) -> Option<crate::clock::Ts> {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+}
+
+fn label_set(l: &Labels) -> BTreeMap<String, String> {
+    l.iter().map(|l| (l.name.clone(), l.value.clone())).collect()
+}
+
+/// Converts an outgoing alert into Alertmanager's postable form with external labels added.
+pub fn to_postable(a: &OutgoingAlert, external_labels: &BTreeMap<String, String>) -> PostableAlert {
+    let mut labels = label_set(&a.labels);
+    for (k, v) in external_labels {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    PostableAlert {
+        labels,
+        annotations: label_set(&a.annotations),
+        starts_at: ts(a.starts_at),
+        ends_at: ts(a.ends_at),
+        generator_url: a.generator_url.clone(),
+    }
+}
+
+/// Hands alerts to fenghuo's alert engine.
+pub struct LocalNotifier {
+    pub service: Arc<AlertingService>,
+    pub external_labels: BTreeMap<String, String>,
+}
+
+impl Notifier for LocalNotifier {
+    fn send(&self, tenant: &TenantId, alerts: Vec<OutgoingAlert>) {
+        let n = alerts.len() as u64;
+        let posted = alerts
+            .iter()
+            .map(|a| to_postable(a, &self.external_labels))
+            .collect();
+        match self.service.ingest(tenant.as_str(), posted) {
+            Ok(rejected) => {
+                metrics::NOTIFICATIONS_SENT
+                    .with_label_values(&["local"])
+                    .inc_by(n);
+                for r in rejected {
+                    metrics::NOTIFICATIONS_ERRORS.with_label_values(&["local"]).inc();
+                    tracing::warn!(tenant = %tenant, error = %r, "Alert engine rejected an alert.");
+                }
+            }
+            Err(e) => {
+                metrics::NOTIFICATIONS_ERRORS
+                    .with_label_values(&["local"])
+                    .inc_by(n);
+                tracing::error!(tenant = %tenant, error = %e, "Handing alerts to the alert engine failed.");
+            }
+        }
+    }
+}
+
+/// Sends to every configured notifier.
+pub struct Fanout(pub Vec<Arc<dyn Notifier>>);
+
+impl Notifier for Fanout {
+    fn send(&self, tenant: &TenantId, alerts: Vec<OutgoingAlert>) {
+        for n in &self.0 {
+            n.send(tenant, alerts.clone());
+        }
+    }
+}
+
+/// Queues alerts for external Alertmanagers and sends them from a background task.
+pub struct AlertmanagerNotifier {
+    queue: Mutex<VecDeque<(TenantId, PostableAlert)>>,
+    capacity: usize,
+    external_labels: BTreeMap<String, String>,
+    wake: tokio::sync::Notify,
+}
+
+impl AlertmanagerNotifier {
+    /// Starts the sender task on the current Tokio runtime.
+    pub fn start(
+        ams: Vec<AlertmanagerConfig>,
+        capacity: usize,
+        external_labels: BTreeMap<String, String>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        let me = Arc::new(AlertmanagerNotifier {
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            external_labels,
+            wake: tokio::sync::Notify::new(),
+        });
+        let worker = me.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let batch = worker.next_batch();
+                if batch.is_empty() {
+                    tokio::select! {
+                        _ = worker.wake.notified() => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
+                // One request per tenant, to every Alertmanager.
+                let mut by_tenant: BTreeMap<TenantId, Vec<PostableAlert>> = BTreeMap::new();
+                for (t, a) in batch {
+                    by_tenant.entry(t).or_default().push(a);
+                }
+                for (tenant, alerts) in by_tenant {
+                    for am in &ams {
+                        for url in &am.urls {
+                            send_one(&client, am, url, &tenant, &alerts).await;
+                        }
+                    }
+                }
+            }
+        });
+        me
+    }
+
+    fn next_batch(&self) -> Vec<(TenantId, PostableAlert)> {
+        let mut q = self.queue.lock();
+        let n = q.len().min(MAX_BATCH);
+        let out: Vec<_> = q.drain(..n).collect();
+        metrics::NOTIFICATIONS_QUEUE
+            .with_label_values(&["external"])
+            .set(q.len() as i64);
+        out
+    }
+}
+
+async fn send_one(
+    client: &reqwest::Client,
+    am: &AlertmanagerConfig,
+    base: &str,
+    tenant: &TenantId,
+    alerts: &[PostableAlert],
+) {
+    let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
+    let mut req = client.post(&url).timeout(am.timeout.0).json(alerts);
+    if am.send_tenant_header {
+        req = req.header(TenantId::HEADER, tenant.as_str());
+    }
+    let n = alerts.len() as u64;
+    match req.send().await {
+        Ok(r) if r.status().is_success() => {
+            metrics::NOTIFICATIONS_SENT.with_label_values(&[base]).inc_by(n);
+        }
+        Ok(r) => {
+            metrics::NOTIFICATIONS_ERRORS.with_label_values(&[base]).inc_by(n);
+            tracing::error!(alertmanager = %url, status = %r.status(), count = n, "Error sending alerts.");
+        }
+        Err(e) => {
+            metrics::NOTIFICATIONS_ERRORS.with_label_values(&[base]).inc_by(n);
+            tracing::error!(alertmanager = %url, error = %e, count = n, "Error sending alerts.");
+        }
+    }
+}
+
+impl Notifier for AlertmanagerNotifier {
+    fn send(&self, tenant: &TenantId, alerts: Vec<OutgoingAlert>) {
+        let mut q = self.queue.lock();
+        for a in &alerts {
+            q.push_back((tenant.clone(), to_postable(a, &self.external_labels)));
+        }
+        let over = q.len().saturating_sub(self.capacity);
+        if over > 0 {
+            q.drain(..over);
+            metrics::NOTIFICATIONS_DROPPED
+                .with_label_values(&["external"])
+                .inc_by(over as u64);
+            tracing::warn!(dropped = over, "Alert notification queue full, dropping alerts.");
+        }
+        metrics::NOTIFICATIONS_QUEUE
+            .with_label_values(&["external"])
+            .set(q.len() as i64);
+        drop(q);
+        self.wake.notify_one();
+    }
+}

@@ -1,0 +1,599 @@
+//! The ruler's evaluation semantics driven by a manual clock: recording results written back and
+//! queryable, stale markers, the alert state machine with `for`, `keep_firing_for`, resolved
+//! alerts and the resend delay, `ALERTS`/`ALERTS_FOR_STATE`, `for` restoration after a restart,
+//! slotted timestamps and missed iterations, failing rules, reloads, and the real TSDB.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use fenghuo_alerting::ruler::group::Group;
+use fenghuo_alerting::ruler::{
+    Backend, Notifier, OutgoingAlert, RulerConfig, RulerOptions, RulerService, metrics,
+};
+use fenghuo_alerting::{Clock, ManualClock};
+use fenghuo_query::{Engine, EngineOptions, PointValue};
+use fenghuo_storage::api::{Appender, Queryable};
+use fenghuo_storage::memory::MemStore;
+use fenghuo_storage::model::{Labels, Sample, SeriesWrite, TenantId, WriteBatch, stale_nan};
+use parking_lot::Mutex;
+
+#[derive(Default)]
+struct Sink(Mutex<Vec<(String, OutgoingAlert)>>);
+
+impl Notifier for Sink {
+    fn send(&self, tenant: &TenantId, alerts: Vec<OutgoingAlert>) {
+        self.0
+            .lock()
+            .extend(alerts.into_iter().map(|a| (tenant.to_string(), a)));
+    }
+}
+
+impl Sink {
+    fn take(&self) -> Vec<(String, OutgoingAlert)> {
+        std::mem::take(&mut *self.0.lock())
+    }
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    store: Arc<MemStore>,
+    clock: Arc<ManualClock>,
+    sink: Arc<Sink>,
+    svc: Arc<RulerService>,
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+fn at(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn write(store: &dyn Appender, tenant: &str, series: &str, points: &[(i64, f64)]) {
+    let labels = fenghuo_alerting::ruler::unittest::parse_metric(series).unwrap_or_default();
+    let batch = WriteBatch {
+        series: vec![SeriesWrite {
+            labels,
+            samples: points.iter().map(|(t, v)| Sample { t: *t, v: *v }).collect(),
+            ..Default::default()
+        }],
+        metadata: Vec::new(),
+    };
+    let tenant = TenantId::new(tenant).unwrap_or_else(|_| TenantId::default_tenant());
+    assert!(store.append(&tenant, batch).is_ok());
+}
+
+fn config(dir: &Path, files: &[(&str, &str)]) -> RulerConfig {
+    let mut cfg = RulerConfig {
+        evaluation_interval: fenghuo_storage::model::PromDuration::from_secs(10),
+        for_grace_period: fenghuo_storage::model::PromDuration::from_secs(60),
+        ..RulerConfig::default()
+    };
+    let mut tenants: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (tenant, text) in files {
+        let path = dir.join(format!("{tenant}-{}.yml", tenants.len()));
+        std::fs::write(&path, text).unwrap_or_default();
+        tenants
+            .entry(tenant.to_string())
+            .or_default()
+            .push(path.display().to_string());
+    }
+    cfg.tenant_rule_files = tenants;
+    cfg
+}
+
+fn backend(store: &Arc<MemStore>) -> Backend {
+    Backend {
+        engine: Arc::new(Engine::new(EngineOptions::default())),
+        queryable: store.clone(),
+        appender: store.clone(),
+    }
+}
+
+fn start(files: &[(&str, &str)], store: Option<Arc<MemStore>>, now: i64) -> Env {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().to_path_buf();
+    let store = store.unwrap_or_default();
+    let clock = Arc::new(ManualClock::new(at(now)));
+    let sink = Arc::new(Sink::default());
+    let svc = RulerService::start(
+        RulerOptions {
+            config: config(&dir, files),
+            default_external_url: "http://fenghuo:9800".into(),
+            run_loop: false,
+        },
+        backend(&store),
+        sink.clone(),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    Env {
+        _dir: tmp,
+        dir,
+        store,
+        clock,
+        sink,
+        svc,
+    }
+}
+
+impl Env {
+    fn group(&self, tenant: &str) -> Arc<Group> {
+        let t = TenantId::new(tenant).unwrap_or_else(|_| TenantId::default_tenant());
+        self.svc
+            .tenant_groups(&t)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no group"))
+    }
+
+    /// Moves the clock to the group's next evaluation and runs it; returns the evaluation time.
+    fn step(&self, tenant: &str) -> i64 {
+        let g = self.group(tenant);
+        let next = self
+            .svc
+            .next_eval(&g.tenant, &g.file, &g.name)
+            .unwrap_or_else(|| panic!("not scheduled"));
+        self.clock.set(at(next));
+        assert_eq!(self.svc.tick(), 1);
+        next
+    }
+
+    fn query(&self, tenant: &str, q: &str, t: i64) -> Vec<(Labels, f64)> {
+        let tenant = TenantId::new(tenant).unwrap_or_else(|_| TenantId::default_tenant());
+        let querier = self.store.querier(&tenant).unwrap_or_else(|e| panic!("{e}"));
+        let out = Engine::new(EngineOptions::default())
+            .instant(&*querier, q, t)
+            .unwrap_or_else(|e| panic!("{e}"));
+        match out.value {
+            fenghuo_query::Value::Vector(v) => v
+                .into_iter()
+                .map(|s| {
+                    let f = match s.value {
+                        PointValue::Float(f) => f,
+                        PointValue::Histogram(_) => f64::NAN,
+                    };
+                    (s.labels, f)
+                })
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn series(points: std::ops::Range<i64>, step: i64, v: f64) -> Vec<(i64, f64)> {
+    points.step_by(step as usize).map(|t| (t, v)).collect()
+}
+
+#[test]
+fn eval_timestamps_are_slotted_like_prometheus() {
+    let env = start(
+        &[(
+            "anonymous",
+            "groups:\n- name: g\n  rules:\n  - record: r\n    expr: vector(1)\n",
+        )],
+        None,
+        T0 + 3,
+    );
+    let g = env.group("anonymous");
+    let next = env.svc.next_eval(&g.tenant, &g.file, &g.name).unwrap_or_default();
+    // The first evaluation is the group's next slot: in (now, now + interval], and every slot is
+    // the hash offset plus a multiple of the interval (Prometheus's EvalTimestamp).
+    assert!(next > T0 + 3 && next <= T0 + 3 + 10_000, "{next}");
+    assert_eq!(g.eval_timestamp(next), next);
+    assert_eq!(g.eval_timestamp(next + 9_999), next);
+    assert_eq!(g.eval_timestamp(next + 10_000), next + 10_000);
+    // Different groups get different offsets.
+    let other = Group::new(
+        g.tenant.clone(),
+        &g.file,
+        "other",
+        10_000,
+        0,
+        None,
+        BTreeMap::new(),
+        Vec::new(),
+    );
+    assert_ne!(other.eval_timestamp(T0) % 10_000, g.eval_timestamp(T0) % 10_000);
+}
+
+#[test]
+fn recording_results_are_written_back_and_go_stale() {
+    let rules = "groups:\n- name: rec\n  rules:\n  - record: job:m:doubled\n    expr: m * 2\n    labels:\n      source: rule\n";
+    let env = start(&[("anonymous", rules)], None, T0);
+    write(
+        &*env.store,
+        "anonymous",
+        "m{job=\"a\"}",
+        &series(T0 - 60_000..T0 + 1, 5_000, 21.0),
+    );
+    let t1 = env.step("anonymous");
+    let got = env.query("anonymous", "job:m:doubled", t1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, 42.0);
+    assert_eq!(got[0].0.get("source"), Some("rule"));
+    assert_eq!(got[0].0.get("job"), Some("a"));
+    // The input disappears: the recorded series is stale-marked at the next evaluation.
+    write(
+        &*env.store,
+        "anonymous",
+        "m{job=\"a\"}",
+        &[(t1 + 1_000, stale_nan())],
+    );
+    let t2 = env.step("anonymous");
+    assert!(env.query("anonymous", "job:m:doubled", t2).is_empty());
+    assert!(env.query("anonymous", "job:m:doubled", t2 + 60_000).is_empty());
+    assert_eq!(env.query("anonymous", "job:m:doubled", t2 - 1).len(), 1);
+}
+
+#[test]
+fn alert_lifecycle_pending_firing_resolved_and_resent() {
+    let rules = "groups:\n- name: a\n  rules:\n  - alert: High\n    expr: m > 10\n    for: 30s\n    labels:\n      severity: page\n    annotations:\n      summary: 'value {{ $value }} on {{ $labels.instance }}'\n";
+    let env = start(&[("anonymous", rules)], None, T0);
+    write(
+        &*env.store,
+        "anonymous",
+        "m{instance=\"h\"}",
+        &series(T0 - 60_000..T0 + 120_000, 5_000, 20.0),
+    );
+    write(
+        &*env.store,
+        "anonymous",
+        "m{instance=\"h\"}",
+        &series(T0 + 120_000..T0 + 1_500_000, 5_000, 1.0),
+    );
+    // Restoration on the first load keeps ALERTS back for two evaluations.
+    let t1 = env.step("anonymous");
+    assert_eq!(
+        env.group("anonymous").alert_states()[0].2,
+        fenghuo_alerting::ruler::rule::AlertState::Pending
+    );
+    assert!(env.query("anonymous", "ALERTS", t1).is_empty());
+    let t2 = env.step("anonymous");
+    assert!(env.query("anonymous", "ALERTS", t2).is_empty());
+    let t3 = env.step("anonymous");
+    let alerts = env.query("anonymous", "ALERTS", t3);
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].0.get("alertstate"), Some("pending"));
+    let fs = env.query("anonymous", "ALERTS_FOR_STATE", t3);
+    assert_eq!(fs[0].1, (t1 / 1000) as f64);
+    assert!(env.sink.take().is_empty(), "pending alerts are not sent");
+    let t4 = env.step("anonymous");
+    assert_eq!(t4 - t1, 30_000);
+    let sent = env.sink.take();
+    assert_eq!(sent.len(), 1);
+    let a = &sent[0].1;
+    assert_eq!(a.starts_at, Some(t4));
+    // Valid for four times max(interval, resend delay).
+    assert_eq!(a.ends_at, Some(t4 + 4 * 60_000));
+    assert_eq!(a.annotations.get("summary"), Some("value 20 on h"));
+    assert_eq!(a.labels.get("alertname"), Some("High"));
+    assert!(
+        a.generator_url.starts_with("http://fenghuo:9800/graph?g0.expr="),
+        "{}",
+        a.generator_url
+    );
+    assert_eq!(
+        env.query("anonymous", "ALERTS", t4)[0].0.get("alertstate"),
+        Some("firing")
+    );
+    // Resend delay: nothing new until a minute has passed.
+    let mut resent_at = None;
+    for _ in 0..7 {
+        let t = env.step("anonymous");
+        if t >= T0 + 120_000 {
+            break;
+        }
+        let s = env.sink.take();
+        if !s.is_empty() {
+            resent_at = Some(t);
+            break;
+        }
+    }
+    assert_eq!(
+        resent_at,
+        Some(t4 + 70_000),
+        "resent once the 1m delay has passed"
+    );
+    // Resolution: sent with endsAt = resolution time, then kept (and re-sent) for 15 minutes.
+    let mut resolved_at = None;
+    while resolved_at.is_none() {
+        let t = env.step("anonymous");
+        if let Some((_, a)) = env.sink.take().into_iter().next()
+            && a.ends_at == Some(t)
+        {
+            resolved_at = Some(t);
+        }
+    }
+    let r = resolved_at.unwrap_or_default();
+    assert!(
+        env.group("anonymous")
+            .alert_states()
+            .iter()
+            .all(|s| s.2 == fenghuo_alerting::ruler::rule::AlertState::Inactive)
+    );
+    assert!(
+        env.query("anonymous", "ALERTS", r).is_empty(),
+        "ALERTS goes stale on resolution"
+    );
+    let mut resends = 0;
+    loop {
+        let t = env.step("anonymous");
+        resends += env.sink.take().len();
+        if t > r + 15 * 60_000 + 10_000 {
+            break;
+        }
+    }
+    // Re-sent once the resend delay has passed (every 70s at a 10s interval) until dropped
+    // after 15 minutes: at r+70s, r+140s, ..., r+840s.
+    assert_eq!(
+        resends, 12,
+        "a resolved alert is re-sent every resend delay while retained"
+    );
+    assert!(
+        env.group("anonymous").alert_states().is_empty(),
+        "dropped after 15 minutes"
+    );
+}
+
+#[test]
+fn keep_firing_for_holds_a_firing_alert() {
+    let rules = "groups:\n- name: k\n  rules:\n  - alert: Flap\n    expr: m > 0\n    keep_firing_for: 30s\n";
+    let env = start(&[("anonymous", rules)], None, T0);
+    let g = env.group("anonymous");
+    let first = env.svc.next_eval(&g.tenant, &g.file, &g.name).unwrap_or_default();
+    write(
+        &*env.store,
+        "anonymous",
+        "m",
+        &series(first - 60_000..first + 5_000, 5_000, 1.0),
+    );
+    write(&*env.store, "anonymous", "m", &[(first + 5_000, stale_nan())]);
+    use fenghuo_alerting::ruler::rule::AlertState::*;
+    env.step("anonymous");
+    assert_eq!(env.group("anonymous").alert_states()[0].2, Firing);
+    for _ in 0..3 {
+        env.step("anonymous");
+        assert_eq!(env.group("anonymous").alert_states()[0].2, Firing, "kept firing");
+    }
+    env.step("anonymous");
+    assert_eq!(
+        env.group("anonymous").alert_states()[0].2,
+        Inactive,
+        "resolved after 30s"
+    );
+}
+
+#[test]
+fn for_state_is_restored_after_a_restart() {
+    let rules = "groups:\n- name: r\n  rules:\n  - alert: Slow\n    expr: m > 0\n    for: 5m\n";
+    let store = Arc::new(MemStore::new());
+    write(
+        &*store,
+        "anonymous",
+        "m",
+        &series(T0 - 60_000..T0 + 3_600_000, 5_000, 1.0),
+    );
+    let env = start(&[("anonymous", rules)], Some(store.clone()), T0);
+    let first = env.step("anonymous");
+    for _ in 0..11 {
+        env.step("anonymous");
+    }
+    // Down for two minutes after two minutes pending.
+    let down_at = env.step("anonymous");
+    assert_eq!(down_at - first, 120_000);
+    let env2 = start(&[("anonymous", rules)], Some(store), down_at + 120_000);
+    let r1 = env2.step("anonymous");
+    let r2 = env2.step("anonymous");
+    let _ = r1;
+    // Restored: active since `first`, shifted by the downtime (Prometheus keeps the pending time
+    // spent before the outage), so it fires 3 minutes after the restart, not 5.
+    let g = env2.group("anonymous");
+    let active_at = g
+        .alerting_rules()
+        .next()
+        .map(|r| r.active_alerts()[0].active_at)
+        .unwrap_or_default();
+    let now = env2.clock.now().timestamp_millis();
+    assert_eq!(active_at, first / 1000 * 1000 + (now - down_at / 1000 * 1000));
+    let mut fired = None;
+    for _ in 0..40 {
+        let t = env2.step("anonymous");
+        if !env2.sink.take().is_empty() {
+            fired = Some(t);
+            break;
+        }
+    }
+    let fired = fired.unwrap_or_default();
+    assert!(
+        fired - r2 < 300_000 - 30_000,
+        "fired {}s after restoration",
+        (fired - r2) / 1000
+    );
+    assert!(fired >= active_at + 300_000);
+}
+
+#[test]
+fn missed_iterations_are_counted_and_skipped() {
+    let env = start(
+        &[(
+            "missed",
+            "groups:\n- name: slow\n  rules:\n  - record: r\n    expr: vector(1)\n",
+        )],
+        None,
+        T0,
+    );
+    let g = env.group("missed");
+    let key = g.key();
+    let first = env.step("missed");
+    env.clock.set(at(first + 10_000 * 5 + 1));
+    assert_eq!(env.svc.tick(), 1);
+    let missed = metrics::ITERATIONS_MISSED
+        .with_label_values(&["missed", &key])
+        .get();
+    assert_eq!(missed, 4);
+    assert_eq!(g.last_eval_ts(), Some(first + 50_000));
+    assert_eq!(
+        env.svc.next_eval(&g.tenant, &g.file, &g.name),
+        Some(first + 60_000)
+    );
+}
+
+#[test]
+fn a_failing_rule_is_reported_and_does_not_stop_the_others() {
+    let rules = "groups:\n- name: mixed\n  rules:\n  - record: broken\n    expr: m\n    labels:\n      i: same\n  - record: fine\n    expr: count(m)\n";
+    let env = start(&[("anonymous", rules)], None, T0);
+    write(
+        &*env.store,
+        "anonymous",
+        "m{i=\"1\"}",
+        &series(T0 - 60_000..T0 + 60_000, 5_000, 1.0),
+    );
+    write(
+        &*env.store,
+        "anonymous",
+        "m{i=\"2\"}",
+        &series(T0 - 60_000..T0 + 60_000, 5_000, 1.0),
+    );
+    let key = env.group("anonymous").key();
+    let before = metrics::EVALUATION_FAILURES
+        .with_label_values(&["anonymous", &key])
+        .get();
+    let t = env.step("anonymous");
+    let g = env.group("anonymous");
+    let st = g.rules[0].status().lock().clone();
+    assert_eq!(st.health, fenghuo_alerting::ruler::rule::Health::Bad);
+    assert_eq!(
+        st.last_error.as_deref(),
+        Some("vector contains metrics with the same labelset after applying rule labels")
+    );
+    assert_eq!(
+        g.rules[1].status().lock().health,
+        fenghuo_alerting::ruler::rule::Health::Good
+    );
+    assert_eq!(env.query("anonymous", "fine", t)[0].1, 2.0);
+    assert_eq!(
+        metrics::EVALUATION_FAILURES
+            .with_label_values(&["anonymous", &key])
+            .get(),
+        before + 1
+    );
+}
+
+#[test]
+fn reload_keeps_alert_state_and_stale_marks_removed_groups() {
+    let v1 = "groups:\n- name: keep\n  rules:\n  - alert: A\n    expr: m > 0\n    for: 1m\n- name: gone\n  rules:\n  - record: gone:m\n    expr: m\n";
+    let env = start(&[("anonymous", v1)], None, T0);
+    write(
+        &*env.store,
+        "anonymous",
+        "m",
+        &series(T0 - 60_000..T0 + 600_000, 5_000, 1.0),
+    );
+    for _ in 0..4 {
+        env.clock.advance(Duration::seconds(10));
+        env.svc.tick();
+    }
+    let t_before = env.clock.now().timestamp_millis();
+    assert_eq!(env.query("anonymous", "gone:m", t_before).len(), 1);
+    let keep = env
+        .svc
+        .all_groups()
+        .into_iter()
+        .find(|g| g.name == "keep")
+        .unwrap_or_else(|| panic!("keep"));
+    let active_at = keep
+        .alerting_rules()
+        .next()
+        .map(|r| r.active_alerts()[0].active_at);
+    // A broken file does not replace the rules in force.
+    let path = env.dir.join("anonymous-0.yml");
+    std::fs::write(
+        &path,
+        "groups:\n- name: keep\n  rules:\n  - alert: A\n    expr: sum(\n",
+    )
+    .unwrap_or_default();
+    assert!(env.svc.reload(None).is_err());
+    assert_eq!(env.svc.all_groups().len(), 2);
+    // Changed group (new annotation) keeps its alert's activeAt; the removed group's series go stale.
+    std::fs::write(&path, "groups:\n- name: keep\n  rules:\n  - alert: A\n    expr: m > 0\n    for: 1m\n    annotations:\n      new: x\n").unwrap_or_default();
+    assert!(env.svc.reload(None).is_ok());
+    let groups = env.svc.all_groups();
+    assert_eq!(groups.len(), 1);
+    let keep2 = &groups[0];
+    assert_eq!(
+        keep2
+            .alerting_rules()
+            .next()
+            .map(|r| r.active_alerts()[0].active_at),
+        active_at
+    );
+    env.clock.advance(Duration::seconds(25));
+    env.svc.tick();
+    assert!(
+        env.query("anonymous", "gone:m", env.clock.now().timestamp_millis())
+            .is_empty()
+    );
+}
+
+#[test]
+fn recording_rules_write_through_the_real_tsdb() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tsdb = fenghuo_storage::tsdb::Tsdb::open(&dir.path().join("tsdb"), Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = Utc::now().timestamp_millis();
+    write(
+        &*tsdb,
+        "t1",
+        "m{job=\"x\"}",
+        &series(now - 60_000..now + 60_000, 5_000, 3.0),
+    );
+    let clock = Arc::new(ManualClock::new(at(now)));
+    let cfg = config(
+        dir.path(),
+        &[(
+            "t1",
+            "groups:\n- name: g\n  rules:\n  - record: m:x10\n    expr: m * 10\n",
+        )],
+    );
+    let svc = RulerService::start(
+        RulerOptions {
+            config: cfg,
+            default_external_url: String::new(),
+            run_loop: false,
+        },
+        Backend {
+            engine: Arc::new(Engine::new(EngineOptions::default())),
+            queryable: tsdb.clone(),
+            appender: tsdb.clone(),
+        },
+        Arc::new(Sink::default()),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    clock.advance(Duration::seconds(11));
+    assert_eq!(svc.tick(), 1);
+    let t = svc.all_groups()[0].last_eval_ts().unwrap_or_default();
+    let q = tsdb.querier(&TenantId::new("t1").unwrap_or_else(|_| TenantId::default_tenant()));
+    let q = q.unwrap_or_else(|e| panic!("{e}"));
+    let out = Engine::new(EngineOptions::default())
+        .instant(&*q, "m:x10", t)
+        .unwrap_or_else(|e| panic!("{e}"));
+    match out.value {
+        fenghuo_query::Value::Vector(v) => {
+            assert_eq!(v.len(), 1);
+            assert_eq!(v[0].value, PointValue::Float(30.0));
+        }
+        other => panic!("{other:?}"),
+    }
+    let other_tenant = tsdb
+        .querier(&TenantId::default_tenant())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let none = Engine::new(EngineOptions::default())
+        .instant(&*other_tenant, "m:x10", t)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(none.value, fenghuo_query::Value::Vector(Vec::new()));
+    let _ = tsdb.close();
+}
