@@ -20,6 +20,9 @@ use serde_json::Value;
 
 const T0: i64 = 1_700_000_000_000;
 
+/// Requests an Alertmanager stand-in received: tenant header and body.
+type Received = Vec<(Option<String>, Value)>;
+
 fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
@@ -296,7 +299,7 @@ async fn tenants_see_only_their_rules_and_alerts() {
 #[tokio::test]
 async fn alerts_reach_the_alert_engine_and_an_external_alertmanager() {
     // A stand-in Alertmanager recording what it receives.
-    let received: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    let received: Arc<Mutex<Received>> = Arc::default();
     let r2 = received.clone();
     let am = axum::Router::new().route(
         "/api/v2/alerts",
