@@ -28,10 +28,12 @@ pub const MAX_SAMPLES: usize = 1 << 20;
 
 const TS_REGULAR: u8 = 0;
 const TS_DOD: u8 = 1;
+const TS_GRID: u8 = 2;
 const V_CONST: u8 = 0;
 const V_DEC_DELTA: u8 = 1;
 const V_DEC_DOD: u8 = 2;
 const V_XOR: u8 = 3;
+const V_DEC_TREND: u8 = 4;
 
 const MAX_MANTISSA: i64 = 1 << 53;
 const POW10: [f64; 23] = [
@@ -82,6 +84,38 @@ pub fn to_decimal(v: f64) -> Option<(i64, i32)> {
         }
     }
     None
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Greatest common divisor of the values (1 when all are zero).
+fn common_factor(vals: impl Iterator<Item = i64>) -> u64 {
+    let g = vals.fold(0u64, |g, v| gcd(g, v.unsigned_abs()));
+    if g == 0 || g > i64::MAX as u64 { 1 } else { g }
+}
+
+/// A stream whose values share a factor (memory in pages, bytes in
+/// blocks...): `uvarint factor`, then the stream of the quotients.
+fn put_scaled_stream(out: &mut Vec<u8>, vals: impl Iterator<Item = i64> + Clone) {
+    let g = common_factor(vals.clone());
+    put_uvarint(out, g);
+    put_stream(out, vals.map(move |v| if g > 1 { v / g as i64 } else { v }));
+}
+
+fn scaled_stream_len(vals: impl Iterator<Item = i64> + Clone) -> usize {
+    let g = common_factor(vals.clone());
+    uvarint_len(g) + stream_len(vals.map(move |v| if g > 1 { v / g as i64 } else { v }))
+}
+
+fn read_scaled_stream(r: &mut Reader<'_>, n: usize, mut f: impl FnMut(i64)) -> Result<(), StorageError> {
+    let g = r.uvarint()?;
+    let g = i64::try_from(g).map_err(|_| r.corrupt("stream factor out of range"))?;
+    read_stream(r, n, |v| f(v.wrapping_mul(g)))
 }
 
 /// Scales all values to one exponent; `None` if some value has no exact
@@ -208,17 +242,53 @@ fn encode_timestamps(out: &mut Vec<u8>, samples: &[Sample]) {
         }
         return;
     }
-    out.push(TS_DOD);
-    put_varint(out, t0);
-    put_varint(out, delta);
-    put_stream(
-        out,
+    let dods = || {
         samples.windows(3).map(|w| {
             let d1 = w[1].t.wrapping_sub(w[0].t);
             let d2 = w[2].t.wrapping_sub(w[1].t);
             d2.wrapping_sub(d1)
-        }),
+        })
+    };
+    // Grid: scrapes land on `base + i * step` give or take jitter. A
+    // jittered sample costs one residual here but two delta-of-deltas.
+    let step = most_common(samples.windows(2).map(|w| w[1].t.wrapping_sub(w[0].t)));
+    let base = most_common(
+        samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.t.wrapping_sub((i as i64).wrapping_mul(step))),
     );
+    let residuals = || {
+        samples
+            .iter()
+            .enumerate()
+            .map(move |(i, s)| s.t.wrapping_sub(base.wrapping_add((i as i64).wrapping_mul(step))))
+    };
+    if stream_len(residuals()) + 2 < stream_len(dods()) {
+        out.push(TS_GRID);
+        put_varint(out, base);
+        put_varint(out, step);
+        put_stream(out, residuals());
+        return;
+    }
+    out.push(TS_DOD);
+    put_varint(out, t0);
+    put_varint(out, delta);
+    put_stream(out, dods());
+}
+
+/// The most frequent value (the smallest among equally frequent ones).
+fn most_common(vals: impl Iterator<Item = i64>) -> i64 {
+    let mut v: Vec<i64> = vals.collect();
+    v.sort_unstable();
+    let (mut best, mut best_n) = (0i64, 0usize);
+    for run in v.chunk_by(|a, b| a == b) {
+        if run.len() > best_n {
+            best = run[0];
+            best_n = run.len();
+        }
+    }
+    best
 }
 
 fn encode_values(out: &mut Vec<u8>, samples: &[Sample]) {
@@ -237,27 +307,46 @@ fn encode_values(out: &mut Vec<u8>, samples: &[Sample]) {
             ms.windows(3)
                 .map(|w| (w[2].wrapping_sub(w[1])).wrapping_sub(w[1].wrapping_sub(w[0])))
         };
-        let delta_len = stream_len(deltas());
-        let dod_len = if ms.len() > 2 {
-            stream_len(dods()) + 10
+        // Counters grow at a roughly steady rate: code each delta as its
+        // difference to the median delta (the trend).
+        let trend = {
+            let mut d: Vec<i64> = deltas().collect();
+            d.sort_unstable();
+            d.get(d.len() / 2).copied().unwrap_or(0)
+        };
+        let trended = || deltas().map(move |d| d.wrapping_sub(trend));
+        let delta_len = scaled_stream_len(deltas());
+        let trend_len = if trend != 0 {
+            scaled_stream_len(trended()) + 4
         } else {
             usize::MAX
         };
-        let dec_len = delta_len.min(dod_len);
+        let dod_len = if ms.len() > 2 {
+            scaled_stream_len(dods()) + 10
+        } else {
+            usize::MAX
+        };
+        let dec_len = delta_len.min(dod_len).min(trend_len);
         // Byte-aligned varints compress much better under zstd than a bit
         // stream of the same size, so XOR must win clearly to be chosen.
         if dec_len * 7 <= xor_len * 10 {
-            if dod_len < delta_len {
+            if dec_len == delta_len {
+                out.push(V_DEC_DELTA);
+                put_varint(out, i64::from(e));
+                put_varint(out, ms[0]);
+                put_scaled_stream(out, deltas());
+            } else if dec_len == trend_len {
+                out.push(V_DEC_TREND);
+                put_varint(out, i64::from(e));
+                put_varint(out, ms[0]);
+                put_varint(out, trend);
+                put_scaled_stream(out, trended());
+            } else {
                 out.push(V_DEC_DOD);
                 put_varint(out, i64::from(e));
                 put_varint(out, ms[0]);
                 put_varint(out, ms[1].wrapping_sub(ms[0]));
-                put_stream(out, dods());
-            } else {
-                out.push(V_DEC_DELTA);
-                put_varint(out, i64::from(e));
-                put_varint(out, ms[0]);
-                put_stream(out, deltas());
+                put_scaled_stream(out, dods());
             }
             return;
         }
@@ -304,6 +393,16 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), StorageErr
                 })?;
             }
         }
+        TS_GRID => {
+            let base = r.varint()?;
+            let step = r.varint()?;
+            let mut i = 0i64;
+            read_stream(&mut r, n, |e| {
+                let t = base.wrapping_add(i.wrapping_mul(step)).wrapping_add(e);
+                out.push(Sample { t, v: 0.0 });
+                i += 1;
+            })?;
+        }
         other => return Err(r.corrupt(format!("unknown timestamp mode {other}"))),
     }
     let slots = &mut out[start..];
@@ -314,7 +413,7 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), StorageErr
                 s.v = v;
             }
         }
-        mode @ (V_DEC_DELTA | V_DEC_DOD) => {
+        mode @ (V_DEC_DELTA | V_DEC_DOD | V_DEC_TREND) => {
             let e = r.varint()?;
             if !(-22..=22).contains(&e) {
                 return Err(r.corrupt(format!("decimal exponent {e} out of range")));
@@ -322,10 +421,11 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), StorageErr
             let e = e as i32;
             let mut m = r.varint()?;
             slots[0].v = from_decimal(m, e);
-            if mode == V_DEC_DELTA {
+            if mode == V_DEC_DELTA || mode == V_DEC_TREND {
+                let trend = if mode == V_DEC_TREND { r.varint()? } else { 0 };
                 let mut i = 1;
-                read_stream(&mut r, slots.len() - 1, |d| {
-                    m = m.wrapping_add(d);
+                read_scaled_stream(&mut r, slots.len() - 1, |d| {
+                    m = m.wrapping_add(d).wrapping_add(trend);
                     slots[i].v = from_decimal(m, e);
                     i += 1;
                 })?;
@@ -334,7 +434,7 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), StorageErr
                 m = m.wrapping_add(d);
                 slots[1].v = from_decimal(m, e);
                 let mut i = 2;
-                read_stream(&mut r, slots.len() - 2, |dd| {
+                read_scaled_stream(&mut r, slots.len() - 2, |dd| {
                     d = d.wrapping_add(dd);
                     m = m.wrapping_add(d);
                     slots[i].v = from_decimal(m, e);
@@ -427,6 +527,57 @@ mod tests {
             x.t += (i as i64 * 37) % 11 - 5;
         }
         round_trip(&s);
+    }
+
+    #[test]
+    fn noisy_steady_counters_use_the_trend() {
+        let mut seed = 3u64;
+        let mut m = 1_000_000i64;
+        let mut vals = Vec::new();
+        for _ in 0..480 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            m += 700_000 + (seed % 5000) as i64;
+            vals.push(m as f64);
+        }
+        let s = regular(480, |i| vals[i]);
+        let bytes = round_trip(&s);
+        assert!(bytes.len() < 480 * 2 + 24, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn common_factors_are_divided_out() {
+        let mut m = 1_000_000i64;
+        let vals: Vec<f64> = (0..480)
+            .map(|i| {
+                m += ((i * 7919 % 9) as i64 - 4) * 4096;
+                m as f64
+            })
+            .collect();
+        let bytes = round_trip(&regular(480, |i| vals[i]));
+        assert!(bytes.len() < 480 + 24, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn jittered_scrapes_use_the_grid() {
+        let mut s = regular(480, |_| 1.0);
+        for (i, x) in s.iter_mut().enumerate() {
+            if i % 10 == 3 {
+                x.t += 2;
+            }
+        }
+        s[0].t -= 1;
+        let bytes = round_trip(&s);
+        assert_eq!(bytes[3], TS_GRID, "{bytes:?}");
+        assert!(bytes.len() < 130, "{} bytes", bytes.len());
+        // A missed scrape shifts the grid: delta-of-deltas stay cheap.
+        let mut gap = regular(480, |_| 1.0);
+        for x in gap.iter_mut().skip(100) {
+            x.t += 15_000;
+        }
+        gap[5].t += 1;
+        round_trip(&gap);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use rustc_hash::FxHashMap;
 use super::disk::{Disk, ValueAt};
 use super::exemplars::ExemplarVerdict;
 use super::head::{
-    F_CLOSING, F_DIRTY, F_HEAD_CUT, F_HHEAD_CUT, F_NEW, MemSeries, OooBuffer, Pending, TenantHead,
-    insert_sorted, intern_labels, labels_equal, labels_hash,
+    F_CLOSING, F_DIRTY, F_HEAD_CUT, F_HHEAD_CUT, F_NEW, LabelsHasher, MemSeries, OooBuffer, Pending,
+    SeriesTable, TenantHead, insert_sorted, intern_labels,
 };
 use super::keys;
 use super::symbols::Symbols;
@@ -62,7 +62,7 @@ pub struct ShardState {
     pub symbols: Symbols,
     pub tenants: Vec<TenantHead>,
     pub tenant_idx: FxHashMap<String, u32>,
-    pub series: FxHashMap<u64, MemSeries>,
+    pub series: SeriesTable,
     pub next_sid: u64,
     pub applied_index: u64,
     pub next_pending_id: u64,
@@ -79,6 +79,11 @@ pub struct ShardState {
     pub max_seen_t: i64,
     /// Set after a failed checkpoint: the next one rewrites everything.
     pub full_checkpoint: bool,
+    /// Identity hashing of label sets in the head.
+    pub hasher: LabelsHasher,
+    /// Checkpoints since open chunks were last written whole (bounds the
+    /// number of head segments per chunk).
+    pub checkpoints_since_rebase: u32,
 }
 
 enum Verdict {
@@ -94,7 +99,7 @@ impl ShardState {
             symbols: Symbols::new(),
             tenants: Vec::new(),
             tenant_idx: FxHashMap::default(),
-            series: FxHashMap::default(),
+            series: SeriesTable::default(),
             next_sid: 1,
             applied_index: 0,
             next_pending_id: 1,
@@ -104,6 +109,8 @@ impl ShardState {
             reported_head_chunks: 0,
             max_seen_t: i64::MIN,
             full_checkpoint: false,
+            checkpoints_since_rebase: 0,
+            hasher: LabelsHasher::default(),
         }
     }
 
@@ -202,8 +209,8 @@ impl ShardState {
             if sw.samples.is_empty() && sw.histograms.is_empty() && sw.exemplars.is_empty() {
                 continue;
             }
-            let sid = match self.lookup_or_create(disk, ti, &sw.labels, now_ms)? {
-                Some(sid) => sid,
+            let slot = match self.lookup_or_create(disk, ti, &sw.labels, now_ms)? {
+                Some(slot) => slot,
                 None => {
                     let reason = RejectReason::SeriesLimit {
                         limit: self.cfg.max_series,
@@ -226,12 +233,13 @@ impl ShardState {
             };
             sw.samples.sort_by_key(|s| s.t);
             sw.histograms.sort_by_key(|h| h.t);
-            let Some(series) = self.series.get_mut(&sid) else {
+            let Some(series) = self.series.slot_mut(slot) else {
                 return Err(StorageError::Corrupt {
                     what: "head",
-                    detail: format!("series {sid} vanished during apply"),
+                    detail: format!("series slot {slot} vanished during apply"),
                 });
             };
+            let sid = series.sid;
             series.last_write = series.last_write.max(now_ms);
             let reject = |out: &mut AppendOutcome, t: i64, reason: RejectReason| {
                 metrics::rejected(&reason);
@@ -299,22 +307,23 @@ impl ShardState {
     }
 
     /// Finds the series for `labels` in memory or on disk, re-activating or
-    /// creating it. `None` when the tenant's series limit forbids that.
+    /// creating it; returns its slot. `None` when the tenant's series limit
+    /// forbids that.
     fn lookup_or_create(
         &mut self,
         disk: &Disk,
         ti: u32,
         labels: &Labels,
         now_ms: i64,
-    ) -> Result<Option<u64>, StorageError> {
-        let hash = labels_hash(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
-        if let Some(sid) = self.find_in_memory(ti, hash, labels) {
-            let closing = self.series.get(&sid).is_some_and(|s| s.flags & F_CLOSING != 0);
+    ) -> Result<Option<u32>, StorageError> {
+        let hash = self.hasher.hash_labels(labels);
+        if let Some(slot) = self.find_in_memory(ti, hash) {
+            let closing = self.series.slot(slot).is_some_and(|s| s.flags & F_CLOSING != 0);
             if closing {
                 if !self.may_activate(ti) {
                     return Ok(None);
                 }
-                if let Some(s) = self.series.get_mut(&sid) {
+                if let Some(s) = self.series.slot_mut(slot) {
                     s.flags &= !F_CLOSING;
                     s.flags |= F_DIRTY;
                     s.last_write = now_ms;
@@ -322,7 +331,7 @@ impl ShardState {
                 self.tenants[ti as usize].active += 1;
                 metrics::ACTIVE_SERIES.inc();
             }
-            return Ok(Some(sid));
+            return Ok(Some(slot));
         }
         if !self.may_activate(ti) {
             return Ok(None);
@@ -351,7 +360,7 @@ impl ShardState {
             }
         };
         let syms = intern_labels(&mut self.symbols, labels);
-        self.insert_series(MemSeries {
+        Ok(Some(self.insert_series(MemSeries {
             sid,
             tenant: ti,
             labels: syms,
@@ -367,48 +376,49 @@ impl ShardState {
             hhead: None,
             pending: Vec::new(),
             ooo: None,
-        });
-        Ok(Some(sid))
+        })))
     }
 
     fn may_activate(&self, ti: u32) -> bool {
         self.cfg.max_series == 0 || self.tenants[ti as usize].active < self.cfg.max_series
     }
 
-    pub fn find_in_memory(&self, ti: u32, hash: u64, labels: &Labels) -> Option<u64> {
+    /// The slot of the series with this labels hash, if it is in memory.
+    pub fn find_in_memory(&self, ti: u32, hash: u128) -> Option<u32> {
         let th = self.tenants.get(ti as usize)?;
-        let matches = |sid: &u64| {
-            self.series
-                .get(sid)
-                .is_some_and(|s| labels_equal(&self.symbols, &s.labels, labels))
-        };
-        if let Some(sid) = th.by_hash.get(&hash).filter(|s| matches(s)) {
-            return Some(*sid);
+        let key = hash as u64;
+        let matches = |slot: &u32| self.series.slot(*slot).is_some_and(|s| s.hash == hash);
+        if let Some(slot) = th.by_hash.get(&key).filter(|s| matches(s)) {
+            return Some(*slot);
         }
-        th.collisions.get(&hash)?.iter().find(|s| matches(s)).copied()
+        th.collisions.get(&key)?.iter().find(|s| matches(s)).copied()
     }
 
-    /// Adds a series to memory and the tenant's index (counts it active).
-    pub fn insert_series(&mut self, s: MemSeries) {
-        let th = &mut self.tenants[s.tenant as usize];
-        match th.by_hash.get(&s.hash) {
-            Some(_) => th.collisions.entry(s.hash).or_default().push(s.sid),
+    /// Adds a series to memory and the tenant's index (counts it active);
+    /// returns its slot.
+    pub fn insert_series(&mut self, s: MemSeries) -> u32 {
+        let ti = s.tenant as usize;
+        let key = s.hash as u64;
+        let sid = s.sid;
+        let active = s.flags & F_CLOSING == 0;
+        let pairs: Vec<(u32, u32)> = s.labels.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        let slot = self.series.insert(s);
+        let th = &mut self.tenants[ti];
+        match th.by_hash.get(&key) {
+            Some(_) => th.collisions.entry(key).or_default().push(slot),
             None => {
-                th.by_hash.insert(s.hash, s.sid);
+                th.by_hash.insert(key, slot);
             }
         }
-        for p in s.labels.chunks_exact(2) {
-            insert_sorted(
-                th.postings.entry(p[0]).or_default().entry(p[1]).or_default(),
-                s.sid,
-            );
+        for (n, v) in pairs {
+            insert_sorted(th.postings.entry(n).or_default().entry(v).or_default(), sid);
         }
-        insert_sorted(&mut th.all, s.sid);
-        if s.flags & F_CLOSING == 0 {
+        insert_sorted(&mut th.all, sid);
+        if active {
             th.active += 1;
             metrics::ACTIVE_SERIES.inc();
         }
-        self.series.insert(s.sid, s);
+        slot
     }
 
     /// Removes closed series from memory and the index.
@@ -416,24 +426,28 @@ impl ShardState {
         let mut by_tenant: FxHashMap<u32, Vec<u64>> = FxHashMap::default();
         let mut touched: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
         for sid in sids {
+            let Some(slot) = self.series.slot_of(sid) else {
+                continue;
+            };
             let Some(s) = self.series.remove(sid) else {
                 continue;
             };
             let th = &mut self.tenants[s.tenant as usize];
-            if th.by_hash.get(&s.hash) == Some(sid) {
-                th.by_hash.remove(&s.hash);
-                if let Some(list) = th.collisions.get_mut(&s.hash) {
+            let key = s.hash as u64;
+            if th.by_hash.get(&key) == Some(&slot) {
+                th.by_hash.remove(&key);
+                if let Some(list) = th.collisions.get_mut(&key) {
                     if let Some(next) = list.pop() {
-                        th.by_hash.insert(s.hash, next);
+                        th.by_hash.insert(key, next);
                     }
                     if list.is_empty() {
-                        th.collisions.remove(&s.hash);
+                        th.collisions.remove(&key);
                     }
                 }
-            } else if let Some(list) = th.collisions.get_mut(&s.hash) {
-                list.retain(|x| x != sid);
+            } else if let Some(list) = th.collisions.get_mut(&key) {
+                list.retain(|x| *x != slot);
                 if list.is_empty() {
-                    th.collisions.remove(&s.hash);
+                    th.collisions.remove(&key);
                 }
             }
             if s.flags & F_CLOSING == 0 {

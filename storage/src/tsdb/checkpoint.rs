@@ -35,6 +35,10 @@ use crate::codec::i64_sortable;
 use crate::error::StorageError;
 use crate::metrics;
 
+/// Every this many checkpoints, open chunks are written whole again so a
+/// chunk never has more than this many head segments.
+const REBASE_EVERY: u32 = 8;
+
 #[derive(Default)]
 struct Plan {
     applied: u64,
@@ -104,6 +108,11 @@ fn ooo_to_pending(cfg: &super::apply::Config, ooo: OooBuffer, next_id: &mut u64,
 
 fn build_plan(st: &mut ShardState) -> Plan {
     let full = std::mem::take(&mut st.full_checkpoint);
+    st.checkpoints_since_rebase += 1;
+    let rebase = full || st.checkpoints_since_rebase >= REBASE_EVERY;
+    if rebase {
+        st.checkpoints_since_rebase = 0;
+    }
     let cfg = st.cfg.clone();
     let mut plan = Plan {
         applied: st.applied_index,
@@ -143,7 +152,7 @@ fn build_plan(st: &mut ShardState) -> Plan {
             let (from, to) = keys::head_series_range(s.sid);
             plan.head_range_deletes.push((from.to_vec(), to.to_vec()));
         } else if full || s.flags & F_DIRTY != 0 || !s.pending.is_empty() {
-            plan_head(s, full, &mut plan);
+            plan_head(s, rebase, &mut plan);
         }
         s.flags &= !(F_NEW | F_DIRTY | F_HEAD_CUT | F_HHEAD_CUT);
     }
@@ -204,7 +213,7 @@ fn build_plan(st: &mut ShardState) -> Plan {
 /// The head column family writes of a dirty series: its meta record and
 /// the bytes its open chunks gained since the last checkpoint (from the
 /// last, possibly partial, byte on). A cut chunk's segments are deleted.
-fn plan_head(s: &mut MemSeries, full: bool, plan: &mut Plan) {
+fn plan_head(s: &mut MemSeries, rebase: bool, plan: &mut Plan) {
     let meta = keys::HeadMeta {
         max_t: s.max_t,
         last_write: s.last_write,
@@ -222,7 +231,7 @@ fn plan_head(s: &mut MemSeries, full: bool, plan: &mut Plan) {
         (keys::HEAD_FLOAT, F_HEAD_CUT, float, &mut s.head_persisted),
         (keys::HEAD_HISTOGRAM, F_HHEAD_CUT, hist, &mut s.hhead_persisted),
     ] {
-        if full || s.flags & cut != 0 {
+        if rebase || s.flags & cut != 0 {
             let (from, to) = keys::head_kind_range(s.sid, kind);
             plan.head_range_deletes.push((from.to_vec(), to.to_vec()));
             *persisted = 0;

@@ -102,6 +102,19 @@ impl Shard {
             let cf = self.disk.cf(keys::CF_CHUNKS)?;
             self.disk.db().compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }
+        // Head segments are overwritten and range-deleted all the time;
+        // reclaim the garbage once it dominates the live head data.
+        let live: u64 = {
+            let st = self.state.read();
+            st.series
+                .values()
+                .map(|s| u64::from(s.head_persisted) + u64::from(s.hhead_persisted) + 64)
+                .sum()
+        };
+        if force || self.disk.cf_sst_bytes(keys::CF_HEAD) > 2 * live + (8 << 20) {
+            let cf = self.disk.cf(keys::CF_HEAD)?;
+            self.disk.db().compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
         Ok(total)
     }
 

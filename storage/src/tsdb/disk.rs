@@ -44,11 +44,11 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
         keys::CF_CHUNKS => {
             // Chunk values are varint columns: zstd over large blocks is
             // where most of the on-disk density comes from.
-            t.set_block_size(32 << 10);
+            t.set_block_size(64 << 10);
             o.set_compression_type(DBCompressionType::Zstd);
             o.set_bottommost_compression_type(DBCompressionType::Zstd);
             o.set_compression_options(-14, 3, 0, 0);
-            o.set_bottommost_compression_options(-14, 6, 0, 0, true);
+            o.set_bottommost_compression_options(-14, 9, 0, 0, true);
             o.set_target_file_size_base(64 << 20);
         }
         keys::CF_POSTINGS => {

@@ -7,10 +7,9 @@
 //! (histograms, out-of-order buffer) are boxed and absent when unused.
 
 use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::FxHashMap;
 
 use super::exemplars::ExemplarRing;
 use super::symbols::{Sym, Symbols};
@@ -55,7 +54,8 @@ pub struct MemSeries {
     pub tenant: u32,
     /// Interned `name, value, name, value, ...`, sorted by name.
     pub labels: Box<[Sym]>,
-    pub hash: u64,
+    /// The head's identity of the label set (see [`LabelsHasher`]).
+    pub hash: u128,
     /// Newest sample time of any kind (`i64::MIN` when unknown/none).
     pub max_t: i64,
     /// `now_ms` of the last log entry that wrote to the series.
@@ -121,6 +121,78 @@ impl MemSeries {
                 .ooo
                 .as_ref()
                 .map_or(0, |o| o.floats.capacity() * 16 + o.histograms.capacity() * 64)
+    }
+}
+
+/// The head's series, in a slab: the append path reaches a series by its
+/// slot (from the labels-hash index) with one memory access; series ids map
+/// to slots for everything else (queries, checkpoints).
+#[derive(Default)]
+pub struct SeriesTable {
+    slots: Vec<Option<MemSeries>>,
+    free: Vec<u32>,
+    index: FxHashMap<u64, u32>,
+}
+
+impl SeriesTable {
+    pub fn insert(&mut self, s: MemSeries) -> u32 {
+        let sid = s.sid;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(s);
+                slot
+            }
+            None => {
+                self.slots.push(Some(s));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index.insert(sid, slot);
+        slot
+    }
+
+    pub fn remove(&mut self, sid: &u64) -> Option<MemSeries> {
+        let slot = self.index.remove(sid)?;
+        let s = self.slots.get_mut(slot as usize)?.take();
+        self.free.push(slot);
+        s
+    }
+
+    pub fn get(&self, sid: &u64) -> Option<&MemSeries> {
+        self.slot(*self.index.get(sid)?)
+    }
+
+    pub fn get_mut(&mut self, sid: &u64) -> Option<&mut MemSeries> {
+        let slot = *self.index.get(sid)?;
+        self.slot_mut(slot)
+    }
+
+    pub fn slot(&self, slot: u32) -> Option<&MemSeries> {
+        self.slots.get(slot as usize)?.as_ref()
+    }
+
+    pub fn slot_mut(&mut self, slot: u32) -> Option<&mut MemSeries> {
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
+    pub fn slot_of(&self, sid: &u64) -> Option<u32> {
+        self.index.get(sid).copied()
+    }
+
+    pub fn contains_key(&self, sid: &u64) -> bool {
+        self.index.contains_key(sid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &MemSeries> {
+        self.slots.iter().flatten()
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut MemSeries> {
+        self.slots.iter_mut().flatten()
     }
 }
 
@@ -204,9 +276,10 @@ impl MemData {
 /// Per-tenant part of the head.
 pub struct TenantHead {
     pub id: TenantId,
-    /// Labels hash -> series id (collisions spill into `collisions`).
-    pub by_hash: FxHashMap<u64, u64>,
-    pub collisions: FxHashMap<u64, Vec<u64>>,
+    /// Low 64 bits of the labels hash -> series slot (other series with
+    /// the same low bits spill into `collisions`).
+    pub by_hash: FxHashMap<u64, u32>,
+    pub collisions: FxHashMap<u64, Vec<u32>>,
     /// Label name -> label value -> sorted series ids.
     pub postings: FxHashMap<Sym, FxHashMap<Sym, Vec<u64>>>,
     /// Every series of the tenant in memory, sorted.
@@ -247,14 +320,42 @@ pub fn insert_sorted(list: &mut Vec<u64>, sid: u64) {
     }
 }
 
-/// Hash of a label set as the head indexes it (not persisted anywhere).
-pub fn labels_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut h = FxHasher::default();
-    for (n, v) in pairs {
-        n.hash(&mut h);
-        v.hash(&mut h);
+/// The head identifies a series by a 128-bit XXH3 hash of its label set
+/// with a per-process random seed, instead of comparing label strings on
+/// every sample: comparing means chasing a symbol and a string per label,
+/// cache misses that dominated the append path. A random seed keeps
+/// collisions unpredictable to clients; at 2^-128 per pair they do not
+/// happen. The hash is never persisted (on-disk identity is the labels).
+pub struct LabelsHasher {
+    seed: u64,
+    buf: Vec<u8>,
+}
+
+impl Default for LabelsHasher {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        Self {
+            seed: std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64),
+            buf: Vec::with_capacity(512),
+        }
     }
-    h.finish()
+}
+
+impl LabelsHasher {
+    pub fn hash<'a>(&mut self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u128 {
+        self.buf.clear();
+        for (n, v) in pairs {
+            self.buf.extend_from_slice(n.as_bytes());
+            self.buf.push(0xff);
+            self.buf.extend_from_slice(v.as_bytes());
+            self.buf.push(0xff);
+        }
+        xxhash_rust::xxh3::xxh3_128_with_seed(&self.buf, self.seed)
+    }
+
+    pub fn hash_labels(&mut self, labels: &Labels) -> u128 {
+        self.hash(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+    }
 }
 
 /// The symbol pairs of `labels`, interned (taking references).
@@ -265,15 +366,6 @@ pub fn intern_labels(symbols: &mut Symbols, labels: &Labels) -> Box<[Sym]> {
         out.push(symbols.intern(&l.value));
     }
     out.into_boxed_slice()
-}
-
-/// Whether stored symbol pairs spell `labels`.
-pub fn labels_equal(symbols: &Symbols, syms: &[Sym], labels: &Labels) -> bool {
-    syms.len() == labels.len() * 2
-        && labels
-            .iter()
-            .zip(syms.chunks_exact(2))
-            .all(|(l, p)| symbols.get(p[0]) == l.name && symbols.get(p[1]) == l.value)
 }
 
 /// Resolves symbol pairs to an owned label set.
@@ -311,19 +403,17 @@ mod tests {
     }
 
     #[test]
-    fn interned_labels_compare_and_resolve() {
+    fn interned_labels_resolve_and_hash_alike() {
         let mut s = Symbols::new();
         let ls = Labels::from_pairs([("__name__", "up"), ("job", "x")]);
         let syms = intern_labels(&mut s, &ls);
-        assert!(labels_equal(&s, &syms, &ls));
-        assert!(!labels_equal(
-            &s,
-            &syms,
-            &Labels::from_pairs([("__name__", "up")])
-        ));
         assert_eq!(resolve_labels(&s, &syms), ls);
-        let h1 = labels_hash(ls.iter().map(|l| (l.name.as_str(), l.value.as_str())));
-        let h2 = labels_hash(label_pairs(&s, &syms));
-        assert_eq!(h1, h2);
+        let mut h = LabelsHasher::default();
+        let h1 = h.hash_labels(&ls);
+        assert_eq!(h1, h.hash(label_pairs(&s, &syms)));
+        // Boundaries between names and values matter.
+        let a = h.hash_labels(&Labels::from_pairs([("a", "bc")]));
+        let b = h.hash_labels(&Labels::from_pairs([("ab", "c")]));
+        assert_ne!(a, b);
     }
 }

@@ -14,7 +14,7 @@ use rocksdb::Cache;
 use super::apply::{Config, ShardState};
 use super::disk::Disk;
 use super::exemplars::StoredExemplar;
-use super::head::{MemSeries, intern_labels, labels_hash};
+use super::head::{MemSeries, intern_labels};
 use super::keys;
 use crate::api::AppendOutcome;
 use crate::chunk::histogram::HistogramAppender;
@@ -242,7 +242,7 @@ fn load_state(disk: &Disk, st: &mut ShardState) -> Result<(), StorageError> {
                 Some(b) => Some(Box::new(HistogramAppender::from_bytes(b)?)),
                 None => None,
             };
-            let hash = labels_hash(labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+            let hash = st.hasher.hash_labels(&labels);
             let syms = intern_labels(&mut st.symbols, &labels);
             st.next_sid = st.next_sid.max(h.sid + 1);
             st.max_seen_t = st.max_seen_t.max(h.meta.max_t);
