@@ -261,7 +261,8 @@ fn validate_rule(r: &RuleDef) -> Vec<(Pos, String)> {
 
 /// Parses and validates rule-file text. Errors are returned without the file prefix.
 pub fn parse(text: &str) -> Result<RuleGroups, Vec<String>> {
-    let docs = yaml::parse(text).map_err(|e| vec![e])?;
+    // Go's rulefmt decodes twice (typed, then into nodes) and reports a syntax error from each.
+    let docs = yaml::parse(text).map_err(|e| vec![e.clone(), e])?;
     let Some(doc) = docs.first() else {
         return Ok(RuleGroups::default());
     };

@@ -316,7 +316,13 @@ impl MarkedEventReceiver for Builder {
                 ));
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, _)) = self.stack.pop() {
+                if let Some((mut node, _)) = self.stack.pop() {
+                    // Go's yaml.v3 places a block mapping at its first key.
+                    if let Kind::Map(entries) = &node.kind
+                        && let Some((k, _)) = entries.first()
+                    {
+                        (node.line, node.col) = (k.line, k.col);
+                    }
                     let anchor = self.anchor_stack.pop().unwrap_or(0);
                     if anchor > 0 {
                         self.anchors.insert(anchor, node.clone());
