@@ -28,6 +28,8 @@ pub struct Config {
     pub ingest: IngestLimits,
     pub query: EngineOptions,
     pub alerting: AlertingConfig,
+    /// Prometheus rule files per tenant, evaluated against the store.
+    pub ruler: fenghuo_alerting::ruler::RulerConfig,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             ingest: IngestLimits::default(),
             query: EngineOptions::default(),
             alerting: AlertingConfig::default(),
+            ruler: fenghuo_alerting::ruler::RulerConfig::default(),
         }
     }
 }
@@ -111,6 +114,7 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
         }
+        self.ruler.validate().context("ruler")?;
         Ok(())
     }
 }

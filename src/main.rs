@@ -41,6 +41,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate Prometheus rule files, like `promtool check rules`.
+    CheckRules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Run test files.
     #[command(subcommand)]
     Test(TestCommand),
@@ -53,6 +58,11 @@ enum Command {
 enum TestCommand {
     /// Alerting scenarios: input alerts over time, expected notifications.
     Alerts {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Rule unit tests in promtool's format, like `promtool test rules`.
+    Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -79,6 +89,12 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => run_serve(args),
         Command::CheckConfig { files } => check_config(&files),
+        Command::CheckRules { files } => {
+            return promtool_exit(fenghuo_alerting::ruler::cli::check_rules(&files));
+        }
+        Command::Test(TestCommand::Rules { files }) => {
+            return promtool_exit(fenghuo_alerting::ruler::cli::test_rules(&files));
+        }
         Command::Test(TestCommand::Alerts { files }) => {
             run_alerting(fenghuo_alerting::cli::AlertingCommand::TestAlerts { files })
         }
@@ -93,9 +109,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a rule command's output as promtool does and exits with its code.
+fn promtool_exit(outcome: fenghuo_alerting::ruler::cli::Outcome) -> ExitCode {
+    let code = fenghuo_alerting::ruler::cli::print(&outcome);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 /// Keys only fenghuo's own configuration has at its top level.
-const FENGHUO_CONFIG_KEYS: [&str; 7] = [
-    "server", "data_dir", "log", "storage", "ingest", "query", "alerting",
+const FENGHUO_CONFIG_KEYS: [&str; 8] = [
+    "server", "data_dir", "log", "storage", "ingest", "query", "alerting", "ruler",
 ];
 
 fn check_config(files: &[PathBuf]) -> anyhow::Result<()> {

@@ -25,6 +25,7 @@ use crate::config::Config;
 struct Ops {
     ready: AtomicBool,
     alerting: Arc<AlertingService>,
+    ruler: Arc<fenghuo_alerting::ruler::ServerRuler>,
 }
 
 impl Ops {
@@ -35,6 +36,7 @@ impl Ops {
             .reload()
             .await
             .context("reloading the alerting configuration")?;
+        self.ruler.reload(None).context("reloading the rule files")?;
         tracing::info!("Configuration reloaded.");
         Ok(())
     }
@@ -58,7 +60,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         AlertingOptions {
             config_file: config.alerting.config_file.clone(),
             data_dir: config.data_dir.clone(),
-            external_url,
+            external_url: external_url.clone(),
             tick_interval: Some(Duration::from_secs(1)),
             store: None,
         },
@@ -67,20 +69,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     .await
     .context("starting the alert engine")?;
 
+    let engine = Arc::new(Engine::new(config.query.clone()));
+    let ruler = Arc::new(
+        fenghuo_alerting::ruler::ServerRuler::start(
+            config.ruler.clone(),
+            &external_url,
+            fenghuo_alerting::ruler::Backend {
+                engine: engine.clone(),
+                queryable: tsdb.clone(),
+                appender: tsdb.clone(),
+            },
+            Some(alerting.clone()),
+            Arc::new(SystemClock),
+        )
+        .context("starting the ruler")?,
+    );
     let ops = Arc::new(Ops {
         ready: AtomicBool::new(false),
         alerting: alerting.clone(),
+        ruler: ruler.clone(),
     });
     let ingest = fenghuo_ingest::router(Arc::new(IngestState::new(
         Arc::new(LocalDistributor::new(tsdb.clone())),
         config.ingest.clone(),
     )));
-    let engine = Arc::new(Engine::new(config.query.clone()));
     let query = fenghuo_query::api::router(Arc::new(QueryApi::new(engine, tsdb.clone())));
     let app = Router::new()
         .merge(ingest)
         .merge(query)
         .merge(alerting.router())
+        .merge(ruler.router())
         .merge(ops_router(ops.clone()));
     tokio::spawn(reload_on_sighup(ops.clone()));
 
@@ -97,6 +115,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     ops.ready.store(false, Ordering::SeqCst);
     tracing::info!("Shutting down: saving alerting state and flushing the store.");
+    ruler.shutdown().await;
     alerting.shutdown().await;
     tokio::time::timeout(grace, tokio::task::spawn_blocking(move || tsdb.close()))
         .await

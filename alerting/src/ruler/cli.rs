@@ -12,6 +12,23 @@ pub struct Outcome {
     pub stdout: String,
     pub stderr: String,
     pub code: i32,
+    /// The output in the order promtool interleaves it: (is stderr, text).
+    pub chunks: Vec<(bool, String)>,
+}
+
+impl Outcome {
+    /// Adds one file's output: its header line, then its stderr, then the rest of its stdout.
+    fn push_file(&mut self, stdout: &str, stderr: &str) {
+        let (head, rest) = match stdout.find('\n') {
+            Some(i) => stdout.split_at(i + 1),
+            None => (stdout, ""),
+        };
+        self.chunks.push((false, head.to_string()));
+        self.chunks.push((true, stderr.to_string()));
+        self.chunks.push((false, rest.to_string()));
+        self.stdout.push_str(stdout);
+        self.stderr.push_str(stderr);
+    }
 }
 
 /// `promtool check rules`: 0 when every file is valid (duplicate-rule lint findings are reported
@@ -20,8 +37,7 @@ pub fn check_rules(files: &[PathBuf]) -> Outcome {
     let mut o = Outcome::default();
     for f in files {
         let r = rulefmt::check_file(f);
-        o.stdout.push_str(&r.stdout);
-        o.stderr.push_str(&r.stderr);
+        o.push_file(&r.stdout, &r.stderr);
         if r.failed {
             o.code = 1;
         }
@@ -31,18 +47,28 @@ pub fn check_rules(files: &[PathBuf]) -> Outcome {
 
 /// `promtool test rules`: 0 when every test file passes, 1 otherwise.
 pub fn test_rules(files: &[PathBuf]) -> Outcome {
-    let r = unittest::run(files);
-    Outcome {
-        stdout: r.stdout,
-        stderr: r.stderr,
-        code: if r.passed { 0 } else { 1 },
+    let mut o = Outcome::default();
+    for f in files {
+        let r = unittest::run(std::slice::from_ref(f));
+        o.push_file(&r.stdout, &r.stderr);
+        if !r.passed {
+            o.code = 1;
+        }
     }
+    o
 }
 
 /// Prints an outcome the way promtool does and returns its exit code.
 pub fn print(o: &Outcome) -> i32 {
     use std::io::Write;
-    let _ = std::io::stdout().write_all(o.stdout.as_bytes());
-    let _ = std::io::stderr().write_all(o.stderr.as_bytes());
+    for (is_err, text) in &o.chunks {
+        if *is_err {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+            let _ = std::io::stderr().flush();
+        } else {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            let _ = std::io::stdout().flush();
+        }
+    }
     o.code
 }

@@ -205,6 +205,15 @@ impl RulerService {
             metrics::GROUP_RULES
                 .with_label_values(&[&t, &k])
                 .set(sched.group.rules.len() as i64);
+            // Counters exist (at 0) from the group's start, as Prometheus's do.
+            for c in [
+                &metrics::ITERATIONS_MISSED,
+                &metrics::ITERATIONS,
+                &metrics::EVALUATIONS,
+                &metrics::EVALUATION_FAILURES,
+            ] {
+                c.with_label_values(&[&t, &k]);
+            }
             groups.insert(key, sched);
         }
         // Groups no longer configured: their series go stale two intervals from now.
