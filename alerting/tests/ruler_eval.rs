@@ -597,3 +597,47 @@ fn recording_rules_write_through_the_real_tsdb() {
     assert_eq!(none.value, fenghuo_query::Value::Vector(Vec::new()));
     let _ = tsdb.close();
 }
+
+#[test]
+fn query_offset_shifts_queries_and_written_samples() {
+    let rules = "groups:\n- name: off\n  query_offset: 1m\n  labels:\n    team: infra\n  rules:\n  - record: m:copy\n    expr: m\n";
+    let env = start(&[("anonymous", rules)], None, T0);
+    // Only data older than a minute before the evaluation: visible with the offset only.
+    write(&*env.store, "anonymous", "m", &[(T0 - 70_000, 7.0)]);
+    let t = env.step("anonymous");
+    let got = env.query("anonymous", "m:copy", t - 60_000);
+    assert_eq!(got.len(), 1, "the sample is written at the offset time");
+    assert_eq!(got[0].1, 7.0);
+    assert_eq!(
+        got[0].0.get("team"),
+        Some("infra"),
+        "group labels apply to every rule"
+    );
+}
+
+#[test]
+fn alert_limit_fails_the_rule_and_clears_its_alerts() {
+    let rules = "groups:\n- name: lim\n  limit: 1\n  rules:\n  - alert: Many\n    expr: m > 0\n";
+    let env = start(&[("anonymous", rules)], None, T0);
+    write(
+        &*env.store,
+        "anonymous",
+        "m{i=\"1\"}",
+        &series(T0 - 60_000..T0 + 60_000, 5_000, 1.0),
+    );
+    env.step("anonymous");
+    assert_eq!(env.group("anonymous").alert_states().len(), 1);
+    write(
+        &*env.store,
+        "anonymous",
+        "m{i=\"2\"}",
+        &series(T0 - 60_000..T0 + 60_000, 5_000, 1.0),
+    );
+    env.step("anonymous");
+    let g = env.group("anonymous");
+    assert_eq!(
+        g.rules[0].status().lock().last_error.as_deref(),
+        Some("exceeded limit of 1 with 2 alerts")
+    );
+    assert!(g.alert_states().is_empty());
+}
