@@ -250,6 +250,10 @@ fn report() {
             }
             db.checkpoint().expect("checkpoint");
         }
+        // What the maintenance thread does every 5 minutes.
+        if r % 20 == 19 {
+            db.compact(false).expect("compact");
+        }
         if r == 119 {
             let st = db.stats();
             let rss = rss_bytes().saturating_sub(rss0);

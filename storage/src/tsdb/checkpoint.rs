@@ -37,7 +37,7 @@ use crate::metrics;
 
 /// Every this many checkpoints, open chunks are written whole again so a
 /// chunk never has more than this many head segments.
-const REBASE_EVERY: u32 = 8;
+const REBASE_EVERY: u32 = 4;
 
 #[derive(Default)]
 struct Plan {

@@ -111,7 +111,7 @@ impl Shard {
                 .map(|s| u64::from(s.head_persisted) + u64::from(s.hhead_persisted) + 64)
                 .sum()
         };
-        if force || self.disk.cf_sst_bytes(keys::CF_HEAD) > 2 * live + (8 << 20) {
+        if force || self.disk.cf_sst_bytes(keys::CF_HEAD) > live + live / 2 + (4 << 20) {
             let cf = self.disk.cf(keys::CF_HEAD)?;
             self.disk.db().compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }

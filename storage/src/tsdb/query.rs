@@ -27,6 +27,9 @@ use super::symbols::Symbols;
 use crate::error::StorageError;
 use crate::model::{HistogramSample, Labels, MatchOp, Matcher, Sample, matches_all};
 
+/// Series visited per acquisition of the shard's state lock by queries.
+const LOCK_SLICE: usize = 1024;
+
 /// Above this many candidates from equality matchers, regex matchers are
 /// expanded through the postings too instead of filtering labels.
 const EXPAND_REGEX_ABOVE: usize = 256;
@@ -219,30 +222,27 @@ impl Shard {
     ) -> Result<(Vec<Hit>, Vec<i32>, i64), StorageError> {
         let mut hits = Vec::new();
         let mut handled: FxHashSet<u64> = FxHashSet::default();
-        let floor_t;
-        {
+        let (floor_t, cands) = {
             let st = self.state.read();
-            floor_t = st.floor_t();
-            if let Some(ti) = st.tenant_lookup(tenant) {
-                let th = &st.tenants[ti as usize];
-                let cands = plan(
+            let cands = match st.tenant_lookup(tenant) {
+                Some(ti) => plan(
                     &mut MemSource {
-                        th,
+                        th: &st.tenants[ti as usize],
                         symbols: &st.symbols,
                     },
                     matchers,
-                )?;
-                collect_memory(
-                    &st,
-                    &cands,
-                    matchers,
-                    start,
-                    end,
-                    purpose,
-                    &mut hits,
-                    &mut handled,
-                );
-            }
+                )?,
+                None => Vec::new(),
+            };
+            (st.floor_t(), cands)
+        };
+        // Visit candidates a slice at a time so a huge selection never holds
+        // the state lock (and with it ingestion) for long. A series that
+        // leaves memory in between has been flushed; the disk pass below
+        // finds it because it is not marked handled.
+        for slice in cands.chunks(LOCK_SLICE) {
+            let st = self.state.read();
+            collect_memory(&st, slice, matchers, start, end, purpose, &mut hits, &mut handled);
         }
         let parts = self.partitions(start, end, floor_t)?;
         let mut lists = Vec::with_capacity(parts.len());
@@ -354,21 +354,30 @@ impl Shard {
             }
             return Ok(());
         }
-        let floor_t = {
+        let (floor_t, all) = {
             let st = self.state.read();
-            if let Some(ti) = st.tenant_lookup(tenant) {
-                let th = &st.tenants[ti as usize];
-                let mut names = HashSet::new();
-                for sid in &th.all {
-                    let Some(s) = st.series.get(sid) else { continue };
-                    if s.mem_min_t() <= end && s.max_t >= start {
-                        names.extend(s.labels.chunks_exact(2).map(|p| p[0]));
-                    }
-                }
-                out.extend(names.into_iter().map(|n| st.symbols.get(n).to_string()));
-            }
-            st.floor_t()
+            let all = match st.tenant_lookup(tenant) {
+                Some(ti) => st.tenants[ti as usize].all.clone(),
+                None => Vec::new(),
+            };
+            (st.floor_t(), all)
         };
+        for slice in all.chunks(LOCK_SLICE) {
+            let st = self.state.read();
+            let mut names = HashSet::new();
+            for sid in slice {
+                let Some(s) = st.series.get(sid) else { continue };
+                if s.mem_min_t() <= end && s.max_t >= start {
+                    names.extend(s.labels.chunks_exact(2).map(|p| p[0]));
+                }
+            }
+            for n in names {
+                let name = st.symbols.get(n);
+                if !out.contains(name) {
+                    out.insert(name.to_string());
+                }
+            }
+        }
         for p in self.partitions(start, end, floor_t)? {
             out.extend(self.disk.label_names(p, tenant)?);
         }
