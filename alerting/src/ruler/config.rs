@@ -160,3 +160,63 @@ impl RulerConfig {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_files_from_globs_and_directories() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path();
+        for p in [
+            "a.yml",
+            "b.yml",
+            "per/t1/x.yml",
+            "per/t1/y.yaml",
+            "per/t2/z.yml",
+            "per/bad tenant/w.yml",
+        ] {
+            let path = d.join(p);
+            std::fs::create_dir_all(path.parent().unwrap_or(d)).unwrap_or_default();
+            std::fs::write(&path, "groups: []\n").unwrap_or_default();
+        }
+        let cfg: RulerConfig = serde_yaml::from_str(&format!(
+            "rule_files: ['{0}/*.yml']\ntenant_rule_files:\n  t2: ['{0}/a.yml']\ntenant_rules_dir: '{0}/per'\n",
+            d.display()
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(cfg.validate().is_ok());
+        let files = cfg.tenant_files();
+        let names = |t: &str| -> Vec<String> {
+            files
+                .get(&TenantId::new(t).unwrap_or_else(|_| TenantId::default_tenant()))
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|p| p.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(names("anonymous"), vec!["a.yml", "b.yml"]);
+        assert_eq!(names("t1"), vec!["x.yml", "y.yaml"]);
+        assert_eq!(names("t2"), vec!["a.yml", "z.yml"]);
+        assert_eq!(files.len(), 3, "a directory that is not a tenant id is skipped");
+    }
+
+    #[test]
+    fn bad_settings_are_rejected() {
+        for (text, needle) in [
+            ("evaluation_interval: 0s\n", "evaluation_interval"),
+            ("tenant_rule_files:\n  'a b': []\n", "tenant"),
+            ("alertmanagers:\n- urls: ['ftp://x']\n", "scheme"),
+            ("notification_queue_capacity: 0\n", "capacity"),
+        ] {
+            let cfg: RulerConfig = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{e}"));
+            let err = cfg.validate().err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        assert!(serde_yaml::from_str::<RulerConfig>("rule_file: []\n").is_err());
+    }
+}

@@ -719,3 +719,33 @@ mod tests {
         assert_eq!(render("{{ $labels.missing }}|", &L1, 1.0), "|");
     }
 }
+
+#[cfg(test)]
+mod html_tests {
+    use super::*;
+
+    #[test]
+    fn tmpl_runs_defined_templates_in_console_mode_only() {
+        let exp = Expander {
+            name: "console".into(),
+            ts_ms: 0,
+            query: None,
+            external_url: Some("http://x".into()),
+            html: true,
+        };
+        let out = exp.expand(
+            r#"{{ define "row" }}<td>{{ . }}</td>{{ end }}{{ tmpl "row" "v" }}"#,
+            &Value::Nil,
+        );
+        assert_eq!(out.as_deref(), Ok("<td>v</td>"));
+        let text = Expander { html: false, ..exp };
+        let err = text
+            .expand(r#"{{ tmpl "row" 1 }}"#, &Value::Nil)
+            .err()
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "error parsing template console: template: console:1: function \"tmpl\" not defined"
+        );
+    }
+}
