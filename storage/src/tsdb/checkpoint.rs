@@ -5,9 +5,10 @@
 //!    chunks, and copy out everything that changed since the last checkpoint
 //!    (new series, head snapshots, pending chunks, postings, metadata,
 //!    exemplars).
-//! 2. Without the lock: re-encode chunks densely and write all of it, with
-//!    `applied_index = I`, in ONE RocksDB write batch — so whatever RocksDB
-//!    persists is a state that exactly reflects log entries `<= I`.
+//! 2. Without the lock: write the new postings (in bounded batches: they
+//!    are harmless without the rest), then re-encode chunks densely and
+//!    write everything else, with `applied_index = I`, in ONE RocksDB write
+//!    batch — so whatever RocksDB persists reflects log entries `<= I`.
 //! 3. Under the lock: drop the written pending chunks from memory (readers
 //!    look at memory before disk, so they never miss a chunk in flight) and
 //!    remove evicted series.
@@ -27,6 +28,7 @@ use rustc_hash::FxHashMap;
 use super::apply::{ShardState, cut_heads};
 use super::head::{
     F_CLOSING, F_DIRTY, F_HEAD_CUT, F_HHEAD_CUT, F_NEW, MemSeries, OooBuffer, Pending, label_pairs,
+    resolve_labels,
 };
 use super::keys;
 use super::shard::Shard;
@@ -34,6 +36,9 @@ use crate::chunk::{self, ChunkKind};
 use crate::codec::i64_sortable;
 use crate::error::StorageError;
 use crate::metrics;
+
+/// Postings are written in batches of about this size.
+const POSTINGS_BATCH_BYTES: usize = 8 << 20;
 
 /// Every this many checkpoints, open chunks are written whole again so a
 /// chunk never has more than this many head segments.
@@ -49,7 +54,8 @@ struct Plan {
     head_range_deletes: Vec<(Vec<u8>, Vec<u8>)>,
     idle: Vec<(u64, i64)>,
     chunks: Vec<(u64, Pending)>,
-    postings: Vec<Vec<u8>>,
+    /// (series, partition, tenant, labels) whose postings to write.
+    postings: Vec<(u64, i32, Arc<str>, crate::model::Labels)>,
     postings_todo: Vec<(u64, i32)>,
     metadata: Vec<(u32, String, Vec<u8>, Vec<u8>)>,
     exemplar_puts: Vec<(Vec<u8>, Vec<u8>)>,
@@ -159,16 +165,14 @@ fn build_plan(st: &mut ShardState) -> Plan {
     st.next_pending_id = next_id;
     todo.sort_unstable();
     todo.dedup();
+    let tenant_arcs: Vec<Arc<str>> = tenant_names.iter().map(|t| Arc::from(t.as_str())).collect();
     for &(sid, p) in &todo {
         let Some(s) = st.series.get(&sid) else { continue };
-        let tenant = tenant_names
-            .get(s.tenant as usize)
-            .map(String::as_str)
-            .unwrap_or("");
-        plan.postings.push(keys::posting_key(p, tenant, "", "", sid));
-        for (n, v) in label_pairs(&st.symbols, &s.labels) {
-            plan.postings.push(keys::posting_key(p, tenant, n, v, sid));
-        }
+        let Some(tenant) = tenant_arcs.get(s.tenant as usize) else {
+            continue;
+        };
+        plan.postings
+            .push((sid, p, tenant.clone(), resolve_labels(&st.symbols, &s.labels)));
     }
     plan.postings_todo = todo;
     for (ti, th) in st.tenants.iter_mut().enumerate() {
@@ -335,6 +339,27 @@ impl Shard {
             d.cf(keys::CF_META)?,
         );
         let (cf_metadata, cf_exemplars) = (d.cf(keys::CF_METADATA)?, d.cf(keys::CF_EXEMPLARS)?);
+        // Postings first, in bounded batches (a cold start creates millions
+        // of them). They need not be atomic with the rest: postings of
+        // series ids that a crash leaves unborn are never consulted, and a
+        // replay assigns the same ids again.
+        let mut b = WriteBatch::default();
+        for (sid, p, tenant, labels) in &plan.postings {
+            b.put_cf(cf_postings, keys::posting_key(*p, tenant, "", "", *sid), []);
+            for l in labels {
+                b.put_cf(
+                    cf_postings,
+                    keys::posting_key(*p, tenant, &l.name, &l.value, *sid),
+                    [],
+                );
+            }
+            if b.size_in_bytes() >= POSTINGS_BATCH_BYTES {
+                d.write(std::mem::take(&mut b))?;
+            }
+        }
+        if !b.is_empty() {
+            d.write(b)?;
+        }
         let mut b = WriteBatch::default();
         for (sid, key, rec) in &plan.series_records {
             b.put_cf(cf_series, keys::sid_key(*sid), rec);
@@ -367,9 +392,7 @@ impl Shard {
         for (sid, max_t) in &plan.idle {
             b.put_cf(cf_idle, keys::sid_key(*sid), keys::encode_idle(*max_t));
         }
-        for k in &plan.postings {
-            b.put_cf(cf_postings, k, []);
-        }
+
         for (_, _, k, v) in &plan.metadata {
             b.put_cf(cf_metadata, k, v);
         }
