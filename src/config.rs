@@ -12,6 +12,8 @@ use fenghuo_query::EngineOptions;
 use fenghuo_storage::tsdb::TsdbOptions;
 use serde::Deserialize;
 
+use crate::security::{AuthConfig, TlsConfig};
+
 /// The default listen address. 9800 clashes with none of Prometheus (9090),
 /// Alertmanager (9093/9094), VictoriaMetrics (8428), Grafana (3000) or the
 /// common exporters.
@@ -55,6 +57,10 @@ pub struct ServerConfig {
     pub external_url: String,
     /// Seconds to wait for in-flight requests on shutdown.
     pub shutdown_grace_seconds: u64,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Require HTTP basic auth and restrict users to tenants.
+    pub auth: AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +69,8 @@ impl Default for ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
             external_url: String::new(),
             shutdown_grace_seconds: 30,
+            tls: None,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -115,6 +123,7 @@ impl Config {
             bail!("data_dir must not be empty");
         }
         self.ruler.validate().context("ruler")?;
+        self.server.auth.validate()?;
         Ok(())
     }
 }

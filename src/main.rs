@@ -5,6 +5,7 @@
 
 mod config;
 mod logging;
+mod security;
 mod server;
 
 use std::path::PathBuf;

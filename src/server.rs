@@ -20,6 +20,7 @@ use fenghuo_storage::tsdb::Tsdb;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::security;
 
 /// State of the operational endpoints.
 struct Ops {
@@ -102,17 +103,38 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .merge(ops_router(ops.clone()));
     tokio::spawn(reload_on_sighup(ops.clone()));
 
+    let app = match security::Authenticator::new(&config.server.auth) {
+        Some(auth) => app.layer(axum::middleware::from_fn_with_state(auth, security::require_auth)),
+        None => app,
+    };
+
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     ops.ready.store(true, Ordering::SeqCst);
-    tracing::info!(listen = %config.server.listen, data_dir = %config.data_dir.display(), "fenghuo is ready.");
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(listen = %config.server.listen, scheme, data_dir = %config.data_dir.display(), "fenghuo is ready.");
 
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    match &config.server.tls {
+        Some(tls) => {
+            let listener = security::TlsListener::new(listener, security::tls_acceptor(tls)?)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serving HTTPS")?;
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serving HTTP")?;
+        }
+    }
     ops.ready.store(false, Ordering::SeqCst);
     tracing::info!("Shutting down: saving alerting state and flushing the store.");
     ruler.shutdown().await;

@@ -47,6 +47,7 @@ pub fn http() -> reqwest::blocking::Client {
 pub struct Fenghuo {
     pub child: Child,
     pub port: u16,
+    pub scheme: &'static str,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     log: PathBuf,
@@ -64,6 +65,14 @@ impl Fenghuo {
 
     /// Starts a node on `data_dir` (kept by the caller) with extra flags.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Self {
+        let node = Self::spawn(data_dir, extra, "http");
+        node.wait_ready_with(&http());
+        node
+    }
+
+    /// Starts the process without waiting for it; `scheme` is what it
+    /// serves (`https` when its config enables TLS).
+    pub fn spawn(data_dir: &Path, extra: &[&str], scheme: &'static str) -> Self {
         let port = free_port();
         let log = data_dir.with_extension(format!("{port}.log"));
         std::fs::create_dir_all(data_dir.parent().unwrap_or(Path::new("."))).expect("parent dir");
@@ -79,23 +88,21 @@ impl Fenghuo {
             .stderr(log_file)
             .spawn()
             .expect("fenghuo starts");
-        let node = Self {
+        Self {
             child,
             port,
+            scheme,
             data_dir: data_dir.to_path_buf(),
             _tmp: None,
             log,
-        };
-        node.wait_ready();
-        node
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        format!("{}://127.0.0.1:{}{}", self.scheme, self.port, path)
     }
 
-    pub fn wait_ready(&self) {
-        let client = http();
+    pub fn wait_ready_with(&self, client: &reqwest::blocking::Client) {
         wait_for("fenghuo to be ready", Duration::from_secs(60), || {
             client
                 .get(self.url("/-/ready"))
