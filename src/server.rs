@@ -44,6 +44,8 @@ impl Ops {
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    fenghuo_ingest::metrics::register();
+    fenghuo_query::metrics::register();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let tsdb_dir = config.data_dir.join("tsdb");

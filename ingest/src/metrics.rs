@@ -53,3 +53,13 @@ pub static REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+
+/// Registers the write path's metrics now, so `/metrics` shows them before
+/// the first request.
+pub fn register() {
+    LazyLock::force(&REQUESTS);
+    LazyLock::force(&WRITTEN);
+    LazyLock::force(&REJECTED_SAMPLES);
+    LazyLock::force(&RECEIVED_BYTES);
+    LazyLock::force(&REQUEST_DURATION);
+}

@@ -69,3 +69,9 @@ pub(crate) fn observe_query(elapsed: Duration, instant: bool, err: Option<&Query
 pub(crate) fn add_samples_loaded(n: u64) {
     metrics().samples_loaded.inc_by(n);
 }
+
+/// Registers the engine's metrics now, so `/metrics` shows them (at zero)
+/// before the first query.
+pub fn register() {
+    metrics();
+}
