@@ -24,8 +24,23 @@ use fenghuo_storage::tsdb::{ManualClock, PromDuration, Tsdb, TsdbOptions};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const T0: i64 = 1_700_000_000_000;
-const TARGETS: usize = 100;
 const SERIES_PER_TARGET: usize = 500;
+
+/// Scrape targets (500 series each); `FENGHUO_BENCH_TARGETS` overrides.
+fn targets() -> usize {
+    std::env::var("FENGHUO_BENCH_TARGETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
+
+/// 15 s rounds in the report; `FENGHUO_BENCH_ROUNDS` overrides.
+fn rounds() -> i64 {
+    std::env::var("FENGHUO_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(240)
+}
 const BATCH: usize = 2_000;
 
 struct Rng(u64);
@@ -73,7 +88,7 @@ impl Gen {
         let mut labels = Vec::new();
         let mut kinds = Vec::new();
         let mut values = Vec::new();
-        for t in 0..TARGETS {
+        for t in 0..targets() {
             for s in 0..SERIES_PER_TARGET {
                 let fam = families[s % families.len()];
                 labels.push(Labels::new(vec![
@@ -208,9 +223,9 @@ fn report() {
     for r in 0..20 {
         drop(black_box(g.round(r)));
     }
-    let gen_per_sample = (cpu_seconds() - gen_cpu0) / (20 * TARGETS * SERIES_PER_TARGET) as f64;
+    let gen_per_sample = (cpu_seconds() - gen_cpu0) / (20 * targets() * SERIES_PER_TARGET) as f64;
     let mut g = Gen::new();
-    let rounds = 240i64;
+    let rounds = rounds();
     let rss0 = rss_bytes();
     let cpu0 = cpu_seconds();
     let started = Instant::now();
@@ -244,21 +259,30 @@ fn report() {
                 println!(
                     "log before a checkpoint: {} B for {} samples = {:.1} B/sample",
                     st.log_bytes,
-                    4 * TARGETS * SERIES_PER_TARGET,
-                    st.log_bytes as f64 / (4 * TARGETS * SERIES_PER_TARGET) as f64
+                    4 * targets() * SERIES_PER_TARGET,
+                    st.log_bytes as f64 / (4 * targets() * SERIES_PER_TARGET) as f64
                 );
             }
             db.checkpoint().expect("checkpoint");
+        }
+        if r == 0 || r == 3 || r == 4 {
+            let st = db.stats();
+            println!(
+                "after round {r}: RSS delta {:.0} B/series, head estimate {:.0} B/series",
+                rss_bytes().saturating_sub(rss0) as f64 / st.active_series.max(1) as f64,
+                st.head_memory_bytes as f64 / st.active_series.max(1) as f64
+            );
         }
         // What the maintenance thread does every 5 minutes.
         if r % 20 == 19 {
             db.compact(false).expect("compact");
         }
-        if r == 119 {
+        if r == rounds / 2 - 1 {
             let st = db.stats();
             let rss = rss_bytes().saturating_sub(rss0);
             println!(
-                "head after 30 min: {} active series, RSS delta {:.0} B/series, head estimate {:.0} B/series",
+                "head after {} min: {} active series, RSS delta {:.0} B/series, head estimate {:.0} B/series",
+                rounds / 8,
                 st.active_series,
                 rss as f64 / st.active_series.max(1) as f64,
                 st.head_memory_bytes as f64 / st.active_series.max(1) as f64

@@ -338,25 +338,33 @@ impl ShardState {
         }
         let tenant_name = self.tenants[ti as usize].id.as_str().to_string();
         let key = keys::series_labels_key(&tenant_name, labels.iter().map(|l| (&l.name, &l.value)));
+        // (sid, newest sample time, newest time possibly on disk)
         let mut revived = None;
         if let Some(v) = disk.get(keys::CF_SERIES_BY_LABELS, &key)? {
             let sid = keys::sid_from_key(&v)?;
-            // A series record without an idle record has been garbage
-            // collected (it was dead), whatever is left of it.
-            if let Some(idle) = disk.get(keys::CF_IDLE, &keys::sid_key(sid))? {
-                let max_t = keys::decode_idle(&idle)?;
-                if max_t >= self.floor_t() {
-                    revived = Some((sid, max_t));
+            match disk.get(keys::CF_IDLE, &keys::sid_key(sid))? {
+                // Evicted earlier; dead (and due for garbage collection)
+                // once everything it had is past retention.
+                Some(idle) => {
+                    let max_t = keys::decode_idle(&idle)?;
+                    if max_t >= self.floor_t() {
+                        revived = Some((sid, max_t, max_t));
+                    }
                 }
+                // Records written by a checkpoint that crashed before its
+                // state batch: the series was created by an entry being
+                // replayed now, so it gets the same id again. (Garbage
+                // collection removes idle and series records together.)
+                None => revived = Some((sid, i64::MIN, i64::MAX)),
             }
         }
-        let (sid, max_t, flags) = match revived {
-            Some((sid, max_t)) => (sid, max_t, F_DIRTY),
+        let (sid, max_t, flushed_max_t, flags) = match revived {
+            Some((sid, max_t, flushed)) => (sid, max_t, flushed, F_DIRTY),
             None => {
                 let sid = self.next_sid;
                 self.next_sid += 1;
                 metrics::SERIES_CREATED.inc();
-                (sid, i64::MIN, F_NEW | F_DIRTY)
+                (sid, i64::MIN, i64::MIN, F_NEW | F_DIRTY)
             }
         };
         let syms = intern_labels(&mut self.symbols, labels);
@@ -367,7 +375,7 @@ impl ShardState {
             hash,
             max_t,
             last_write: now_ms,
-            flushed_max_t: max_t,
+            flushed_max_t,
             postings_partition: i32::MIN,
             flags,
             head_persisted: 0,

@@ -5,10 +5,11 @@
 //!    chunks, and copy out everything that changed since the last checkpoint
 //!    (new series, head snapshots, pending chunks, postings, metadata,
 //!    exemplars).
-//! 2. Without the lock: write the new postings (in bounded batches: they
-//!    are harmless without the rest), then re-encode chunks densely and
-//!    write everything else, with `applied_index = I`, in ONE RocksDB write
-//!    batch — so whatever RocksDB persists reflects log entries `<= I`.
+//! 2. Without the lock: write new series records and postings (in bounded
+//!    batches; replay copes with them landing without the rest), then
+//!    re-encode chunks densely and write everything else, with
+//!    `applied_index = I`, in ONE RocksDB write batch — so the state RocksDB
+//!    persists reflects log entries `<= I`.
 //! 3. Under the lock: drop the written pending chunks from memory (readers
 //!    look at memory before disk, so they never miss a chunk in flight) and
 //!    remove evicted series.
@@ -28,17 +29,17 @@ use rustc_hash::FxHashMap;
 use super::apply::{ShardState, cut_heads};
 use super::head::{
     F_CLOSING, F_DIRTY, F_HEAD_CUT, F_HHEAD_CUT, F_NEW, MemSeries, OooBuffer, Pending, label_pairs,
-    resolve_labels,
 };
 use super::keys;
 use super::shard::Shard;
+use super::symbols::Sym;
 use crate::chunk::{self, ChunkKind};
 use crate::codec::i64_sortable;
 use crate::error::StorageError;
 use crate::metrics;
 
-/// Postings are written in batches of about this size.
-const POSTINGS_BATCH_BYTES: usize = 8 << 20;
+/// Series records and postings are resolved and written this many at a time.
+const RESOLVE_SLICE: usize = 4096;
 
 /// Every this many checkpoints, open chunks are written whole again so a
 /// chunk never has more than this many head segments.
@@ -49,13 +50,16 @@ struct Plan {
     applied: u64,
     next_sid: u64,
     /// (sid, series-by-labels key, series record)
-    series_records: Vec<(u64, Vec<u8>, Vec<u8>)>,
+    /// New series: (sid, tenant index, interned labels), resolved to
+    /// strings only while writing (symbols are not released before the
+    /// checkpoint finishes, so the ids stay valid).
+    series_records: Vec<(u64, u32, Box<[Sym]>)>,
     head_puts: Vec<(Vec<u8>, Vec<u8>)>,
     head_range_deletes: Vec<(Vec<u8>, Vec<u8>)>,
     idle: Vec<(u64, i64)>,
     chunks: Vec<(u64, Pending)>,
-    /// (series, partition, tenant, labels) whose postings to write.
-    postings: Vec<(u64, i32, Arc<str>, crate::model::Labels)>,
+    /// (series, partition, tenant index, interned labels) to index.
+    postings: Vec<(u64, i32, u32, Box<[Sym]>)>,
     postings_todo: Vec<(u64, i32)>,
     metadata: Vec<(u32, String, Vec<u8>, Vec<u8>)>,
     exemplar_puts: Vec<(Vec<u8>, Vec<u8>)>,
@@ -126,7 +130,6 @@ fn build_plan(st: &mut ShardState) -> Plan {
         ..Default::default()
     };
     let mut next_id = st.next_pending_id;
-    let tenant_names: Vec<String> = st.tenants.iter().map(|t| t.id.as_str().to_string()).collect();
     let mut todo = std::mem::take(&mut st.postings_todo);
     for s in st.series.values_mut() {
         if let Some(ooo) = s.ooo.take() {
@@ -139,15 +142,8 @@ fn build_plan(st: &mut ShardState) -> Plan {
             s.flushed_max_t = s.flushed_max_t.max(p.max_t);
             plan.chunks.push((s.sid, p.clone()));
         }
-        let tenant = tenant_names
-            .get(s.tenant as usize)
-            .map(String::as_str)
-            .unwrap_or("");
         if full || s.flags & F_NEW != 0 {
-            let pairs = label_pairs(&st.symbols, &s.labels);
-            let key = keys::series_labels_key(tenant, label_pairs(&st.symbols, &s.labels));
-            plan.series_records
-                .push((s.sid, key, keys::encode_series_record(tenant, pairs)));
+            plan.series_records.push((s.sid, s.tenant, s.labels.clone()));
         }
         if full && s.postings_partition != i32::MIN {
             todo.push((s.sid, s.postings_partition));
@@ -165,14 +161,9 @@ fn build_plan(st: &mut ShardState) -> Plan {
     st.next_pending_id = next_id;
     todo.sort_unstable();
     todo.dedup();
-    let tenant_arcs: Vec<Arc<str>> = tenant_names.iter().map(|t| Arc::from(t.as_str())).collect();
     for &(sid, p) in &todo {
         let Some(s) = st.series.get(&sid) else { continue };
-        let Some(tenant) = tenant_arcs.get(s.tenant as usize) else {
-            continue;
-        };
-        plan.postings
-            .push((sid, p, tenant.clone(), resolve_labels(&st.symbols, &s.labels)));
+        plan.postings.push((sid, p, s.tenant, s.labels.clone()));
     }
     plan.postings_todo = todo;
     for (ti, th) in st.tenants.iter_mut().enumerate() {
@@ -339,32 +330,57 @@ impl Shard {
             d.cf(keys::CF_META)?,
         );
         let (cf_metadata, cf_exemplars) = (d.cf(keys::CF_METADATA)?, d.cf(keys::CF_EXEMPLARS)?);
-        // Postings first, in bounded batches (a cold start creates millions
-        // of them). They need not be atomic with the rest: postings of
-        // series ids that a crash leaves unborn are never consulted, and a
-        // replay assigns the same ids again.
-        let mut b = WriteBatch::default();
-        for (sid, p, tenant, labels) in &plan.postings {
-            b.put_cf(cf_postings, keys::posting_key(*p, tenant, "", "", *sid), []);
-            for l in labels {
-                b.put_cf(
-                    cf_postings,
-                    keys::posting_key(*p, tenant, &l.name, &l.value, *sid),
-                    [],
-                );
+        // Series records and postings first, in bounded batches (a cold
+        // start creates millions): they need not be atomic with the rest. A
+        // crash before the state batch leaves records that replay revives
+        // under the same ids (see `lookup_or_create`) — which is why the id
+        // counter goes with them — and postings that only point at those.
+        let tenants: Vec<String> = self
+            .state
+            .read()
+            .tenants
+            .iter()
+            .map(|t| t.id.as_str().to_string())
+            .collect();
+        let tenant_of = |ti: u32| tenants.get(ti as usize).map(String::as_str).unwrap_or("");
+        for part in plan.series_records.chunks(RESOLVE_SLICE) {
+            let mut b = WriteBatch::default();
+            {
+                let st = self.state.read();
+                for (sid, ti, syms) in part {
+                    let tenant = tenant_of(*ti);
+                    let pairs = label_pairs(&st.symbols, syms);
+                    b.put_cf(
+                        cf_series,
+                        keys::sid_key(*sid),
+                        keys::encode_series_record(tenant, pairs),
+                    );
+                    let key = keys::series_labels_key(tenant, label_pairs(&st.symbols, syms));
+                    b.put_cf(cf_by_labels, key, keys::sid_key(*sid));
+                }
             }
-            if b.size_in_bytes() >= POSTINGS_BATCH_BYTES {
-                d.write(std::mem::take(&mut b))?;
-            }
-        }
-        if !b.is_empty() {
+            b.put_cf(cf_meta, keys::META_NEXT_SID, plan.next_sid.to_be_bytes());
             d.write(b)?;
         }
-        let mut b = WriteBatch::default();
-        for (sid, key, rec) in &plan.series_records {
-            b.put_cf(cf_series, keys::sid_key(*sid), rec);
-            b.put_cf(cf_by_labels, key, keys::sid_key(*sid));
+        for part in plan.postings.chunks(RESOLVE_SLICE) {
+            let mut b = WriteBatch::default();
+            {
+                let st = self.state.read();
+                for (sid, p, ti, syms) in part {
+                    let tenant = tenant_of(*ti);
+                    b.put_cf(cf_postings, keys::posting_key(*p, tenant, "", "", *sid), []);
+                    for (n, v) in label_pairs(&st.symbols, syms) {
+                        b.put_cf(cf_postings, keys::posting_key(*p, tenant, n, v, *sid), []);
+                    }
+                }
+            }
+            d.write(b)?;
         }
+        #[cfg(test)]
+        if self.fail_state_batch.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::Io("injected failure before the state batch".into()));
+        }
+        let mut b = WriteBatch::default();
         let mut windows = std::collections::BTreeSet::new();
         let mut partition_samples: BTreeMap<i32, u64> = BTreeMap::new();
         for (sid, p) in &plan.chunks {

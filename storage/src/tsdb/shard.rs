@@ -39,6 +39,9 @@ pub struct Shard {
     /// Serialises checkpoints, compactions and retention (the background
     /// thread and explicit calls).
     pub maintenance: Mutex<()>,
+    /// Test hook: fail checkpoints right before their state batch.
+    #[cfg(test)]
+    pub fail_state_batch: std::sync::atomic::AtomicBool,
 }
 
 /// Options of a shard beyond the derived [`Config`].
@@ -112,6 +115,8 @@ impl Shard {
             turn_cv: Condvar::new(),
             failed: Mutex::new(None),
             maintenance: Mutex::new(()),
+            #[cfg(test)]
+            fail_state_batch: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
