@@ -66,6 +66,18 @@ enum TestCommand {
     Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Only run test groups whose names match this regular expression (repeatable).
+        #[arg(long)]
+        run: Vec<String>,
+        /// Write JUnit XML test results to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Print when each test group starts and ends, and dump its data.
+        #[arg(long)]
+        debug: bool,
+        /// Show differing alerts as a colored JSON difference.
+        #[arg(long)]
+        diff: bool,
     },
 }
 
@@ -93,8 +105,19 @@ fn main() -> ExitCode {
         Command::CheckRules { files } => {
             return promtool_exit(fenghuo_alerting::ruler::cli::check_rules(&files));
         }
-        Command::Test(TestCommand::Rules { files }) => {
-            return promtool_exit(fenghuo_alerting::ruler::cli::test_rules(&files));
+        Command::Test(TestCommand::Rules {
+            files,
+            run,
+            junit,
+            debug,
+            diff,
+        }) => {
+            let opts = fenghuo_alerting::ruler::unittest::Options { run, diff, debug };
+            return promtool_exit(fenghuo_alerting::ruler::cli::test_rules_with(
+                &files,
+                &opts,
+                junit.as_deref(),
+            ));
         }
         Command::Test(TestCommand::Alerts { files }) => {
             run_alerting(fenghuo_alerting::cli::AlertingCommand::TestAlerts { files })

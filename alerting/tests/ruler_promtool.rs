@@ -182,3 +182,139 @@ fn check_rules_matches_promtool() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
 }
+
+/// What promtool 2.42 cannot run (native histograms in unit tests came with 2.47): `v3_test_*`
+/// fixtures carry the output promtool 3.x gives by its source (`*.test.expected`).
+#[test]
+fn promtool_3x_features_give_their_expected_output() {
+    let names = files("v3_test_");
+    assert!(names.len() >= 2, "{names:?}");
+    let cwd = std::env::current_dir().unwrap_or_default();
+    for name in &names {
+        let exp = (|| {
+            let text = std::fs::read_to_string(testdata().join(format!("{name}.test.expected"))).ok()?;
+            let (head, rest) = text.split_once('\n')?;
+            let (out, err) = rest.split_once("----stderr----\n")?;
+            Some((out.to_string(), err.to_string(), head == "rc=0"))
+        })();
+        let exp = exp.unwrap_or_else(|| panic!("no expected output for {name}"));
+        std::env::set_current_dir(testdata()).unwrap_or_default();
+        let got = unittest::run(&[PathBuf::from(name)]);
+        std::env::set_current_dir(&cwd).unwrap_or_default();
+        assert_eq!(
+            (got.stdout.as_str(), got.stderr.as_str(), got.passed),
+            (exp.0.as_str(), exp.1.as_str(), exp.2),
+            "{name}"
+        );
+    }
+}
+
+fn run_in_testdata(names: &[&str], opts: &unittest::Options) -> fenghuo_alerting::ruler::cli::Outcome {
+    let files: Vec<PathBuf> = names.iter().map(|n| testdata().join(n)).collect();
+    fenghuo_alerting::ruler::cli::test_rules_with(&files, opts, None)
+}
+
+#[test]
+fn run_flag_selects_test_groups_by_name() {
+    let opts = |run: &[&str]| unittest::Options {
+        run: run.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    // Without --run both groups run and "fails" fails.
+    let all = run_in_testdata(&["test_multi_group.yml"], &opts(&[]));
+    assert_eq!(all.code, 1);
+    assert!(all.stderr.contains("name: fails,"), "{}", all.stderr);
+    let only_pass = run_in_testdata(&["test_multi_group.yml"], &opts(&["^pass"]));
+    assert_eq!(only_pass.code, 0, "{}", only_pass.stderr);
+    assert!(only_pass.stdout.ends_with("  SUCCESS\n\n"));
+    // Patterns are alternatives; an unnamed group only matches a pattern matching "".
+    let alt = run_in_testdata(&["test_multi_group.yml"], &opts(&["nomatch", "^fai"]));
+    assert_eq!(alt.code, 1);
+    let unnamed = run_in_testdata(&["test_promql_value_fail.yml"], &opts(&["x"]));
+    assert_eq!(unnamed.code, 0, "the unnamed group is skipped");
+    let bad = run_in_testdata(&["test_multi_group.yml"], &opts(&["("]));
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("invalid --run pattern"), "{}", bad.stderr);
+}
+
+#[test]
+fn junit_output_has_a_suite_per_file_and_a_case_per_group() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.path().join("results.xml");
+    let files: Vec<PathBuf> = ["test_multi_group.yml", "test_basic_pass.yml", "missing.yml"]
+        .iter()
+        .map(|n| testdata().join(n))
+        .collect();
+    let o = fenghuo_alerting::ruler::cli::test_rules_with(&files, &unittest::Options::default(), Some(&out));
+    assert_eq!(o.code, 1);
+    let xml = std::fs::read_to_string(&out).unwrap_or_default();
+    let re =
+        regex::Regex::new(r#"timestamp="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d""#).unwrap_or_else(|e| panic!("{e}"));
+    let xml = re.replace_all(&xml, "timestamp=\"T\"");
+    let multi = testdata().join("test_multi_group.yml").display().to_string();
+    let basic = testdata().join("test_basic_pass.yml").display().to_string();
+    let missing = testdata().join("missing.yml").display().to_string();
+    assert!(xml.starts_with(&format!(
+        "<testsuites><testsuite name=\"{multi}\" tests=\"2\" failures=\"2\" errors=\"0\" skipped=\"0\" timestamp=\"T\"><testcase name=\"passes\"></testcase><testcase name=\"fails\"><failure>    name: fails,&#xA;    alertname: InstanceDown, time: 10m, &#xA;"
+    )), "{xml}");
+    assert!(xml.contains(&format!(
+        "</testsuite><testsuite name=\"{basic}\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\" timestamp=\"T\"><testcase name=\"unnamed#0\"></testcase></testsuite>"
+    )), "{xml}");
+    assert!(xml.ends_with(&format!(
+        "<testsuite name=\"{missing}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" timestamp=\"\"><testcase name=\"unknown\"><error>open {missing}: no such file or directory</error></testcase></testsuite></testsuites>"
+    )), "{xml}");
+}
+
+#[test]
+fn diff_flag_prints_a_colored_json_difference() {
+    let o = run_in_testdata(
+        &["test_alert_labels_fail.yml"],
+        &unittest::Options {
+            diff: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(o.code, 1);
+    // The difference text is what the jsondiff package prints for these documents (see
+    // ruler::jsondiff's tests), indented as promtool indents it.
+    assert_eq!(
+        o.stderr,
+        "  FAILED:\n    name: wrong severity,\n    alertname: InstanceDown, time: 6m, \n        diff: [\n                {\n                    \"Annotations\": {\n                        \"description\": \"a:9100 of job node has been down for more than 5 minutes (value 0).\",\n                        \"summary\": \"Instance a:9100 down\"\n                    },\n                    \"Labels\": {\n                        \"alertname\": \"InstanceDown\",\n                        \"instance\": \"a:9100\",\n                        \"job\": \"node\",\n                        \"severity\": \x1b[0;33m\"warning\" => \"page\"\x1b[0m\n                    }\n                }\n            ]\n"
+    );
+}
+
+#[test]
+fn debug_flag_reports_each_group_and_dumps_its_data() {
+    let o = run_in_testdata(
+        &["test_lookahead.yml"],
+        &unittest::Options {
+            debug: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines[0], "DEBUG: Starting test unnamed#0");
+    assert_eq!(
+        lines[1],
+        "DEBUG: Dump of all data (input_series and rules) at 6m1s:"
+    );
+    // Input series and recorded series, each `labels =>` and then `value @[ms]` lines, sorted
+    // by labels; the input only up to the last evaluation (6m), as promtool loads it, and the
+    // sample at 0 outside the left-open range `[6m1s]` at 6m1s.
+    let dump = lines[2..lines.len() - 1].join("\n");
+    assert!(
+        dump.ends_with("{__name__=\"m\", job=\"a\"} =>\n2 @[60000]\n3 @[120000]\n4 @[180000]\n5 @[240000]\n6 @[300000]\n7 @[360000]"),
+        "{dump}"
+    );
+    assert!(
+        dump.starts_with("{__name__=\"ALERTS\", alertname=\"FutureHigh\", alertstate=\"firing\", job=\"a\"} =>\n1 @[240000]\n"),
+        "{dump}"
+    );
+    assert!(dump.contains("{__name__=\"future_m\", job=\"a\"} =>\n2 @[60000]\n3 @[120000]\n4 @[180000]\n5 @[240000]\n6 @[300000]\n6 @[360000]\n"), "{dump}");
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("DEBUG: Test unnamed#0 finished, took "),
+        "{last}"
+    );
+}

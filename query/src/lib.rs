@@ -19,6 +19,7 @@ pub mod histogram;
 pub(crate) mod kahan;
 pub mod metrics;
 pub mod options;
+pub mod series_desc;
 pub(crate) mod plan;
 pub(crate) mod positions;
 pub(crate) mod quantile;

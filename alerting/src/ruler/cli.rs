@@ -2,9 +2,9 @@
 //! `fenghuo test rules FILES` (like `promtool test rules`). Each returns what to print on stdout
 //! and stderr and the exit code promtool would use.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::ruler::{rulefmt, unittest};
+use crate::ruler::{junit, rulefmt, unittest};
 
 /// What a command printed and its exit code.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -47,13 +47,38 @@ pub fn check_rules(files: &[PathBuf]) -> Outcome {
 
 /// `promtool test rules`: 0 when every test file passes, 1 otherwise.
 pub fn test_rules(files: &[PathBuf]) -> Outcome {
+    test_rules_with(files, &unittest::Options::default(), None)
+}
+
+/// `promtool test rules` with its flags (`--run`, `--diff`, `--debug`); with `junit`, the JUnit
+/// XML results are written there (`promtool test --junit FILE rules ...`).
+pub fn test_rules_with(files: &[PathBuf], opts: &unittest::Options, junit: Option<&Path>) -> Outcome {
     let mut o = Outcome::default();
+    if let Some(bad) = opts.run.iter().find(|p| regex::Regex::new(p).is_err()) {
+        let msg = format!("invalid --run pattern {bad:?}\n");
+        o.chunks.push((true, msg.clone()));
+        o.stderr = msg;
+        o.code = 1;
+        return o;
+    }
+    let mut suites = Vec::new();
     for f in files {
-        let r = unittest::run(std::slice::from_ref(f));
+        let r = unittest::run_with(std::slice::from_ref(f), opts);
         o.push_file(&r.stdout, &r.stderr);
+        suites.extend(r.suites);
         if !r.passed {
             o.code = 1;
         }
+    }
+    if let Some(path) = junit
+        && let Err(e) = std::fs::write(path, junit::to_xml(&suites))
+    {
+        let msg = format!(
+            "failed to write JUnit XML: {}\n",
+            rulefmt::go_io_error(&path.display().to_string(), &e)
+        );
+        o.chunks.push((true, msg.clone()));
+        o.stderr.push_str(&msg);
     }
     o
 }

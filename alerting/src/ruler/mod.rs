@@ -16,6 +16,8 @@ pub mod duration;
 pub mod error;
 pub mod files;
 pub mod gotemplate;
+pub mod jsondiff;
+pub mod junit;
 pub mod group;
 pub mod loader;
 pub mod manager;

@@ -503,13 +503,15 @@ impl AlertingRule {
     }
 }
 
-/// A query sample's value as templates see it (`float64` or a histogram).
+/// A query sample's value as templates see it: a `float64`, or a `*histogram.FloatHistogram`
+/// that prints as Prometheus prints one (`{count:4, sum:5, (0.5,1]:1, ...}`) and that the number
+/// functions refuse (`can't convert *histogram.FloatHistogram to float`).
 pub fn point_value(v: &PointValue) -> Value {
     match v {
         PointValue::Float(f) => Value::Float(*f),
         PointValue::Histogram(h) => Value::Opaque {
             type_name: "*histogram.FloatHistogram",
-            text: format!("{h:?}"),
+            text: fenghuo_query::series_desc::histogram_string(h),
         },
     }
 }
