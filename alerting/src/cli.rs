@@ -235,6 +235,6 @@ pub fn render(
             }
             templates.render(name, esc, &data)
         }
-        None => templates.render_source(template, esc, &serde_json::to_value(&data).unwrap_or_default()),
+        None => templates.render_source(template, esc, &data),
     }
 }

@@ -8,6 +8,7 @@
 //! Alertmanager v2 API and fenghuo's own; [`service`] wires it all; [`cli`] and [`scenario`] back
 //! the command line.
 
+pub mod amtemplate;
 pub mod api;
 pub mod cli;
 pub mod clock;

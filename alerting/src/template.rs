@@ -1,8 +1,11 @@
-//! Handlebars templates: the notification data users know from Alertmanager (status, receiver,
-//! group/common labels and annotations, alerts split into firing and resolved, external URL) plus
-//! fenghuo's silence and ack links, escalation step and digest info; default templates for every
-//! receiver; user templates from files (`*.hbs`, registered by file stem) and inline strings.
-//! Escaping fits the channel: HTML for mail, JSON-string for webhook bodies, none for markdown.
+//! Notification templates in two languages side by side. Handlebars is fenghuo's own: the data
+//! users know from Alertmanager (status, receiver, group/common labels and annotations, alerts
+//! split into firing and resolved, external URL) plus fenghuo's silence and ack links, escalation
+//! step and digest info; default templates for every receiver; files `*.hbs` (registered by file
+//! stem). Go templates are Alertmanager's ([`crate::amtemplate`]): a field that parses as a Go
+//! template renders with Go semantics, and every other file in `templates:` is a Go template file.
+//! Escaping fits the channel: HTML for mail (html/template's contextual escaping for Go),
+//! JSON-string for webhook bodies, none for markdown.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +13,7 @@ use std::path::Path;
 use handlebars::{Handlebars, handlebars_helper};
 use serde::Serialize;
 
+use crate::amtemplate::{GoTemplate, GoTemplates};
 use crate::clock::Ts;
 use crate::error::AlertingError;
 use crate::model::{Alert, LabelSet};
@@ -107,6 +111,9 @@ pub struct NotificationData {
     pub digest_count: usize,
     pub digest_groups: Vec<String>,
     pub test: bool,
+    /// When the notification is rendered (the engine clock): Go templates' `now` and `since`.
+    #[serde(skip)]
+    pub now: Ts,
 }
 
 impl NotificationData {
@@ -179,6 +186,7 @@ impl NotificationData {
             digest_count: 1,
             digest_groups: vec![group_key.to_string()],
             test: false,
+            now,
         }
     }
 
@@ -265,12 +273,20 @@ pub struct Templates {
     registries: BTreeMap<Escape, Handlebars<'static>>,
     /// Inline template strings from the config, by generated name.
     inline: BTreeMap<String, String>,
+    /// Go template definitions (defaults and files) and compiled Go fields (`go:<hash>`).
+    go: GoTemplates,
+    go_inline: BTreeMap<String, GoTemplate>,
 }
+
+/// Prefix of the names of compiled Go template fields.
+const GO_PREFIX: &str = "go:";
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Templates")
             .field("inline", &self.inline.len())
+            .field("go", &self.go)
+            .field("go_inline", &self.go_inline.len())
             .finish()
     }
 }
@@ -294,10 +310,14 @@ fn new_registry(escape: Escape) -> Handlebars<'static> {
 }
 
 impl Templates {
-    /// Compiles the defaults, user template files matching `globs` (relative to `base`; `*.tmpl`
-    /// Go templates are skipped — config validation warns about them) and nothing else yet.
+    /// Compiles the defaults and the user template files matching `globs` (relative to `base`):
+    /// `*.hbs` files are handlebars, every other file is a Go template file as in Alertmanager.
     pub fn load(globs: &[String], base: &Path) -> Result<Self, AlertingError> {
         let mut files: Vec<(String, String)> = Vec::new();
+        let mut go = GoTemplates::new().map_err(|e| AlertingError::Template {
+            name: "default.tmpl".into(),
+            message: e,
+        })?;
         for g in globs {
             let pattern = if Path::new(g).is_absolute() {
                 g.clone()
@@ -305,16 +325,18 @@ impl Templates {
                 base.join(g).display().to_string()
             };
             for path in glob_files(&pattern)? {
-                if path.extension().is_some_and(|e| e == "tmpl") {
-                    continue;
-                }
                 let src = std::fs::read_to_string(&path).map_err(|e| AlertingError::Io {
                     path: path.display().to_string(),
                     source: e,
                 })?;
-                let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("template");
-                let name = stem.strip_suffix(".hbs").unwrap_or(stem).to_string();
-                files.push((name, src));
+                let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("template");
+                match file.strip_suffix(".hbs") {
+                    Some(name) => files.push((name.to_string(), src)),
+                    None => go.add_file(file, &src).map_err(|e| AlertingError::Template {
+                        name: path.display().to_string(),
+                        message: e,
+                    })?,
+                }
             }
         }
         let mut registries = BTreeMap::new();
@@ -336,6 +358,53 @@ impl Templates {
         Ok(Templates {
             registries,
             inline: BTreeMap::new(),
+            go,
+            go_inline: BTreeMap::new(),
+        })
+    }
+
+    /// Registers a template string from the config in the language it is written in (see
+    /// [`crate::amtemplate::is_go_template`]); returns its name. Broken templates fail here.
+    pub fn add_field(&mut self, context: &str, src: &str) -> Result<String, AlertingError> {
+        if crate::amtemplate::is_go_template(src) {
+            return self.add_go(context, src);
+        }
+        match self.add_inline(context, src) {
+            Ok(n) => Ok(n),
+            // Neither parser accepts it: report the Go error when it was meant as Go.
+            Err(_) if crate::amtemplate::looks_like_go(src) => self.add_go(context, src),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Compiles a Go template field; returns its name.
+    pub fn add_go(&mut self, context: &str, src: &str) -> Result<String, AlertingError> {
+        let name = format!(
+            "{GO_PREFIX}{:016x}",
+            crate::model::fingerprint(&[("s".to_string(), src.to_string())].into()).0
+        );
+        if !self.go_inline.contains_key(&name) {
+            let t = self.go.compile(src).map_err(|e| AlertingError::Template {
+                name: context.to_string(),
+                message: e,
+            })?;
+            self.go_inline.insert(name.clone(), t);
+        }
+        Ok(name)
+    }
+
+    /// The Go template namespace (defaults and files).
+    pub fn go(&self) -> &GoTemplates {
+        &self.go
+    }
+
+    fn render_go(t: &GoTemplate, escape: Escape, data: &NotificationData) -> Result<String, String> {
+        let v = crate::amtemplate::data::data_value(data);
+        let out = t.render(&v, escape == Escape::Html, data.now)?;
+        Ok(if escape == Escape::Json {
+            json_escape(&out)
+        } else {
+            out
         })
     }
 
@@ -360,10 +429,13 @@ impl Templates {
         Ok(name)
     }
 
+    /// Whether `name` is a handlebars template, a compiled Go field or a Go definition.
     pub fn has(&self, name: &str) -> bool {
         self.registries
             .get(&Escape::None)
             .is_some_and(|h| h.has_template(name))
+            || self.go_inline.contains_key(name)
+            || self.go.has(name)
     }
 
     /// Renders a registered template.
@@ -373,6 +445,21 @@ impl Templates {
         escape: Escape,
         data: &NotificationData,
     ) -> Result<String, AlertingError> {
+        let go_err = |message: String| AlertingError::Template {
+            name: name.into(),
+            message,
+        };
+        if let Some(t) = self.go_inline.get(name) {
+            return Self::render_go(t, escape, data).map_err(go_err);
+        }
+        let is_hbs = self
+            .registries
+            .get(&Escape::None)
+            .is_some_and(|h| h.has_template(name));
+        if !is_hbs && self.go.has(name) {
+            let t = self.go.compile_def(name).map_err(go_err)?;
+            return Self::render_go(&t, escape, data).map_err(go_err);
+        }
         let h = self
             .registries
             .get(&escape)
@@ -386,13 +473,23 @@ impl Templates {
         })
     }
 
-    /// Renders an ad-hoc template source (preview API); strict mode reports missing fields.
+    /// Renders an ad-hoc template source (preview API) in its language; handlebars in strict
+    /// mode, so missing fields are reported.
     pub fn render_source(
         &self,
         src: &str,
         escape: Escape,
-        data: &serde_json::Value,
+        data: &NotificationData,
     ) -> Result<String, AlertingError> {
+        let go_err = |message: String| AlertingError::Template {
+            name: "preview".into(),
+            message,
+        };
+        if crate::amtemplate::is_go_template(src) {
+            let t = self.go.compile(src).map_err(go_err)?;
+            return Self::render_go(&t, escape, data).map_err(go_err);
+        }
+        let data = serde_json::to_value(data).unwrap_or_default();
         let mut h = new_registry(escape);
         h.set_strict_mode(true);
         if let Some(base) = self.registries.get(&escape) {
@@ -400,9 +497,16 @@ impl Templates {
                 h.register_template(name, t.clone());
             }
         }
-        h.render_template(src, data).map_err(|e| AlertingError::Template {
-            name: "preview".into(),
-            message: e.to_string(),
+        h.render_template(src, &data).map_err(|e| {
+            if crate::amtemplate::looks_like_go(src)
+                && let Err(g) = self.go.compile(src)
+            {
+                return go_err(g);
+            }
+            AlertingError::Template {
+                name: "preview".into(),
+                message: e.to_string(),
+            }
         })
     }
 }
@@ -523,16 +627,15 @@ mod tests {
     fn broken_template_is_an_error() {
         let mut t = Templates::load(&[], Path::new(".")).unwrap_or_else(|_| panic_free());
         assert!(t.add_inline("receiver x", "{{#if}}").is_err());
-        assert!(
-            t.render_source("{{nosuchfield}}", Escape::None, &serde_json::json!({}))
-                .is_err()
-        );
+        assert!(t.render_source("{{nosuchfield}}", Escape::None, &data()).is_err());
     }
 
     fn panic_free() -> Templates {
         Templates {
             registries: BTreeMap::new(),
             inline: BTreeMap::new(),
+            go: GoTemplates::new().unwrap_or_else(|e| panic!("defaults: {e}")),
+            go_inline: BTreeMap::new(),
         }
     }
 }

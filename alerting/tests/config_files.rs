@@ -40,13 +40,49 @@ fn good_configs_load() {
 }
 
 #[test]
-fn upstream_go_templates_are_reported_not_ignored() {
+fn upstream_go_templates_load_and_render() {
     let f = root().join("tests/testdata/alerting/config/upstream-style.good.yml");
-    let r = cli::check_config(&f).unwrap_or_default();
-    assert!(r.contains("WARNING: template file pattern"), "{r}");
-    assert!(r.contains("uses Go template syntax"), "{r}");
+    let r = cli::check_config(&f).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!r.contains("WARNING"), "Go templates are supported now: {r}");
     assert!(r.contains(" - 2 inhibit rules"), "{r}");
     assert!(r.contains(" - 5 receivers"), "{r}");
+    let out = cli::render(
+        Some(&f),
+        r#"{{ template "email.default.subject" . }}"#,
+        "none",
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out, "[FIRING:1] TestAlert (example:9100 warning)");
+    let html = cli::render(Some(&f), "@email.default.html", "html", None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        html.contains("<title>[FIRING:1] TestAlert (example:9100 warning)</title>"),
+        "{html}"
+    );
+}
+
+#[test]
+fn go_template_files_and_fields() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("team.tmpl"),
+        r#"{{ define "team.title" }}[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} for {{ .Receiver }}{{ end }}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cfg = dir.path().join("am.yml");
+    std::fs::write(
+        &cfg,
+        "templates: ['*.tmpl']\nroute:\n  receiver: a\nreceivers:\n- name: a\n  wecom_configs:\n  - webhook_url: 'http://127.0.0.1:9/x'\n    content: '{{ template \"team.title\" . }}'\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (report, ok) = cli::check_config_files(std::slice::from_ref(&cfg));
+    assert!(ok, "{report}");
+    let out = cli::render(Some(&cfg), "@team.title", "none", None).unwrap_or_default();
+    assert_eq!(out, "[FIRING] TestAlert for preview");
+    // A broken Go template file fails the load with its position.
+    std::fs::write(dir.path().join("team.tmpl"), "{{ define \"x\" }}{{ .Status ").unwrap_or_default();
+    let (report, ok) = cli::check_config_files(std::slice::from_ref(&cfg));
+    assert!(!ok && report.contains("team.tmpl"), "{report}");
 }
 
 #[test]

@@ -433,10 +433,7 @@ async fn preview(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> 
             .sample_data(&tenant, req.receiver.as_deref().unwrap_or("preview"), req.alerts)?;
         let rt = s.engine.runtime();
         let out = match (&req.template, &req.name) {
-            (Some(src), None) => {
-                rt.templates
-                    .render_source(src, escape, &serde_json::to_value(&data).unwrap_or_default())?
-            }
+            (Some(src), None) => rt.templates.render_source(src, escape, &data)?,
             (None, Some(name)) => {
                 if !rt.templates.has(name) {
                     return Err(AlertingError::NotFound(format!("template {name:?} not found")));

@@ -1,8 +1,9 @@
 //! `alertmanager.yml` loading and validation. Alertmanager's file loads unchanged; fenghuo's own
 //! additions are a top-level `fenghuo:` section (escalation policies, acks, history, delivery), a
 //! route field `escalation`, and the IM receivers in [`receivers`]. Validation follows
-//! Alertmanager's `config.Load` checks; problems fenghuo cannot honour (unsupported integrations,
-//! Go-template files) are errors or explicit warnings, never silently dropped.
+//! Alertmanager's `config.Load` checks; problems fenghuo cannot honour (unsupported integrations)
+//! are errors or explicit warnings, never silently dropped. Template fields and files (Go or
+//! handlebars) are compiled when the runtime is built, so broken templates fail the load.
 
 pub mod receivers;
 pub mod timeinterval;
@@ -370,29 +371,6 @@ pub fn load_str(text: &str, base_dir: &Path) -> Result<LoadedConfig, AlertingErr
     })
 }
 
-/// Whether a template string is written in Go's text/template syntax (Alertmanager's), which
-/// fenghuo cannot evaluate.
-pub fn looks_like_go_template(s: &str) -> bool {
-    let compact: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    [
-        "{{ .",
-        "{{.",
-        "{{- ",
-        "{{ template",
-        "{{template",
-        "{{ range",
-        "{{range",
-        "{{ if ",
-        "{{if ",
-        "{{ define",
-        "{{define",
-        "{{ end",
-        "{{end",
-    ]
-    .iter()
-    .any(|p| compact.contains(p))
-}
-
 fn cfg_err(msg: impl Into<String>) -> AlertingError {
     AlertingError::Config(msg.into())
 }
@@ -520,13 +498,6 @@ pub fn validate(c: &Config) -> Result<Vec<String>, AlertingError> {
         let _ = rule;
     }
 
-    for t in &c.templates {
-        if t.ends_with(".tmpl") {
-            warnings.push(format!(
-                "template file pattern {t:?} looks like Go templates; fenghuo renders handlebars (*.hbs) and skips Go template files"
-            ));
-        }
-    }
     Ok(warnings)
 }
 
@@ -590,16 +561,6 @@ fn validate_route(
         validate_route(child, receivers, intervals, policies, false, warnings)?;
     }
     Ok(())
-}
-
-fn check_template_field(receiver: &str, field: &str, v: &Option<String>, warnings: &mut Vec<String>) {
-    if let Some(s) = v
-        && looks_like_go_template(s)
-    {
-        warnings.push(format!(
-            "receiver {receiver:?}: {field} uses Go template syntax; fenghuo uses its default handlebars template for it"
-        ));
-    }
 }
 
 fn validate_http(receiver: &str, h: &Option<HttpConfig>) -> Result<(), AlertingError> {
@@ -670,10 +631,7 @@ fn validate_receiver(
             crate::notify::email::split_smarthost(sh)
                 .map_err(|m| cfg_err(format!("receiver {n:?}: invalid smarthost {sh:?}: {m}")))?;
         }
-        check_template_field(n, "email html", &e.html, warnings);
-        check_template_field(n, "email text", &e.text, warnings);
-        for (k, v) in &e.headers {
-            check_template_field(n, &format!("email header {k}"), &Some(v.clone()), warnings);
+        for k in e.headers.keys() {
             if k.eq_ignore_ascii_case("to") || k.eq_ignore_ascii_case("from") {
                 warnings.push(format!(
                     "receiver {n:?}: email header {k} is not applied; fenghuo uses the `to`/`from` fields for both envelope and header"
@@ -697,38 +655,20 @@ fn validate_receiver(
             validate_url(n, "api_url", &s.api_url, &s.api_url_file)?;
         }
         validate_http(n, &s.http_config)?;
-        if s.fields.is_some() || s.actions.is_some() {
-            warnings.push(format!(
-                "receiver {n:?}: slack fields/actions are sent verbatim without templating"
-            ));
-        }
-        for (f, v) in [
-            ("title", &s.title),
-            ("text", &s.text),
-            ("pretext", &s.pretext),
-            ("fallback", &s.fallback),
-        ] {
-            check_template_field(n, &format!("slack {f}"), v, warnings);
-        }
     }
     for d in &r.dingtalk_configs {
         validate_url(n, "webhook_url", &d.webhook_url, &d.webhook_url_file)?;
         validate_http(n, &d.http_config)?;
-        check_template_field(n, "dingtalk title", &d.title, warnings);
-        check_template_field(n, "dingtalk text", &d.text, warnings);
         validate_rate(n, &d.rate_limit)?;
     }
     for w in &r.wecom_configs {
         validate_url(n, "webhook_url", &w.webhook_url, &w.webhook_url_file)?;
         validate_http(n, &w.http_config)?;
-        check_template_field(n, "wecom content", &w.content, warnings);
         validate_rate(n, &w.rate_limit)?;
     }
     for f in &r.feishu_configs {
         validate_url(n, "webhook_url", &f.webhook_url, &f.webhook_url_file)?;
         validate_http(n, &f.http_config)?;
-        check_template_field(n, "feishu title", &f.title, warnings);
-        check_template_field(n, "feishu content", &f.content, warnings);
         validate_rate(n, &f.rate_limit)?;
     }
     Ok(())

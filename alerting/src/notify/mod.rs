@@ -278,8 +278,8 @@ pub fn build_receiver(
     Ok(out)
 }
 
-/// Registers a template field: the user's handlebars string, or the default when unset or when
-/// written in Go template syntax (config validation reports that as a warning).
+/// Registers a template field: the user's string (a Go template renders as in Alertmanager,
+/// anything else as handlebars), or the default template `default` when unset.
 pub fn template_field(
     templates: &mut Templates,
     context: &str,
@@ -287,7 +287,7 @@ pub fn template_field(
     default: &str,
 ) -> Result<String, AlertingError> {
     match v {
-        Some(s) if !crate::config::looks_like_go_template(s) => templates.add_inline(context, s),
-        _ => Ok(default.to_string()),
+        Some(s) => templates.add_field(context, s),
+        None => Ok(default.to_string()),
     }
 }

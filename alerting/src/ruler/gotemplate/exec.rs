@@ -17,6 +17,24 @@ pub trait FuncSet {
     fn arity(&self, name: &str) -> (usize, bool);
     /// Calls the function; an `Err` becomes `error calling NAME: ...`.
     fn call(&self, name: &str, args: Vec<Value>) -> Result<Value, String>;
+    /// Whether `recv` has a method `name` beyond the built-in ones of times and durations
+    /// (e.g. Alertmanager's `KV.SortedPairs`). Methods take precedence over fields and map keys.
+    fn has_method(&self, _recv: &Value, _name: &str) -> bool {
+        false
+    }
+    /// Calls a method reported by [`FuncSet::has_method`].
+    fn call_method(&self, _recv: &Value, name: &str, _args: Vec<Value>) -> Result<Value, String> {
+        Err(format!("can't call method {name}"))
+    }
+    /// Writes a piece of template text to `out`; returns false to have it copied unchanged.
+    /// Lets a func set track and rewrite output context (html/template's escaping).
+    fn write_text(&self, _out: &mut String, _text: &str) -> bool {
+        false
+    }
+    /// Writes an action's value to `out`; returns false for Go's default printing.
+    fn write_value(&self, _out: &mut String, _value: &Value) -> bool {
+        false
+    }
 }
 
 /// Deepest nesting of `{{template}}` calls before giving up (Go allows 100000; a Rust stack
@@ -84,7 +102,11 @@ impl State<'_> {
             ));
         }
         match node {
-            Node::Text(t) => self.out.push_str(t),
+            Node::Text(t) => {
+                if !self.funcs.write_text(&mut self.out, t) {
+                    self.out.push_str(t);
+                }
+            }
             Node::Action(pipe) => {
                 let v = self.eval_pipe(dot, pipe)?;
                 if pipe.decl.is_empty() {
@@ -207,6 +229,9 @@ impl State<'_> {
     }
 
     fn print_value(&mut self, v: &Value) {
+        if self.funcs.write_value(&mut self.out, v) {
+            return;
+        }
         match v {
             Value::Nil => self.out.push_str("<no value>"),
             Value::Struct(s) if s.pointer => {
@@ -365,6 +390,17 @@ impl State<'_> {
             }
             argv.extend(fin);
             return call_method(&recv, name, argv).or_else(|e| self.fail(cmd.pos, &ctx, e));
+        }
+        if self.funcs.has_method(&recv, name) {
+            let mut argv = Vec::new();
+            for a in args {
+                argv.push(self.eval_arg(dot, a, cmd)?);
+            }
+            argv.extend(fin);
+            return self
+                .funcs
+                .call_method(&recv, name, argv)
+                .or_else(|e| self.fail(cmd.pos, &ctx, e));
         }
         let has_args = !args.is_empty() || fin.is_some();
         match &recv {
@@ -867,7 +903,8 @@ fn call_method(v: &Value, name: &str, args: Vec<Value>) -> Result<Value, String>
                 "Second" => Value::Int(i64::from(dt.second())),
                 "Nanosecond" => Value::Int(i64::from(*nanos)),
                 "Weekday" => Value::Str(dt.format("%A").to_string()),
-                _ => Value::Bool(*secs == 0 && *nanos == 0),
+                // Go's zero time is January 1, year 1, 00:00:00 UTC, not the Unix epoch.
+                _ => Value::Bool(*secs == -62_135_596_800 && *nanos == 0),
             })
         }
         Value::Duration(d) => Ok(match name {

@@ -1,0 +1,126 @@
+//! Unit tests of the Go template layer: language detection, the shared namespace with user
+//! files, and errors. Alertmanager-compatibility of the output is checked against golden files
+//! and a real Alertmanager in `alerting/tests/gotemplate.rs` and `alerting/tests/am_live.rs`.
+
+use super::*;
+use crate::ruler::gotemplate::Value;
+
+fn t0() -> Ts {
+    chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_default()
+}
+
+fn data() -> Value {
+    let d = crate::template::NotificationData::build(
+        "team",
+        "{}:{}",
+        &[("alertname".to_string(), "Down".to_string())].into(),
+        &[crate::model::Alert {
+            labels: [("alertname", "Down"), ("job", "api")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: Default::default(),
+            starts_at: t0(),
+            ends_at: t0() + chrono::Duration::hours(1),
+            generator_url: String::new(),
+            updated_at: t0(),
+            timeout: false,
+        }],
+        t0(),
+        "http://fh:9093",
+        "t1",
+        "http://ack",
+    );
+    data::data_value(&d)
+}
+
+#[test]
+fn go_and_handlebars_are_told_apart() {
+    for go in [
+        "{{ .Status }}",
+        "{{ template \"__subject\" . }}",
+        "{{ range .Alerts }}{{ .Labels.alertname }}{{ end }}",
+        "{{ toUpper .Status }}",
+        "plain text",
+        "{{/* comment */}}x",
+    ] {
+        assert!(is_go_template(go), "{go}");
+    }
+    for hbs in [
+        "{{status}}",
+        "{{commonLabels.alertname}}",
+        "{{#each alerts}}{{labels.alertname}}{{/each}}",
+        "{{> default.title}}",
+        "{{upper status}}",
+        "{{json alerts}}",
+    ] {
+        assert!(!is_go_template(hbs), "{hbs}");
+    }
+}
+
+#[test]
+fn user_files_override_defaults_but_empty_bodies_do_not() {
+    let mut g = GoTemplates::new().unwrap_or_else(|e| panic!("{e}"));
+    g.add_file(
+        "mine.tmpl",
+        r#"{{ define "__alertmanager" }}fenghuo{{ end }}{{ define "__description" }}   {{ end }}{{ define "mine" }}[{{ template "__subject" . }}]{{ end }}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let t = g.compile(r#"{{ template "slack.default.username" . }}|{{ template "mine" . }}"#);
+    let out = t.and_then(|t| t.render(&data(), false, t0()));
+    assert_eq!(out.as_deref(), Ok("fenghuo|[[FIRING:1] Down (api)]"));
+    assert!(g.has("mine") && g.has("mine.tmpl") && g.has("email.default.html"));
+}
+
+#[test]
+fn errors_are_reported_not_panics() {
+    let g = GoTemplates::new().unwrap_or_else(|e| panic!("{e}"));
+    assert!(g.compile("{{ .Status ").is_err());
+    assert!(g.compile("{{ nosuchfunc .Status }}").is_err());
+    let t = g
+        .compile(r#"{{ template "nosuch" . }}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = t.render(&data(), false, t0()).err().unwrap_or_default();
+    assert!(err.contains("no template \"nosuch\""), "{err}");
+    let t = g
+        .compile(r#"{{ reReplaceAll "(" "x" .Status }}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(t.render(&data(), false, t0()).is_err());
+    let t = g
+        .compile(r#"{{ tz "Nowhere/Nothing" now }}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = t.render(&data(), false, t0()).err().unwrap_or_default();
+    assert!(err.contains("unknown time zone"), "{err}");
+    // Malformed HTML around an action fails like html/template does.
+    let t = g
+        .compile(r#"<a href=x{{ .Status }}"y">"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(t.render(&data(), true, t0()).is_err());
+}
+
+#[test]
+fn now_and_since_use_the_engine_clock() {
+    let g = GoTemplates::new().unwrap_or_else(|e| panic!("{e}"));
+    let t = g
+        .compile(r#"{{ now }}|{{ range .Alerts }}{{ since .StartsAt }}{{ end }}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let later = t0() + chrono::Duration::minutes(90);
+    assert_eq!(
+        t.render(&data(), false, later).as_deref(),
+        Ok("2024-01-01 01:30:00 +0000 UTC|1h30m0s")
+    );
+}
+
+#[test]
+fn fenghuo_fields_are_available() {
+    let g = GoTemplates::new().unwrap_or_else(|e| panic!("{e}"));
+    let t = g
+        .compile(r#"{{ .Tenant }} {{ .AckURL }} {{ .DigestCount }} {{ if .Escalation }}esc{{ else }}none{{ end }}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t.render(&data(), false, t0()).as_deref(),
+        Ok("t1 http://ack 1 none")
+    );
+}
