@@ -140,10 +140,13 @@ impl Shard {
             self.check_failed()?;
             self.turn_cv.wait(&mut turn);
         }
+        // Should applying panic, waiters for later indexes must not hang.
+        let guard = PanicGuard(self);
         let result = {
             let mut st = self.state.write();
             st.apply(&self.disk, index, entry)
         };
+        std::mem::forget(guard);
         if let Err(e) = &result {
             tracing::error!(shard = self.id, index, error = %e, "Applying a log entry failed; the shard stops accepting writes.");
             *self.failed.lock() = Some(e.to_string());
@@ -155,6 +158,17 @@ impl Shard {
 
     pub fn is_failed(&self) -> bool {
         self.failed.lock().is_some()
+    }
+}
+
+/// Marks the shard failed and wakes waiting appliers if dropped, which
+/// only happens when applying panics (it is forgotten otherwise).
+struct PanicGuard<'a>(&'a Shard);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.failed.lock() = Some("applying a log entry panicked".into());
+        self.0.turn_cv.notify_all();
     }
 }
 
