@@ -210,5 +210,5 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("fenghuo")
         .build()?
-        .block_on(server::serve(config))
+        .block_on(server::serve(config, args.config_file))
 }

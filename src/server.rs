@@ -1,6 +1,7 @@
 //! `fenghuo serve`: opens the store, wires ingest, query and alerting into
 //! one HTTP server, and handles reloads and graceful shutdown.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,23 +28,31 @@ struct Ops {
     ready: AtomicBool,
     alerting: Arc<AlertingService>,
     ruler: Arc<fenghuo_alerting::ruler::ServerRuler>,
+    /// fenghuo's config file, re-read on reload (its `ruler:` section takes effect).
+    config_file: Option<PathBuf>,
 }
 
 impl Ops {
     /// Re-reads every reloadable configuration (SIGHUP, `POST /-/reload`);
-    /// state is kept.
+    /// state is kept. A config file that no longer loads changes nothing.
     async fn reload(&self) -> anyhow::Result<()> {
+        let ruler_config = match &self.config_file {
+            Some(path) => Some(Config::load(path)?.ruler),
+            None => None,
+        };
         self.alerting
             .reload()
             .await
             .context("reloading the alerting configuration")?;
-        self.ruler.reload(None).context("reloading the rule files")?;
+        self.ruler
+            .reload(ruler_config)
+            .context("reloading the rule files")?;
         tracing::info!("Configuration reloaded.");
         Ok(())
     }
 }
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     fenghuo_ingest::metrics::register();
     fenghuo_query::metrics::register();
     std::fs::create_dir_all(&config.data_dir)
@@ -91,6 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ready: AtomicBool::new(false),
         alerting: alerting.clone(),
         ruler: ruler.clone(),
+        config_file,
     });
     let ingest = fenghuo_ingest::router(Arc::new(IngestState::new(
         Arc::new(LocalDistributor::new(tsdb.clone())),

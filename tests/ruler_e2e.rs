@@ -244,6 +244,48 @@ fn serve_evaluates_tenant_rules_and_alerts() {
         (r["data"]["groups"][0]["rules"].as_array().map(Vec::len) == Some(2)).then_some(())
     });
 
+    // Reload re-reads the config file's `ruler:` section too: team-b gets rule files, the
+    // external labels change (alerts are re-sent every second with the new label).
+    let rules_b = tmp.path().join("team-b.yml");
+    std::fs::write(
+        &rules_b,
+        "groups:\n  - name: b\n    rules:\n      - record: b:temp:max\n        expr: max(temperature)\n",
+    )
+    .expect("rules");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ruler:\n  evaluation_interval: 1s\n  resend_delay: 1s\n  external_labels:\n    cluster: e2e-reloaded\n  tenant_rule_files:\n    team-a: ['{}']\n    team-b: ['{}']\n",
+            rules.display(),
+            rules_b.display()
+        ),
+    )
+    .expect("config");
+    let resp = http().post(node.url("/-/reload")).send().expect("reload");
+    assert!(resp.status().is_success());
+    wait_for("team-b's recorded series", Duration::from_secs(30), || {
+        let r = get(&node, "/api/v1/query", "team-b", &[("query", "b:temp:max")]);
+        r["data"]["result"].as_array().filter(|a| !a.is_empty()).cloned()
+    });
+    wait_for(
+        "alerts with the reloaded external labels",
+        Duration::from_secs(30),
+        || {
+            let r = get(&node, "/api/v2/alerts", "team-a", &[]);
+            r.as_array()
+                .filter(|a| a.iter().any(|x| x["labels"]["cluster"] == "e2e-reloaded"))
+                .cloned()
+        },
+    );
+    // A config file that no longer loads keeps the running configuration and says why.
+    std::fs::write(&cfg, "ruler:\n  evaluation_interval: 0s\n").expect("config");
+    let resp = http().post(node.url("/-/reload")).send().expect("reload");
+    assert!(resp.status().is_server_error());
+    let body = resp.text().unwrap_or_default();
+    assert!(body.contains("evaluation_interval"), "{body}");
+    let r = get(&node, "/api/v1/rules", "team-b", &[]);
+    assert_eq!(r["data"]["groups"][0]["name"], "b", "{r}");
+
     let metrics = http()
         .get(node.url("/metrics"))
         .send()

@@ -341,10 +341,7 @@ async fn alerts_reach_the_alert_engine_and_an_external_alertmanager() {
         stop_rx,
     );
     let notifier = Arc::new(Fanout(vec![
-        Arc::new(LocalNotifier {
-            service: engine.clone(),
-            external_labels: ext,
-        }),
+        Arc::new(LocalNotifier::new(engine.clone(), true, ext)),
         external,
     ]));
     let f = fixture(notifier).await;

@@ -44,16 +44,36 @@ pub fn to_postable(a: &OutgoingAlert, external_labels: &BTreeMap<String, String>
 /// Hands alerts to fenghuo's alert engine.
 pub struct LocalNotifier {
     pub service: Arc<AlertingService>,
-    pub external_labels: BTreeMap<String, String>,
+    /// Whether alerts go there at all, and the external labels they get (both reloadable).
+    settings: parking_lot::RwLock<(bool, BTreeMap<String, String>)>,
+}
+
+impl LocalNotifier {
+    pub fn new(
+        service: Arc<AlertingService>,
+        enabled: bool,
+        external_labels: BTreeMap<String, String>,
+    ) -> Self {
+        LocalNotifier {
+            service,
+            settings: parking_lot::RwLock::new((enabled, external_labels)),
+        }
+    }
+
+    /// Applies a reloaded `send_to_local_alertmanager` and `external_labels`.
+    pub fn configure(&self, enabled: bool, external_labels: BTreeMap<String, String>) {
+        *self.settings.write() = (enabled, external_labels);
+    }
 }
 
 impl Notifier for LocalNotifier {
     fn send(&self, tenant: &TenantId, alerts: Vec<OutgoingAlert>) {
+        let (enabled, external_labels) = self.settings.read().clone();
+        if !enabled {
+            return;
+        }
         let n = alerts.len() as u64;
-        let posted = alerts
-            .iter()
-            .map(|a| to_postable(a, &self.external_labels))
-            .collect();
+        let posted = alerts.iter().map(|a| to_postable(a, &external_labels)).collect();
         match self.service.ingest(tenant.as_str(), posted) {
             Ok(rejected) => {
                 metrics::NOTIFICATIONS_SENT
@@ -85,11 +105,19 @@ impl Notifier for Fanout {
     }
 }
 
-/// Queues alerts for external Alertmanagers and sends them from a background task.
-pub struct AlertmanagerNotifier {
-    queue: Mutex<VecDeque<(TenantId, PostableAlert)>>,
+/// The reloadable settings of [`AlertmanagerNotifier`].
+#[derive(Clone, Debug, Default)]
+struct AmSettings {
+    ams: Vec<AlertmanagerConfig>,
     capacity: usize,
     external_labels: BTreeMap<String, String>,
+}
+
+/// Queues alerts for external Alertmanagers and sends them from a background task. Its
+/// Alertmanagers, queue capacity and external labels can change on reload; queued alerts stay.
+pub struct AlertmanagerNotifier {
+    queue: Mutex<VecDeque<(TenantId, PostableAlert)>>,
+    settings: parking_lot::RwLock<AmSettings>,
     wake: tokio::sync::Notify,
 }
 
@@ -103,8 +131,11 @@ impl AlertmanagerNotifier {
     ) -> Arc<Self> {
         let me = Arc::new(AlertmanagerNotifier {
             queue: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
-            external_labels,
+            settings: parking_lot::RwLock::new(AmSettings {
+                ams,
+                capacity: capacity.max(1),
+                external_labels,
+            }),
             wake: tokio::sync::Notify::new(),
         });
         let worker = me.clone();
@@ -118,7 +149,8 @@ impl AlertmanagerNotifier {
                         _ = stop.changed() => return,
                     }
                 }
-                // One request per tenant, to every Alertmanager.
+                // One request per tenant, to every Alertmanager configured now.
+                let ams = worker.settings.read().ams.clone();
                 let mut by_tenant: BTreeMap<TenantId, Vec<PostableAlert>> = BTreeMap::new();
                 for (t, a) in batch {
                     by_tenant.entry(t).or_default().push(a);
@@ -133,6 +165,20 @@ impl AlertmanagerNotifier {
             }
         });
         me
+    }
+
+    /// Applies reloaded Alertmanagers, queue capacity and external labels.
+    pub fn configure(
+        &self,
+        ams: Vec<AlertmanagerConfig>,
+        capacity: usize,
+        external_labels: BTreeMap<String, String>,
+    ) {
+        *self.settings.write() = AmSettings {
+            ams,
+            capacity: capacity.max(1),
+            external_labels,
+        };
     }
 
     fn next_batch(&self) -> Vec<(TenantId, PostableAlert)> {
@@ -176,11 +222,15 @@ async fn send_one(
 
 impl Notifier for AlertmanagerNotifier {
     fn send(&self, tenant: &TenantId, alerts: Vec<OutgoingAlert>) {
+        let settings = self.settings.read().clone();
+        if settings.ams.iter().all(|a| a.urls.is_empty()) {
+            return;
+        }
         let mut q = self.queue.lock();
         for a in &alerts {
-            q.push_back((tenant.clone(), to_postable(a, &self.external_labels)));
+            q.push_back((tenant.clone(), to_postable(a, &settings.external_labels)));
         }
-        let over = q.len().saturating_sub(self.capacity);
+        let over = q.len().saturating_sub(settings.capacity);
         if over > 0 {
             q.drain(..over);
             metrics::NOTIFICATIONS_DROPPED

@@ -17,6 +17,8 @@ use crate::service::AlertingService;
 pub struct ServerRuler {
     pub service: Arc<RulerService>,
     stop: tokio::sync::watch::Sender<bool>,
+    local: Option<Arc<LocalNotifier>>,
+    external: Arc<AlertmanagerNotifier>,
 }
 
 impl ServerRuler {
@@ -32,22 +34,24 @@ impl ServerRuler {
         config.validate()?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut sinks: Vec<Arc<dyn Notifier>> = Vec::new();
-        if config.send_to_local_alertmanager
-            && let Some(svc) = alerting
-        {
-            sinks.push(Arc::new(LocalNotifier {
-                service: svc,
-                external_labels: config.external_labels.clone(),
-            }));
-        }
-        if config.alertmanagers.iter().any(|a| !a.urls.is_empty()) {
-            sinks.push(AlertmanagerNotifier::start(
-                config.alertmanagers.clone(),
-                config.notification_queue_capacity,
+        // Both sinks exist from the start so a reload can turn either on or off.
+        let local = alerting.map(|svc| {
+            Arc::new(LocalNotifier::new(
+                svc,
+                config.send_to_local_alertmanager,
                 config.external_labels.clone(),
-                stop_rx,
-            ));
+            ))
+        });
+        if let Some(l) = &local {
+            sinks.push(l.clone());
         }
+        let external = AlertmanagerNotifier::start(
+            config.alertmanagers.clone(),
+            config.notification_queue_capacity,
+            config.external_labels.clone(),
+            stop_rx,
+        );
+        sinks.push(external.clone());
         let service = RulerService::start(
             RulerOptions {
                 config,
@@ -64,7 +68,12 @@ impl ServerRuler {
             rules = groups.iter().map(|g| g.rules.len()).sum::<usize>(),
             "Ruler started."
         );
-        Ok(ServerRuler { service, stop })
+        Ok(ServerRuler {
+            service,
+            stop,
+            local,
+            external,
+        })
     }
 
     /// `/api/v1/rules` and `/api/v1/alerts`.
@@ -72,10 +81,24 @@ impl ServerRuler {
         api::router(self.service.clone())
     }
 
-    /// Re-reads the rule files (SIGHUP, `POST /-/reload`); with `config`, also takes its new
-    /// rule files and evaluation settings. On error the rules in force stay.
+    /// Re-reads the rule files (SIGHUP, `POST /-/reload`); with `config` (the `ruler:` section
+    /// of a re-read config file), also takes its rule files, evaluation settings, external
+    /// labels and URL, and where alerts go. On error the rules and settings in force stay.
     pub fn reload(&self, config: Option<RulerConfig>) -> Result<(), RulerError> {
-        self.service.reload(config)
+        let Some(cfg) = config else {
+            return self.service.reload(None);
+        };
+        cfg.validate()?;
+        self.service.reload(Some(cfg.clone()))?;
+        if let Some(l) = &self.local {
+            l.configure(cfg.send_to_local_alertmanager, cfg.external_labels.clone());
+        }
+        self.external.configure(
+            cfg.alertmanagers.clone(),
+            cfg.notification_queue_capacity,
+            cfg.external_labels.clone(),
+        );
+        Ok(())
     }
 
     /// Stops evaluation and the Alertmanager sender.
