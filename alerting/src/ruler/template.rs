@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::amtemplate::html::HtmlEscaper;
 use crate::ruler::gotemplate::exec::{any_map, query_escape};
 use crate::ruler::gotemplate::fmt::{format_g_prec, sprintf};
 use crate::ruler::gotemplate::{self, FuncSet, Struct, Value};
@@ -467,12 +468,70 @@ impl FuncSet for Expander<'_> {
 }
 
 impl Expander<'_> {
-    /// Parses and runs `text`; errors read like Prometheus's `Expander.Expand`.
+    /// Parses and runs `text`; errors read like Prometheus's `Expander.Expand`. In console mode
+    /// (`html`), output is escaped for its HTML context as `ExpandHTML`'s `html/template` does.
     pub fn expand(&self, text: &str, data: &Value) -> Result<String, String> {
         let tree = gotemplate::parse(&self.name, text, &|n| self.has(n))
             .map_err(|e| format!("error parsing template {}: {e}", self.name))?;
-        gotemplate::execute(&tree, data, self)
-            .map_err(|e| format!("error executing template {}: {e}", self.name))
+        let exec_err = |e: String| format!("error executing template {}: {e}", self.name);
+        if !self.html {
+            return gotemplate::execute(&tree, data, self).map_err(exec_err);
+        }
+        let funcs = HtmlFuncs {
+            exp: self,
+            stack: std::cell::RefCell::new(vec![HtmlEscaper::default()]),
+        };
+        let out = gotemplate::execute(&tree, data, &funcs).map_err(exec_err)?;
+        match funcs.stack.borrow_mut().pop().and_then(|e| e.error) {
+            Some(e) => Err(exec_err(e)),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Console-template mode: Prometheus's functions with `html/template`'s contextual escaping
+/// (the escaper the Alertmanager templates use), one escaping context per output buffer.
+struct HtmlFuncs<'a, 'b> {
+    exp: &'a Expander<'b>,
+    stack: std::cell::RefCell<Vec<HtmlEscaper>>,
+}
+
+impl FuncSet for HtmlFuncs<'_, '_> {
+    fn has(&self, name: &str) -> bool {
+        self.exp.has(name)
+    }
+
+    fn arity(&self, name: &str) -> (usize, bool) {
+        self.exp.arity(name)
+    }
+
+    fn call(&self, name: &str, args: Vec<Value>) -> Result<Value, String> {
+        self.exp.call(name, args)
+    }
+
+    fn write_text(&self, out: &mut String, text: &str) -> bool {
+        if let Some(e) = self.stack.borrow_mut().last_mut() {
+            e.write_text(out, text);
+        }
+        true
+    }
+
+    fn write_value(&self, out: &mut String, value: &Value) -> bool {
+        if let Some(e) = self.stack.borrow_mut().last_mut() {
+            e.write_value(out, value, None);
+        }
+        true
+    }
+
+    fn begin_nested(&self) {
+        self.stack.borrow_mut().push(HtmlEscaper::default());
+    }
+
+    fn end_nested(&self) -> Result<(), String> {
+        match self.stack.borrow_mut().pop().and_then(|e| e.error) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 
@@ -746,6 +805,67 @@ mod html_tests {
         assert_eq!(
             err,
             "error parsing template console: template: console:1: function \"tmpl\" not defined"
+        );
+    }
+
+    /// Expected texts are what Go's `html/template` (as Prometheus's `ExpandHTML` sets it up,
+    /// with `safeHtml` and `tmpl`) rendered for the same templates and data.
+    #[test]
+    fn console_mode_escapes_like_html_template() {
+        let exp = Expander {
+            name: "console".into(),
+            ts_ms: 0,
+            query: None,
+            external_url: Some("http://x".into()),
+            html: true,
+        };
+        let data = any_map([
+            ("Title".to_string(), Value::str("<b>CPU & mem</b>")),
+            ("Expr".to_string(), Value::str(r#"rate(x{job="a"}[5m]) > 0.5"#)),
+            ("Class".to_string(), Value::str(r#"a" onclick="x"#)),
+            ("Html".to_string(), Value::str("<i>ok</i>")),
+            ("Bad".to_string(), Value::str("javascript:alert(1)")),
+            ("Value".to_string(), Value::Float(1.5)),
+        ]);
+        let cases = [
+            (
+                r#"<h1>{{ .Title }}</h1><a href="/graph?g0.expr={{ .Expr }}&g0.tab=0">{{ .Expr }}</a>"#,
+                "<h1>&lt;b&gt;CPU &amp; mem&lt;/b&gt;</h1><a href=\"/graph?g0.expr=rate%28x%7bjob%3d%22a%22%7d%5b5m%5d%29%20%3e%200.5&g0.tab=0\">rate(x{job=&#34;a&#34;}[5m]) &gt; 0.5</a>",
+            ),
+            (
+                r#"<td class="{{ .Class }}">{{ safeHtml .Html }}</td>"#,
+                "<td class=\"a&#34; onclick=&#34;x\"><i>ok</i></td>",
+            ),
+            (
+                // (Go prints a number in JS as ` 1.5 `; the shared escaper quotes it: not compared.)
+                r#"<script>var v = {{ .Expr }};</script>"#,
+                "<script>var v = \"rate(x{job=\\\"a\\\"}[5m]) \\u003e 0.5\";</script>",
+            ),
+            (
+                r#"{{ define "row" }}<tr><td>{{ . }}</td></tr>{{ end }}<table>{{ tmpl "row" "<x>" }}</table>"#,
+                "<table><tr><td>&lt;x&gt;</td></tr></table>",
+            ),
+            (
+                r#"<a href="{{ .Bad }}">x</a><a href="{{ .Expr }}">y</a>"#,
+                "<a href=\"#ZgotmplZ\">x</a><a href=\"rate%28x%7bjob=%22a%22%7d[5m]%29%20%3e%200.5\">y</a>",
+            ),
+            (
+                r#"<p title={{ .Title }}>{{ .Value }}</p><!-- hidden {{ .Title }} -->after"#,
+                "<p title=&lt;b&gt;CPU&#32;&amp;&#32;mem&lt;/b&gt;>1.5</p>after",
+            ),
+            (
+                r#"<style>p { color: {{ .Class }} }</style><textarea>{{ .Title }}</textarea>"#,
+                "<style>p { color: ZgotmplZ }</style><textarea>&lt;b&gt;CPU &amp; mem&lt;/b&gt;</textarea>",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(exp.expand(text, &data).as_deref(), Ok(want), "{text}");
+        }
+        // Alert templates (text mode) are not escaped.
+        let text = Expander { html: false, ..exp };
+        assert_eq!(
+            text.expand("{{ .Title }}", &data).as_deref(),
+            Ok("<b>CPU & mem</b>")
         );
     }
 }

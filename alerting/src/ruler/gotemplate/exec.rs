@@ -35,6 +35,14 @@ pub trait FuncSet {
     fn write_value(&self, _out: &mut String, _value: &Value) -> bool {
         false
     }
+    /// Output starts going to a nested buffer (Prometheus's `tmpl` runs a defined template into
+    /// a string): an output context tracker starts afresh until [`FuncSet::end_nested`].
+    fn begin_nested(&self) {}
+    /// The nested output of [`FuncSet::begin_nested`] is done; the outer context resumes.
+    /// An error of the nested output (e.g. malformed HTML) fails the call.
+    fn end_nested(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Deepest nesting of `{{template}}` calls before giving up (Go allows 100000; a Rust stack
@@ -531,11 +539,16 @@ impl State<'_> {
         let saved_vars = std::mem::replace(&mut self.vars, vec![("$".into(), new_dot.clone())]);
         let saved_out = std::mem::take(&mut self.out);
         self.depth += 1;
+        self.funcs.begin_nested();
         let r = self.walk_list(&new_dot, &list);
+        let nested = self.funcs.end_nested();
         self.depth -= 1;
         self.vars = saved_vars;
         let produced = std::mem::replace(&mut self.out, saved_out);
         r?;
+        if let Err(e) = nested {
+            return self.fail(cmd.pos, &ctx, format!("error calling tmpl: {e}"));
+        }
         Ok(Value::Html(produced))
     }
 }
