@@ -12,7 +12,7 @@ use crate::api::{
 };
 use crate::error::StorageError;
 use crate::model::{
-    matches_all, Exemplar, FloatHistogram, Labels, Matcher, MetricMetadata, TenantId, WriteBatch,
+    Exemplar, FloatHistogram, Labels, Matcher, MetricMetadata, TenantId, WriteBatch, matches_all,
 };
 
 #[derive(Default)]
@@ -112,9 +112,17 @@ struct MemQuerier {
 impl MemQuerier {
     /// Calls `f` for each series of the tenant matching `matchers` that has
     /// a sample in `[start, end]`.
-    fn each_series(&self, start: i64, end: i64, matchers: &[Matcher], mut f: impl FnMut(&Labels, &MemSeries)) {
+    fn each_series(
+        &self,
+        start: i64,
+        end: i64,
+        matchers: &[Matcher],
+        mut f: impl FnMut(&Labels, &MemSeries),
+    ) {
         let tenants = self.store.tenants.read();
-        let Some(data) = tenants.get(&self.tenant) else { return };
+        let Some(data) = tenants.get(&self.tenant) else {
+            return;
+        };
         for (labels, s) in &data.series {
             let has_data = s.floats.range(start..=end).next().is_some()
                 || s.histograms.range(start..=end).next().is_some();
@@ -191,7 +199,9 @@ impl Querier for MemQuerier {
 
     fn metadata(&self, metric: Option<&str>) -> Result<Vec<MetricMetadata>, StorageError> {
         let tenants = self.store.tenants.read();
-        let Some(data) = tenants.get(&self.tenant) else { return Ok(Vec::new()) };
+        let Some(data) = tenants.get(&self.tenant) else {
+            return Ok(Vec::new());
+        };
         let mut out: Vec<_> = data
             .metadata
             .values()
@@ -209,13 +219,20 @@ impl Querier for MemQuerier {
         matcher_sets: &[Vec<Matcher>],
     ) -> Result<Vec<(Labels, Vec<Exemplar>)>, StorageError> {
         let tenants = self.store.tenants.read();
-        let Some(data) = tenants.get(&self.tenant) else { return Ok(Vec::new()) };
+        let Some(data) = tenants.get(&self.tenant) else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
         for (labels, s) in &data.series {
             if !matcher_sets.iter().any(|ms| matches_all(ms, labels)) {
                 continue;
             }
-            let ex: Vec<_> = s.exemplars.iter().filter(|e| e.t >= start && e.t <= end).cloned().collect();
+            let ex: Vec<_> = s
+                .exemplars
+                .iter()
+                .filter(|e| e.t >= start && e.t <= end)
+                .cloned()
+                .collect();
             if !ex.is_empty() {
                 out.push((labels.clone(), ex));
             }
@@ -225,10 +242,14 @@ impl Querier for MemQuerier {
 
     fn tsdb_status(&self, limit: usize) -> Result<TsdbStatus, StorageError> {
         let tenants = self.store.tenants.read();
-        let Some(data) = tenants.get(&self.tenant) else { return Ok(TsdbStatus::default()) };
+        let Some(data) = tenants.get(&self.tenant) else {
+            return Ok(TsdbStatus::default());
+        };
         let mut by_name: BTreeMap<String, u64> = BTreeMap::new();
         for labels in data.series.keys() {
-            *by_name.entry(labels.metric_name().unwrap_or_default().to_string()).or_default() += 1;
+            *by_name
+                .entry(labels.metric_name().unwrap_or_default().to_string())
+                .or_default() += 1;
         }
         let mut series_count_by_metric_name: Vec<_> = by_name.into_iter().collect();
         series_count_by_metric_name.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

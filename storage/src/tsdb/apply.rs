@@ -22,7 +22,7 @@ use crate::chunk::xor::XorAppender;
 use crate::chunk::{self, ChunkKind};
 use crate::error::StorageError;
 use crate::metrics;
-use crate::model::{FloatHistogram, Labels, TenantId, WriteBatch};
+use crate::model::{FloatHistogram, Labels, SeriesWrite, TenantId, WriteBatch};
 use crate::replicate::LogEntry;
 
 /// Largest open histogram chunk before it is cut regardless of count.
@@ -86,6 +86,16 @@ pub struct ShardState {
     pub checkpoints_since_rebase: u32,
 }
 
+/// What applying an entry did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub outcome: AppendOutcome,
+    /// Series written by reference whose series was no longer active when
+    /// the entry was applied; the proposer must write them again with
+    /// labels. Nothing of them was applied.
+    pub stale: Vec<SeriesWrite>,
+}
+
 enum Verdict {
     Stored,
     Duplicate,
@@ -139,20 +149,49 @@ impl ShardState {
     }
 
     /// Applies one entry at `index` (which must follow the applied index).
-    pub fn apply(&mut self, disk: &Disk, index: u64, entry: LogEntry) -> Result<AppendOutcome, StorageError> {
+    pub fn apply(&mut self, disk: &Disk, index: u64, entry: LogEntry) -> Result<Applied, StorageError> {
         let out = match entry {
             LogEntry::Write {
                 tenant,
                 now_ms,
                 batch,
-            } => self.apply_write(disk, &tenant, now_ms, batch)?,
+                refs,
+            } => self.apply_write(disk, &tenant, now_ms, batch, &refs)?,
             LogEntry::Tick { now_ms } => {
                 self.apply_tick(now_ms);
-                AppendOutcome::default()
+                Applied::default()
             }
         };
         self.applied_index = index;
         Ok(out)
+    }
+
+    /// Series ids to reference instead of labels when proposing `batch`:
+    /// those of series active in the head now.
+    pub fn resolve_refs(&self, tenant: &str, batch: &WriteBatch) -> Vec<Option<u64>> {
+        let Some(ti) = self.tenant_lookup(tenant) else {
+            return Vec::new();
+        };
+        let mut hasher = self.hasher.fork();
+        batch
+            .series
+            .iter()
+            .map(|sw| {
+                let slot = self.find_in_memory(ti, hasher.hash_labels(&sw.labels))?;
+                self.series
+                    .slot(slot)
+                    .filter(|s| s.flags & F_CLOSING == 0)
+                    .map(|s| s.sid)
+            })
+            .collect()
+    }
+
+    /// The slot of a referenced series if it is still active (in the head
+    /// and not evicted): a deterministic function of the applied log.
+    fn active_slot(&self, ti: u32, sid: u64) -> Option<u32> {
+        let slot = self.series.slot_of(&sid)?;
+        let s = self.series.slot(slot)?;
+        (s.flags & F_CLOSING == 0 && s.tenant == ti).then_some(slot)
     }
 
     fn apply_tick(&mut self, now_ms: i64) {
@@ -187,9 +226,11 @@ impl ShardState {
         tenant: &TenantId,
         now_ms: i64,
         batch: WriteBatch,
-    ) -> Result<AppendOutcome, StorageError> {
+        refs: &[Option<u64>],
+    ) -> Result<Applied, StorageError> {
         let ti = self.tenant(tenant.as_str());
         let mut out = AppendOutcome::default();
+        let mut stale = Vec::new();
         let min_valid = if self.cfg.retention_ms > 0 {
             now_ms.saturating_sub(self.cfg.retention_ms).max(self.floor_t())
         } else {
@@ -205,11 +246,21 @@ impl ShardState {
             }
         }
         let cfg = self.cfg.clone();
-        for mut sw in batch.series {
+        for (i, mut sw) in batch.series.into_iter().enumerate() {
             if sw.samples.is_empty() && sw.histograms.is_empty() && sw.exemplars.is_empty() {
                 continue;
             }
-            let slot = match self.lookup_or_create(disk, ti, &sw.labels, now_ms)? {
+            let found = match refs.get(i).copied().flatten() {
+                Some(sid) => match self.active_slot(ti, sid) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        stale.push(sw);
+                        continue;
+                    }
+                },
+                None => self.lookup_or_create(disk, ti, &sw.labels, now_ms)?,
+            };
+            let slot = match found {
                 Some(slot) => slot,
                 None => {
                     let reason = RejectReason::SeriesLimit {
@@ -303,7 +354,7 @@ impl ShardState {
             .with_label_values(&["histogram"])
             .inc_by(out.histograms_written);
         metrics::EXEMPLARS_APPENDED.inc_by(out.exemplars_written);
-        Ok(out)
+        Ok(Applied { outcome: out, stale })
     }
 
     /// Finds the series for `labels` in memory or on disk, re-activating or

@@ -342,6 +342,14 @@ impl Default for LabelsHasher {
 }
 
 impl LabelsHasher {
+    /// Another hasher producing the same hashes (its own scratch buffer).
+    pub fn fork(&self) -> Self {
+        Self {
+            seed: self.seed,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
     pub fn hash<'a>(&mut self, pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u128 {
         self.buf.clear();
         for (n, v) in pairs {

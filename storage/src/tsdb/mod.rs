@@ -330,13 +330,7 @@ impl Tsdb {
         let now_ms = self.inner.clock.now_ms();
         let n = self.inner.shards.len() as u32;
         if n == 1 {
-            let bytes = encode_write_entry(tenant, now_ms, &batch);
-            let entry = LogEntry::Write {
-                tenant: tenant.clone(),
-                now_ms,
-                batch,
-            };
-            return self.inner.shards[0].append(&bytes, entry);
+            return append_part(&self.inner.shards[0], tenant, now_ms, batch, None);
         }
         let mut parts: Vec<WriteBatch> = (0..n).map(|_| WriteBatch::default()).collect();
         for m in batch.metadata {
@@ -352,20 +346,58 @@ impl Tsdb {
             if part.series.is_empty() && part.metadata.is_empty() {
                 continue;
             }
-            let bytes = encode_write_entry(tenant, now_ms, &part);
-            let entry = LogEntry::Write {
-                tenant: tenant.clone(),
-                now_ms,
-                batch: part,
-            };
-            let o = self.inner.shards[i].append(&bytes, entry)?;
-            out.samples_written += o.samples_written;
-            out.histograms_written += o.histograms_written;
-            out.exemplars_written += o.exemplars_written;
-            out.rejected.extend(o.rejected);
+            merge_outcome(
+                &mut out,
+                append_part(&self.inner.shards[i], tenant, now_ms, part, None)?,
+            );
         }
         Ok(out)
     }
+}
+
+fn merge_outcome(into: &mut AppendOutcome, o: AppendOutcome) {
+    into.samples_written += o.samples_written;
+    into.histograms_written += o.histograms_written;
+    into.exemplars_written += o.exemplars_written;
+    into.rejected.extend(o.rejected);
+}
+
+/// Proposes one shard's part of a batch: series active in the head go by
+/// reference (`refs`, resolved now unless given), the rest with labels.
+/// Series whose reference went stale before apply (evicted in between)
+/// are proposed again with labels.
+fn append_part(
+    shard: &Shard,
+    tenant: &TenantId,
+    now_ms: i64,
+    batch: WriteBatch,
+    refs: Option<Vec<Option<u64>>>,
+) -> Result<AppendOutcome, StorageError> {
+    let refs = refs.unwrap_or_else(|| shard.state.read().resolve_refs(tenant.as_str(), &batch));
+    let bytes = encode_write_entry(tenant, now_ms, &batch, &refs);
+    let entry = LogEntry::Write {
+        tenant: tenant.clone(),
+        now_ms,
+        batch,
+        refs,
+    };
+    let applied = shard.append(&bytes, entry)?;
+    let mut out = applied.outcome;
+    if !applied.stale.is_empty() {
+        let retry = WriteBatch {
+            series: applied.stale,
+            metadata: Vec::new(),
+        };
+        let bytes = encode_write_entry(tenant, now_ms, &retry, &[]);
+        let entry = LogEntry::Write {
+            tenant: tenant.clone(),
+            now_ms,
+            batch: retry,
+            refs: Vec::new(),
+        };
+        merge_outcome(&mut out, shard.append(&bytes, entry)?.outcome);
+    }
+    Ok(out)
 }
 
 impl Drop for Tsdb {
@@ -692,4 +724,73 @@ mod tests {
             .unwrap();
         assert_eq!(q(&restored).len(), 4);
     }
+
+    #[test]
+    fn active_series_are_logged_by_reference_and_stale_references_are_retried() {
+        use crate::testing::{T0, batch, series, tenant};
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let db = Tsdb::open_manual(dir.path(), TsdbOptions::default(), clock.clone()).unwrap();
+        let t = tenant("a");
+        let shard = db.inner.shards[0].clone();
+        let many = |ts: i64| {
+            batch(
+                (0..50)
+                    .map(|i| {
+                        let inst = format!("host-{i}");
+                        series(
+                            &[("__name__", "node_load1"), ("instance", &inst), ("job", "node")],
+                            &[(ts, 1.0)],
+                        )
+                    })
+                    .collect(),
+            )
+        };
+        let before = shard.log.size_bytes();
+        db.append(&t, many(T0)).unwrap();
+        let first = shard.log.size_bytes() - before;
+        db.append(&t, many(T0 + 15_000)).unwrap();
+        let second = shard.log.size_bytes() - before - first;
+        assert!(
+            second * 4 < first * 3,
+            "by reference: {second} bytes, with labels: {first} bytes"
+        );
+
+        // A reference that went stale (the series was evicted in between)
+        // is proposed again with labels.
+        let sid = sids(&db)[0].1;
+        clock.advance(2 * 3_600_000);
+        db.tick().unwrap();
+        let x = series(
+            &[
+                ("__name__", "node_load1"),
+                ("instance", "host-0"),
+                ("job", "node"),
+            ],
+            &[(T0 + HOUR, 2.0)],
+        );
+        let out = append_part(&shard, &t, clock.now_ms(), batch(vec![x]), Some(vec![Some(sid)])).unwrap();
+        assert_eq!(out.samples_written, 1);
+        assert_eq!(db.stats().active_series, 1);
+        let image = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), image.path());
+        let restored = Tsdb::open_manual(image.path(), TsdbOptions::default(), clock).unwrap();
+        let q = |d: &Tsdb| {
+            d.querier(&t)
+                .unwrap()
+                .select(
+                    &[Matcher::equal("instance", "host-0")],
+                    &SelectHints {
+                        start: T0 - 1,
+                        end: T0 + 2 * HOUR,
+                        max_samples: None,
+                    },
+                )
+                .unwrap()
+        };
+        assert_eq!(q(&restored), q(&db));
+        assert_eq!(q(&db)[0].floats.len(), 3);
+    }
+
+    const HOUR: i64 = 3_600_000;
 }

@@ -11,12 +11,11 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock};
 use rocksdb::Cache;
 
-use super::apply::{Config, ShardState};
+use super::apply::{Applied, Config, ShardState};
 use super::disk::Disk;
 use super::exemplars::StoredExemplar;
 use super::head::{MemSeries, intern_labels};
 use super::keys;
-use crate::api::AppendOutcome;
 use crate::chunk::histogram::HistogramAppender;
 use crate::chunk::xor::XorAppender;
 use crate::error::StorageError;
@@ -129,7 +128,7 @@ impl Shard {
 
     /// Appends an encoded entry to the log and applies it once durable, in
     /// log order. `entry` is the decoded form of `bytes`.
-    pub fn append(&self, bytes: &[u8], entry: LogEntry) -> Result<AppendOutcome, StorageError> {
+    pub fn append(&self, bytes: &[u8], entry: LogEntry) -> Result<Applied, StorageError> {
         self.check_failed()?;
         let index = self.log.append(bytes)?;
         let mut turn = self.turn.lock();
