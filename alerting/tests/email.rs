@@ -260,3 +260,51 @@ async fn unreachable_smtp_is_retried_not_lost() {
     let r = e.tick().await;
     assert_eq!(r.deliveries.len(), 1, "retried after the backoff");
 }
+
+#[tokio::test]
+async fn go_templated_recipients_headers_and_parts() {
+    let s = start_smtp("plain", None, None);
+    let cfg = format!(
+        r#"
+global:
+  smtp_from: 'am@fenghuo.test'
+  smtp_smarthost: '127.0.0.1:{}'
+  smtp_require_tls: false
+route:
+  receiver: mail
+  group_by: [alertname]
+  group_wait: 30s
+receivers:
+- name: mail
+  email_configs:
+  - to: '{{{{ .CommonLabels.instance }}}}-team@example.com'
+    from: 'alerts+{{{{ .CommonLabels.severity }}}}@fenghuo.test'
+    headers:
+      Subject: '{{{{ template "email.default.subject" . }}}}'
+    html: '{{{{ template "email.default.html" . }}}}'
+    text: '{{{{ template "__text_alert_list" .Alerts }}}}'
+"#,
+        s.port
+    );
+    let r = deliver(&cfg).await;
+    assert_eq!(r.deliveries[0].outcome, "sent", "{:?}", r.deliveries[0].error);
+    let m = messages(s.dir.path());
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].1["rcpt_tos"], serde_json::json!(["db1-team@example.com"]));
+    assert_eq!(m[0].1["mail_from"], "alerts+critical@fenghuo.test");
+    let eml = decode_qp(&m[0].0);
+    assert!(
+        eml.contains("Subject: [FIRING:1] DiskFull (db1 critical)"),
+        "{eml}"
+    );
+    // html/template escaping in the HTML part, verbatim text in the text part.
+    assert!(
+        eml.contains("summary = disk &lt;b&gt;full&lt;/b&gt; &amp; &#34;bad&#34;<br>"),
+        "{eml}"
+    );
+    assert!(
+        eml.contains(" - summary = disk <b>full</b> & \"bad\"\n")
+            || eml.contains(" - summary = disk <b>full</b> & \"bad\"\r\n"),
+        "{eml}"
+    );
+}

@@ -172,6 +172,45 @@ async fn slack_incoming_webhook() {
 }
 
 #[tokio::test]
+async fn slack_fields_are_go_templates_as_in_alertmanager() {
+    let (sink, base) = sink().await;
+    *sink.answers.lock() = vec![(200, "ok".into())];
+    let c = cfg(&format!(
+        r#"  slack_configs:
+  - api_url: '{base}/services/T/B/X'
+    channel: '#{{{{ .CommonLabels.severity }}}}'
+    username: '{{{{ template "slack.default.username" . }}}}'
+    color: '{{{{ if eq .Status "firing" }}}}#ff0000{{{{ else }}}}#00ff00{{{{ end }}}}'
+    title: '{{{{ .CommonLabels.alertname | toUpper }}}} on {{{{ .CommonLabels.instance }}}}'
+    text: '{{{{ range .Alerts }}}}{{{{ .Annotations.summary }}}}{{{{ end }}}}'
+    short_fields: true
+    fields:
+    - title: severity
+      value: '{{{{ .CommonLabels.severity }}}}'
+    actions:
+    - type: button
+      text: Runbook
+      url: 'https://wiki/{{{{ .CommonLabels.alertname }}}}'
+"#
+    ));
+    let (d, _, _) = fire(&c).await;
+    assert_eq!(d[0].outcome, "sent", "{:?}", d[0].error);
+    let reqs = sink.requests.lock().clone();
+    let body: Value = serde_json::from_slice(&reqs[0].body).unwrap_or_default();
+    assert_eq!(body["channel"], "#critical");
+    assert_eq!(body["username"], "Alertmanager");
+    let att = &body["attachments"][0];
+    assert_eq!(att["color"], "#ff0000");
+    assert_eq!(att["title"], "DISKFULL on db1");
+    assert_eq!(att["text"], "disk <b>full</b> & \"bad\"");
+    assert_eq!(
+        att["fields"][0],
+        serde_json::json!({"title": "severity", "value": "critical", "short": true})
+    );
+    assert_eq!(att["actions"][0]["url"], "https://wiki/DiskFull");
+}
+
+#[tokio::test]
 async fn webhook_v4_payload_byte_for_byte() {
     let (sink, base) = sink().await;
     let c = cfg(&format!("  webhook_configs:\n  - url: '{base}/hook'\n"));

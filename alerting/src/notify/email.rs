@@ -1,7 +1,7 @@
 //! Email through lettre's async SMTP transport: implicit TLS on port 465 (or `force_implicit_tls`),
 //! STARTTLS required when `require_tls` (Alertmanager's default), plain otherwise; PLAIN/LOGIN
-//! auth; a multipart/alternative body with text and HTML parts; `headers` templated (Subject
-//! defaults to the group title). SMTP 4xx answers and connection failures are retryable.
+//! auth; a multipart/alternative body with text and HTML parts; `headers`, `to` and `from`
+//! templated (Subject defaults to the group title). SMTP 4xx answers and connection failures are retryable.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,9 +32,16 @@ pub fn split_smarthost(s: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), port))
 }
 
+/// An address list fixed at load time, or a template rendered per message (Alertmanager
+/// templates `to` and `from`).
+enum Addresses {
+    Fixed(Vec<Mailbox>),
+    Template(String),
+}
+
 pub struct EmailNotifier {
-    to: Vec<Mailbox>,
-    from: Mailbox,
+    to: Addresses,
+    from: Addresses,
     headers: BTreeMap<String, String>,
     subject: String,
     html: String,
@@ -96,15 +103,31 @@ impl EmailNotifier {
         let from_s = c.from.clone().or_else(|| g.smtp_from.clone()).ok_or_else(|| {
             AlertingError::Config(format!("receiver {receiver:?}: no global SMTP from set"))
         })?;
-        let from = from_s
-            .parse::<Mailbox>()
-            .map_err(|e| AlertingError::Config(format!("invalid from address {from_s:?}: {e}")))?;
-        let to = mailboxes(&c.to)?;
-        if to.is_empty() {
-            return Err(AlertingError::Config(format!(
-                "receiver {receiver:?}: missing to address in email config"
-            )));
-        }
+        let from = if from_s.contains("{{") {
+            Addresses::Template(
+                ctx.templates
+                    .add_field(&format!("receiver {receiver:?} email from"), &from_s)?,
+            )
+        } else {
+            let m = from_s
+                .parse::<Mailbox>()
+                .map_err(|e| AlertingError::Config(format!("invalid from address {from_s:?}: {e}")))?;
+            Addresses::Fixed(vec![m])
+        };
+        let to = if c.to.contains("{{") {
+            Addresses::Template(
+                ctx.templates
+                    .add_field(&format!("receiver {receiver:?} email to"), &c.to)?,
+            )
+        } else {
+            let to = mailboxes(&c.to)?;
+            if to.is_empty() {
+                return Err(AlertingError::Config(format!(
+                    "receiver {receiver:?}: missing to address in email config"
+                )));
+            }
+            Addresses::Fixed(to)
+        };
         let require_tls = c.require_tls.unwrap_or(g.smtp_require_tls);
         let tls_cfg = c.tls_config.as_ref().or(g.smtp_tls_config.as_ref());
         let implicit = c.force_implicit_tls.unwrap_or(port == 465);
@@ -170,6 +193,31 @@ impl EmailNotifier {
         })
     }
 
+    fn addresses(
+        &self,
+        a: &Addresses,
+        what: &str,
+        data: &NotificationData,
+        ctx: &SendContext,
+    ) -> Result<Vec<Mailbox>, NotifyError> {
+        match a {
+            Addresses::Fixed(v) => Ok(v.clone()),
+            Addresses::Template(t) => {
+                let s = render(ctx, t, Escape::None, data)?;
+                let v = mailboxes(&s)
+                    .map_err(|e| NotifyError::new("build", false, format!("email {what}: {e}")))?;
+                if v.is_empty() {
+                    return Err(NotifyError::new(
+                        "build",
+                        false,
+                        format!("email {what}: template rendered no address"),
+                    ));
+                }
+                Ok(v)
+            }
+        }
+    }
+
     /// Builds the message for `data`.
     pub fn message(&self, data: &NotificationData, ctx: &SendContext) -> Result<Message, NotifyError> {
         let subject = render(ctx, &self.subject, Escape::None, data)?
@@ -177,9 +225,14 @@ impl EmailNotifier {
             .replace(['\r', '\n'], " ");
         let html = render(ctx, &self.html, Escape::Html, data)?;
         let text = render(ctx, &self.text, Escape::None, data)?;
-        let mut b = Message::builder().from(self.from.clone()).subject(subject);
-        for t in &self.to {
-            b = b.to(t.clone());
+        let from = self.addresses(&self.from, "from", data, ctx)?;
+        let to = self.addresses(&self.to, "to", data, ctx)?;
+        let mut b = Message::builder().subject(subject);
+        if let Some(f) = from.into_iter().next() {
+            b = b.from(f);
+        }
+        for t in to {
+            b = b.to(t);
         }
         let mut msg = b
             .multipart(

@@ -1,0 +1,426 @@
+//! A real Alertmanager (Debian `prometheus-alertmanager`) and fenghuo render the same Go templates
+//! for the same alerts. Alertmanager gets the alerts of `tests/testdata/alerting/gotemplate/`
+//! (times shifted to now) over its API, renders the templates into the text part, the HTML part
+//! and the Subject of an email to a real SMTP listener; fenghuo renders the same template text
+//! against the same data; both must be equal section by section (`email.default.html`, fenghuo's
+//! own layout, must carry the same text and links). Only what Alertmanager 0.25 supports is sent
+//! to it (its function set predates `trimSpace`, `date`, `tz`, `toJson`, ...; those are covered
+//! by the goldens in `gotemplate.rs`). Fails when the binaries are missing
+//! (`apt-get install -y prometheus-alertmanager python3-aiosmtpd`).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use fenghuo_alerting::model::{Alert, LabelSet};
+use fenghuo_alerting::template::{Escape, NotificationData, Templates};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn testdata() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/testdata/alerting")
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct CaseAlert {
+    labels: LabelSet,
+    annotations: LabelSet,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    #[serde(rename = "generatorURL")]
+    generator_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CaseData {
+    name: String,
+    receiver: String,
+    now: DateTime<Utc>,
+    group_labels: LabelSet,
+    alerts: Vec<CaseAlert>,
+}
+
+#[derive(Deserialize)]
+struct CaseTemplate {
+    name: String,
+    html: bool,
+    src: String,
+}
+
+#[derive(Deserialize)]
+struct Cases {
+    data: Vec<CaseData>,
+    templates: Vec<CaseTemplate>,
+}
+
+/// Case templates Alertmanager 0.25 can parse (and that do not redefine shared definitions).
+fn supported(name: &str) -> bool {
+    let unsupported = [
+        "def:slack.default.color",
+        "def:discord.default.content",
+        "list-md",
+        "kv-print",
+        "kv-methods",
+        "funcs-string",
+        "funcs-time",
+        "funcs-json",
+        "funcs-misc",
+        "data-json",
+        "define-local",
+        "missing-field-error",
+        "html-typed",
+    ];
+    !unsupported.contains(&name)
+}
+
+/// Templates only this test sends (Alertmanager 0.25's own function set, incl. its `title`).
+fn live_only() -> Vec<(String, bool, String)> {
+    vec![(
+        "funcs-025".into(),
+        false,
+        r#"{{ toUpper .Status }} {{ toLower "ÄBC" }} {{ title "hELLO wORLD-x o'neil" }} {{ join "-" (stringSlice "a" "b" "c") }} {{ match "^Disk" .CommonLabels.alertname }} {{ reReplaceAll `(\w+)-(\d)` "$2.$1" "node-1 node-2" }} {{ safeHtml "<b>" }} {{ .GroupLabels.SortedPairs.Values | join "," }} {{ (.CommonLabels.Remove .GroupLabels.Names).Values | join "," }}"#.into(),
+    )]
+}
+
+const MARK: &str = "@@@";
+
+fn section_text(templates: &[(String, bool, String)], html: bool) -> String {
+    templates
+        .iter()
+        .filter(|t| t.1 == html)
+        .map(|(n, _, src)| format!("\n{MARK}{n}{MARK}\n{src}"))
+        .collect()
+}
+
+fn split_sections(s: &str) -> Vec<(String, String)> {
+    let s = s.replace("\r\n", "\n");
+    let mut out = Vec::new();
+    for chunk in s.split(&format!("\n{MARK}")).skip(1) {
+        if let Some((name, body)) = chunk.split_once(&format!("{MARK}\n")) {
+            out.push((name.to_string(), body.to_string()));
+        }
+    }
+    out
+}
+
+/// Alertmanager's `AlertSlice` order: `job`, then `instance` (present first), then the label set.
+fn am_order(a: &Alert, b: &Alert) -> std::cmp::Ordering {
+    for k in ["job", "instance"] {
+        match (a.labels.get(k), b.labels.get(k)) {
+            (None, None) => continue,
+            (None, Some(_)) => return std::cmp::Ordering::Greater,
+            (Some(_), None) => return std::cmp::Ordering::Less,
+            (Some(x), Some(y)) if x != y => return x.cmp(y),
+            _ => {}
+        }
+    }
+    let flat = |l: &LabelSet| {
+        l.iter()
+            .flat_map(|(k, v)| [k.clone(), v.clone()])
+            .collect::<Vec<_>>()
+    };
+    flat(&a.labels).cmp(&flat(&b.labels))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("port: {e}"))
+}
+
+const PARSE_MAIL: &str = r#"
+import email, glob, json, sys
+from email import policy
+out = []
+for f in sorted(glob.glob(sys.argv[1] + "/*.eml")):
+    m = email.message_from_bytes(open(f, "rb").read(), policy=policy.default)
+    parts = {}
+    for p in m.walk():
+        if p.get_content_type() in ("text/plain", "text/html"):
+            parts[p.get_content_type()] = p.get_content()
+    out.append({"to": str(m["To"]), "subject": str(m["Subject"]),
+                "text": parts.get("text/plain", ""), "html": parts.get("text/html", "")})
+print(json.dumps(out))
+"#;
+
+fn mails(dir: &std::path::Path) -> Vec<Value> {
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(PARSE_MAIL)
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap_or_default()
+}
+
+fn html_digest(html: &str) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut links = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find('<') {
+        text.push_str(&rest[..i]);
+        text.push(' ');
+        let end = rest[i..].find('>').map(|j| i + j + 1).unwrap_or(rest.len());
+        let tag = &rest[i..end];
+        if let Some(h) = tag.find("href=\"") {
+            let v = &tag[h + 6..];
+            links.push(v[..v.find('"').unwrap_or(v.len())].to_string());
+        }
+        rest = &rest[end..];
+        if tag.starts_with("<style") {
+            rest = rest.find("</style>").map(|j| &rest[j..]).unwrap_or("");
+        }
+    }
+    text.push_str(rest);
+    (text.split_whitespace().collect::<Vec<_>>().join(" "), links)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_and_fenghuo_render_the_same() {
+    let cases: Cases = serde_json::from_str(
+        &std::fs::read_to_string(testdata().join("gotemplate/cases.json")).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("cases: {e}"));
+    let mut templates: Vec<(String, bool, String)> = cases
+        .templates
+        .iter()
+        .filter(|t| supported(&t.name))
+        .map(|t| (t.name.clone(), t.html, t.src.clone()))
+        .collect();
+    templates.extend(live_only());
+    let text_src = section_text(&templates, false);
+    let html_src = section_text(&templates, true);
+    let subject_src = r#"{{ template "email.default.subject" . }}"#;
+
+    // A real SMTP listener.
+    let mail_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut smtp = Command::new("/usr/bin/python3")
+        .arg(testdata().join("smtp_sink.py"))
+        .arg(mail_dir.path())
+        .arg("plain")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 missing (apt-get install -y python3-aiosmtpd): {e}"));
+    let mut line = String::new();
+    let _ = BufReader::new(smtp.stdout.take().unwrap_or_else(|| panic!("stdout"))).read_line(&mut line);
+    let smtp_port: u16 = line
+        .trim()
+        .strip_prefix("READY ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("SMTP sink did not start: {line:?}"));
+    let _smtp = Proc(smtp);
+
+    // A real Alertmanager with one email receiver per data set.
+    let recv = |name: &str, to: &str| {
+        json!({"name": name, "email_configs": [{
+            "to": to, "send_resolved": true, "headers": {"Subject": subject_src},
+            "text": text_src, "html": html_src,
+        }]})
+    };
+    let config = json!({
+        "global": {"smtp_smarthost": format!("127.0.0.1:{smtp_port}"), "smtp_from": "am@example.org",
+                   "smtp_require_tls": false},
+        "route": {"receiver": "default", "group_by": ["job"], "group_wait": "1s", "group_interval": "2s",
+                  "repeat_interval": "1h", "routes": [
+            {"matchers": ["alertname=\"DiskFull\""], "receiver": "ops.team (mail)", "group_by": ["alertname", "cluster"]},
+            {"matchers": ["alertname=\"磁盘满\""], "receiver": "team-磁盘", "group_by": []},
+        ]},
+        "receivers": [recv("default", "default@example.org"), recv("ops.team (mail)", "ops@example.org"),
+                      recv("team-磁盘", "team@example.org")],
+    });
+    let am_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg_path = am_dir.path().join("alertmanager.yml");
+    std::fs::write(&cfg_path, serde_yaml::to_string(&config).unwrap_or_default()).unwrap_or_default();
+    let port = free_port();
+    let external = "http://am.example:9093/am";
+    let am = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", cfg_path.display()))
+        .arg(format!("--storage.path={}", am_dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--web.external-url={external}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(am_dir.path().join("am.log"))
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+        )
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("prometheus-alertmanager missing (apt-get install -y prometheus-alertmanager): {e}")
+        });
+    let _am = Proc(am);
+    // Alertmanager serves under the external URL's path.
+    let base = format!("http://127.0.0.1:{port}/am");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .get(format!("{base}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "Alertmanager did not become ready: {}",
+            std::fs::read_to_string(am_dir.path().join("am.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The alerts, shifted so each case's `now` is the real now (times to the millisecond).
+    let now = Utc::now();
+    let ms = |t: DateTime<Utc>| DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t);
+    let shifted: Vec<(&CaseData, Vec<CaseAlert>)> = cases
+        .data
+        .iter()
+        .map(|d| {
+            let off = now - d.now;
+            let alerts = d
+                .alerts
+                .iter()
+                .map(|a| CaseAlert {
+                    starts_at: ms(a.starts_at + off),
+                    ends_at: ms(a.ends_at + off),
+                    ..a.clone()
+                })
+                .collect();
+            (d, alerts)
+        })
+        .collect();
+    let post = |alerts: Vec<Value>| {
+        let client = client.clone();
+        let url = format!("{base}/api/v2/alerts");
+        async move {
+            let r = client
+                .post(url)
+                .json(&alerts)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("post: {e}"));
+            assert!(r.status().is_success(), "post: {}", r.status());
+        }
+    };
+    let to_json = |a: &CaseAlert, ends: DateTime<Utc>| {
+        json!({"labels": a.labels, "annotations": a.annotations, "startsAt": a.starts_at,
+               "endsAt": ends, "generatorURL": a.generator_url})
+    };
+    // Phase 1: everything fires (Alertmanager sends nothing for a group that never fired).
+    let later = now + chrono::Duration::hours(2);
+    post(
+        shifted
+            .iter()
+            .flat_map(|(_, a)| a.iter().map(|a| to_json(a, later)))
+            .collect(),
+    )
+    .await;
+    let wait_for = |n: usize| {
+        let dir = mail_dir.path().to_path_buf();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let m = mails(&dir);
+                if m.len() >= n {
+                    return m;
+                }
+                assert!(Instant::now() < deadline, "only {} of {n} mails arrived", m.len());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for(3).await;
+    // Phase 2: the case's resolved alerts resolve.
+    post(
+        shifted
+            .iter()
+            .flat_map(|(_, a)| {
+                a.iter()
+                    .filter(|a| a.ends_at <= now)
+                    .map(|a| to_json(a, a.ends_at))
+            })
+            .collect(),
+    )
+    .await;
+    let all = wait_for(5).await;
+
+    let mut fh = Templates::load(&[], std::path::Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    let text_t = fh.add_go("text", &text_src).unwrap_or_else(|e| panic!("{e}"));
+    let html_t = fh.add_go("html", &html_src).unwrap_or_else(|e| panic!("{e}"));
+    let subj_t = fh
+        .add_go("subject", subject_src)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut compared = 0;
+    for (d, alerts) in &shifted {
+        let to = match d.name.as_str() {
+            "mixed" => "ops@example.org",
+            "firing-one" => "team@example.org",
+            _ => "default@example.org",
+        };
+        let mail = all
+            .iter()
+            .rev()
+            .find(|m| m["to"].as_str() == Some(to))
+            .unwrap_or_else(|| panic!("no mail for {}", d.name));
+        let mut alerts: Vec<Alert> = alerts
+            .iter()
+            .map(|a| Alert {
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+                generator_url: a.generator_url.clone(),
+                updated_at: now,
+                timeout: false,
+            })
+            .collect();
+        alerts.sort_by(am_order);
+        let data = NotificationData::build(
+            &d.receiver,
+            "{}",
+            &d.group_labels,
+            &alerts,
+            Utc::now(),
+            external,
+            "anonymous",
+            "",
+        );
+        let render = |t: &str, e| {
+            fh.render(t, e, &data)
+                .unwrap_or_else(|e| panic!("{}: {e}", d.name))
+        };
+        assert_eq!(
+            mail["subject"].as_str(),
+            Some(render(&subj_t, Escape::None).as_str()),
+            "{}",
+            d.name
+        );
+        for (part, tname, esc) in [("text", &text_t, Escape::None), ("html", &html_t, Escape::Html)] {
+            let theirs = split_sections(mail[part].as_str().unwrap_or_default());
+            let ours = split_sections(&render(tname, esc));
+            assert_eq!(theirs.len(), ours.len(), "{} {part}: sections", d.name);
+            for ((name, a), (_, f)) in theirs.iter().zip(ours.iter()) {
+                if name == "html-email-default" {
+                    assert_eq!(html_digest(a), html_digest(f), "{}/{name}", d.name);
+                } else {
+                    assert_eq!(a, f, "{}/{name}", d.name);
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 100, "only {compared} sections compared");
+}
