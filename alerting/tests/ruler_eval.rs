@@ -641,3 +641,134 @@ fn alert_limit_fails_the_rule_and_clears_its_alerts() {
     );
     assert!(g.alert_states().is_empty());
 }
+
+/// A store whose first query blocks until released, counting queries in flight.
+struct SlowStore {
+    inner: Arc<MemStore>,
+    gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Queryable for SlowStore {
+    fn querier(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Arc<dyn fenghuo_storage::api::Querier>, fenghuo_storage::StorageError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.max_in_flight.fetch_max(n, SeqCst);
+        self.calls.fetch_add(1, SeqCst);
+        let gate = self.gate.lock().take();
+        if let Some(rx) = gate {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(30));
+        }
+        let q = self.inner.querier(tenant);
+        self.in_flight.fetch_sub(1, SeqCst);
+        q
+    }
+}
+
+fn wait(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn a_slow_group_is_never_evaluated_twice_at_once_and_counts_missed_iterations() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (release, gate) = std::sync::mpsc::channel();
+    let mem = Arc::new(MemStore::new());
+    let slow = Arc::new(SlowStore {
+        inner: mem.clone(),
+        gate: Mutex::new(Some(gate)),
+        in_flight: Default::default(),
+        max_in_flight: Default::default(),
+        calls: Default::default(),
+    });
+    let clock = Arc::new(ManualClock::new(at(T0)));
+    let svc = RulerService::start(
+        RulerOptions {
+            config: config(
+                tmp.path(),
+                &[(
+                    "slow",
+                    "groups:\n- name: slow\n  rules:\n  - record: r\n    expr: vector(1)\n",
+                )],
+            ),
+            default_external_url: "http://fenghuo:9800".into(),
+            run_loop: true,
+        },
+        Backend {
+            engine: Arc::new(Engine::new(EngineOptions::default())),
+            queryable: slow.clone(),
+            appender: mem.clone(),
+        },
+        Arc::new(Sink::default()),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = svc.all_groups()[0].clone();
+    let key = g.key();
+    let missed = || {
+        metrics::ITERATIONS_MISSED
+            .with_label_values(&["slow", &key])
+            .get()
+    };
+    let first = svc.next_eval(&g.tenant, &g.file, &g.name).unwrap_or_default();
+    // The first evaluation starts and hangs in its query.
+    clock.set(at(first));
+    wait("the first evaluation to hang", || {
+        slow.in_flight.load(SeqCst) == 1
+    });
+    // Five intervals pass while it runs: no second evaluation starts meanwhile.
+    for k in 1..=5 {
+        clock.set(at(first + k * 10_000 + 1));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(slow.calls.load(SeqCst), 1, "a second evaluation started");
+    assert_eq!(missed(), 0);
+    let _ = release.send(());
+    wait("the next evaluation", || g.last_eval_ts() == Some(first + 50_000));
+    // The iterations at +10s..+40s were missed; the evaluation at +50s ran.
+    assert_eq!(missed(), 4);
+    assert_eq!(slow.max_in_flight.load(SeqCst), 1);
+    assert_eq!(svc.next_eval(&g.tenant, &g.file, &g.name), Some(first + 60_000));
+    // A reload replacing the group's definition waits for the evaluation in flight, then takes
+    // over its state.
+    let (release, gate) = std::sync::mpsc::channel();
+    *slow.gate.lock() = Some(gate);
+    clock.set(at(first + 60_000));
+    wait("the evaluation at +60s to hang", || {
+        slow.in_flight.load(SeqCst) == 1
+    });
+    std::fs::write(
+        tmp.path().join("slow-0.yml"),
+        "groups:\n- name: slow\n  rules:\n  - record: r\n    expr: vector(2)\n",
+    )
+    .unwrap_or_default();
+    let svc2 = svc.clone();
+    let reloading = std::thread::spawn(move || svc2.reload(None));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!reloading.is_finished(), "reload did not wait for the evaluation");
+    let _ = release.send(());
+    assert!(reloading.join().is_ok_and(|r| r.is_ok()));
+    let new = svc.all_groups()[0].clone();
+    assert!(!Arc::ptr_eq(&new, &g));
+    assert_eq!(new.last_eval_ts(), Some(first + 60_000));
+    assert_eq!(slow.max_in_flight.load(SeqCst), 1);
+    rt.block_on(svc.shutdown());
+}

@@ -87,6 +87,19 @@ fn now_ms(clock: &dyn Clock) -> i64 {
     clock.now().timestamp_millis()
 }
 
+/// Waits for a group's evaluation in flight, if any (evaluations never take the groups lock).
+fn wait_until_idle(s: &Scheduled) {
+    let started = std::time::Instant::now();
+    let mut warned = false;
+    while s.running.load(Ordering::SeqCst) {
+        if !warned && started.elapsed() > std::time::Duration::from_secs(10) {
+            tracing::warn!(group = %s.group.key(), "Reload waits for a long rule group evaluation.");
+            warned = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 impl RulerService {
     /// Loads the rule files and, with `run_loop`, starts evaluating. A rule file with errors
     /// fails the start (as Prometheus refuses to start with bad rules).
@@ -179,6 +192,10 @@ impl RulerService {
             let sched = match old.remove(&key) {
                 Some(prev) if prev.group.same_definition(&g) => prev,
                 Some(prev) => {
+                    // Like Prometheus's `oldg.stop()`: the old definition's evaluation in flight
+                    // finishes before its state is copied, so the group is never evaluated twice
+                    // at once and no state is lost.
+                    wait_until_idle(&prev);
                     g.copy_state(&prev.group);
                     let g = Arc::new(g);
                     Scheduled {
@@ -216,9 +233,11 @@ impl RulerService {
             }
             groups.insert(key, sched);
         }
-        // Groups no longer configured: their series go stale two intervals from now.
+        // Groups no longer configured: their series go stale two intervals from now (after an
+        // evaluation in flight, whose series are then known).
         let mut retired = self.retired.lock();
         for ((tenant, key), s) in old {
+            wait_until_idle(&s);
             let series = s.group.current_series();
             let _ = metrics::GROUP_RULES.remove_label_values(&[tenant.as_str(), &key]);
             let _ = metrics::GROUP_INTERVAL.remove_label_values(&[tenant.as_str(), &key]);
