@@ -17,6 +17,8 @@ pub enum EventKind {
     Notified,
     NotifyFailed,
     DeliveryFailed,
+    /// A failing group's delivery succeeded again (or its failure notice was dismissed).
+    DeliveryRecovered,
     Deferred,
     Acked,
     AckExpired,

@@ -1,6 +1,6 @@
 //! fenghuo's own alerting API under `/api/v1/alerting`: generic JSON ingestion, acknowledgements
-//! (API and signed links for messages), history and statistics, escalation state, template
-//! preview, test notifications and route testing.
+//! (API and signed links for messages), history and statistics, escalation state, the queue of
+//! deliveries that kept failing, template preview, test notifications and route testing.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -29,6 +29,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerting/history", get(history))
         .route("/api/v1/alerting/stats", get(get_stats))
         .route("/api/v1/alerting/escalations", get(escalations))
+        .route(
+            "/api/v1/alerting/delivery-failures",
+            get(delivery_failures).delete(dismiss_delivery_failure),
+        )
         .route("/api/v1/alerting/templates/preview", post(preview))
         .route("/api/v1/alerting/receivers/{name}/test", post(test_receiver))
         .route("/api/v1/alerting/routes/test", post(routes_test))
@@ -401,6 +405,33 @@ async fn get_stats(State(s): State<ApiState>, headers: HeaderMap, RawQuery(q): R
 async fn escalations(State(s): State<ApiState>, headers: HeaderMap) -> Response {
     match tenant_of(&headers).and_then(|t| s.engine.escalations(&t)) {
         Ok(e) => ok(serde_json::to_value(e).unwrap_or_default()),
+        Err(e) => err(e),
+    }
+}
+
+async fn delivery_failures(State(s): State<ApiState>, headers: HeaderMap) -> Response {
+    match tenant_of(&headers).and_then(|t| s.engine.delivery_failures(&t)) {
+        Ok(n) => ok(serde_json::to_value(n).unwrap_or_default()),
+        Err(e) => err(e),
+    }
+}
+
+async fn dismiss_delivery_failure(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let p = Params::parse(q.as_deref());
+    let run = || -> Result<(), AlertingError> {
+        let tenant = tenant_of(&headers)?;
+        let key = p
+            .one("groupKey")
+            .ok_or_else(|| AlertingError::BadRequest("groupKey is required".into()))?;
+        s.engine
+            .dismiss_delivery_failure(&tenant, key, p.one("by").unwrap_or(""))
+    };
+    match run() {
+        Ok(()) => ok(json!({})),
         Err(e) => err(e),
     }
 }

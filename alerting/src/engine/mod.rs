@@ -3,6 +3,7 @@
 //! (see [`tick`]) flushes due groups through the notification pipeline and advances escalations.
 //! Every state change is written through the [`AlertStateStore`] before it is acted upon.
 
+pub mod delivery;
 pub mod runtime;
 pub mod state;
 pub mod tick;
@@ -28,6 +29,7 @@ use crate::notify::LimiterRegistry;
 use crate::route::RouteTree;
 use crate::silence::Silence;
 use crate::store::{AlertStateStore, StateKind, StateOp};
+pub use delivery::{FailureNotice, GroupDelivery};
 pub use runtime::Runtime;
 pub use state::{Ack, AggrGroup, EscalationState, StoredAlert, TenantState};
 pub use tick::{Delivery, TickReport};
@@ -54,7 +56,6 @@ pub struct Engine {
     pub(crate) opts: EngineOptions,
     ack_secret: Vec<u8>,
     pub started_at: Ts,
-    pub(crate) failure_notices: Mutex<Vec<tick::FailureNotice>>,
     pub(crate) last_history_gc: Mutex<Option<Ts>>,
     pub(crate) inflight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -115,6 +116,13 @@ impl Engine {
     ) -> Result<Arc<Self>, AlertingError> {
         let now = clock.now();
         let limiters = LimiterRegistry::default();
+        // Rate budgets survive restarts: a restart must not refill a spent budget.
+        limiters.preload(
+            store
+                .scan(SYSTEM_TENANT, StateKind::RateBudget)?
+                .into_iter()
+                .filter_map(|(k, v)| serde_json::from_slice(&v).ok().map(|b| (k, b))),
+        );
         let runtime = Arc::new(Runtime::build(loaded, &opts.external_url, &limiters, now)?);
         let ack_secret = match store
             .scan(SYSTEM_TENANT, StateKind::Meta)?
@@ -148,7 +156,6 @@ impl Engine {
             opts,
             ack_secret,
             started_at: now,
-            failure_notices: Mutex::new(Vec::new()),
             last_history_gc: Mutex::new(None),
             inflight: Mutex::new(Vec::new()),
         });
@@ -185,11 +192,18 @@ impl Engine {
             let mut st = t.lock();
             st.groups.clear();
             rebuild_groups(&rt, &mut st, now);
+            let _ = self.persist(&mut st);
         }
         Ok(())
     }
 
-    /// The state of a tenant, loaded from the store on first use.
+    /// The state of a tenant if it has any (reads never create tenant state: every tenant with
+    /// stored state is loaded at start-up).
+    pub fn existing_tenant(&self, tenant: &str) -> Option<Arc<Mutex<TenantState>>> {
+        self.tenants.lock().get(tenant).cloned()
+    }
+
+    /// The state of a tenant, created (or loaded from the store) on first write.
     pub fn tenant(&self, tenant: &str) -> Result<Arc<Mutex<TenantState>>, AlertingError> {
         let mut map = self.tenants.lock();
         if let Some(t) = map.get(tenant) {
@@ -733,10 +747,12 @@ pub(crate) fn insert_into_groups(rt: &Runtime, st: &mut TenantState, alert: &Ale
     }
 }
 
-/// Rebuilds all groups from the stored alerts (start-up and reload).
+/// Rebuilds all groups from the stored alerts (start-up and reload), with their persisted
+/// delivery retry state.
 pub(crate) fn rebuild_groups(rt: &Runtime, st: &mut TenantState, now: Ts) {
     let alerts: Vec<Alert> = st.alerts.values().map(|s| s.alert.clone()).collect();
     for a in alerts {
         insert_into_groups(rt, st, &a, now);
     }
+    st.restore_group_delivery();
 }

@@ -1,6 +1,6 @@
 //! One tenant's in-memory state and its write-through to the [`AlertStateStore`]: alerts,
-//! aggregation groups (rebuilt from alerts, not stored), silences, notification log, acks,
-//! escalation progress and the history sequence.
+//! aggregation groups (rebuilt from alerts, not stored; their delivery retry state is), silences,
+//! notification log, acks, escalation progress, the failure-notice queue and the history sequence.
 
 use std::collections::BTreeMap;
 
@@ -90,6 +90,15 @@ pub struct TenantState {
     pub ops: Vec<StateOp>,
     /// Groups whose escalation step is being delivered (not persisted).
     pub escalations_in_flight: std::collections::BTreeSet<String>,
+    /// Persisted retry state of failing groups, by `route index|group key`.
+    pub group_delivery: BTreeMap<String, super::delivery::GroupDelivery>,
+    /// The failure-notice queue, by group key.
+    pub notices: BTreeMap<String, super::delivery::FailureNotice>,
+    /// Notices being delivered to the failure receiver (not persisted).
+    pub notices_in_flight: std::collections::BTreeSet<String>,
+    /// Alerts the notification pipeline has seen (Alertmanager's marker; not persisted: after a
+    /// restart every alert is unprocessed until its group flushes).
+    pub processed: std::collections::BTreeSet<Fingerprint>,
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(kind: StateKind, k: &str, v: &[u8]) -> Option<T> {
@@ -115,6 +124,10 @@ impl TenantState {
             history_seq: 0,
             ops: vec![],
             escalations_in_flight: Default::default(),
+            group_delivery: BTreeMap::new(),
+            notices: BTreeMap::new(),
+            notices_in_flight: Default::default(),
+            processed: Default::default(),
         }
     }
 
@@ -147,6 +160,17 @@ impl TenantState {
                 s.escalations.insert(k, e);
             }
         }
+        for (k, v) in store.scan(tenant, StateKind::Delivery)? {
+            if let Some(key) = k.strip_prefix("group/") {
+                if let Some(d) = decode(StateKind::Delivery, &k, &v) {
+                    s.group_delivery.insert(key.to_string(), d);
+                }
+            } else if let Some(key) = k.strip_prefix("notice/")
+                && let Some(n) = decode(StateKind::Delivery, &k, &v)
+            {
+                s.notices.insert(key.to_string(), n);
+            }
+        }
         if let Some((_, v)) = store
             .scan(tenant, StateKind::Meta)?
             .into_iter()
@@ -157,7 +181,7 @@ impl TenantState {
         Ok(s)
     }
 
-    fn put<T: Serialize>(&mut self, kind: StateKind, key: &str, v: &T) {
+    pub(crate) fn put<T: Serialize>(&mut self, kind: StateKind, key: &str, v: &T) {
         let value = serde_json::to_vec(v).unwrap_or_default();
         self.ops.push(StateOp::Put {
             tenant: self.tenant.clone(),
@@ -167,7 +191,7 @@ impl TenantState {
         });
     }
 
-    fn del(&mut self, kind: StateKind, key: &str) {
+    pub(crate) fn del(&mut self, kind: StateKind, key: &str) {
         self.ops.push(StateOp::Delete {
             tenant: self.tenant.clone(),
             kind,
@@ -183,6 +207,7 @@ impl TenantState {
 
     pub fn remove_alert(&mut self, fp: Fingerprint) {
         self.alerts.remove(&fp);
+        self.processed.remove(&fp);
         self.del(StateKind::Alert, &fp.to_string());
     }
 

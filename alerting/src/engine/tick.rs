@@ -84,6 +84,7 @@ struct Prepared {
     now: Ts,
     batch: Batch,
     escs: Vec<EscFlush>,
+    notices: Vec<NoticeFlush>,
 }
 
 /// What the prepare phase produced for the dispatch phase.
@@ -107,15 +108,11 @@ struct EscFlush {
     receivers: Vec<String>,
 }
 
-/// A delivery failure to report on the next tick.
-#[derive(Debug, Clone)]
-pub(crate) struct FailureNotice {
+/// A failure notice being sent to the failure receiver.
+struct NoticeFlush {
     tenant: String,
     group_key: String,
-    alerts: Vec<Alert>,
-    group_labels: crate::model::LabelSet,
-    failed: String,
-    error: String,
+    jobs: Vec<usize>,
 }
 
 /// Alertmanager's `AlertSlice` order: by `job`, then `instance` (present before absent), then labels.
@@ -145,7 +142,8 @@ impl Engine {
     /// delivery in flight are skipped until it completes.
     pub async fn tick_detached(self: &Arc<Self>) {
         let p = self.prepare().await;
-        if p.batch.jobs.is_empty() && p.batch.flushes.is_empty() && p.escs.is_empty() {
+        if p.batch.jobs.is_empty() && p.batch.flushes.is_empty() && p.escs.is_empty() && p.notices.is_empty()
+        {
             return;
         }
         let engine = self.clone();
@@ -173,8 +171,8 @@ impl Engine {
         let rt = self.runtime();
         let mut batch = Batch::default();
         let mut escs: Vec<EscFlush> = Vec::new();
+        let mut notices: Vec<NoticeFlush> = Vec::new();
         let gc_history = self.should_gc_history(now);
-        let notices: Vec<FailureNotice> = std::mem::take(&mut *self.failure_notices.lock());
         let tenants: Vec<(String, Arc<parking_lot::Mutex<TenantState>>)> = self
             .tenants
             .lock()
@@ -195,27 +193,39 @@ impl Engine {
                 self.prepare_flush(&rt, &mut st, &gid, now, &inhibitor, &mut batch);
             }
             self.prepare_escalations(&rt, &mut st, now, &inhibitor, &mut batch.jobs, &mut escs);
+            self.prepare_notices(&rt, &mut st, now, &mut batch.jobs, &mut notices);
             let _ = self.persist(&mut st);
             if gc_history {
                 let _ = self.gc_history(tenant, now);
             }
         }
-        for n in notices {
-            self.prepare_failure_notice(&rt, n, now, &mut batch.jobs);
+        Prepared {
+            rt,
+            now,
+            batch,
+            escs,
+            notices,
         }
-        Prepared { rt, now, batch, escs }
     }
 
     /// Phases 2 and 3: send, then record the outcomes.
     async fn finish(&self, p: Prepared) -> TickReport {
-        let Prepared { rt, now, batch, escs } = p;
+        let Prepared {
+            rt,
+            now,
+            batch,
+            escs,
+            notices,
+        } = p;
         let Batch { jobs, flushes } = batch;
         let outcomes = self.dispatch(&rt, &jobs, now).await;
+        self.persist_rate_budgets(&jobs);
         let mut report = TickReport::default();
         for (job, out) in jobs.iter().zip(outcomes.iter()) {
             report.deliveries.push(delivery(job, out));
         }
         self.apply(&rt, &jobs, &outcomes, flushes, escs, now);
+        self.apply_notices(&rt, &jobs, &outcomes, notices, now);
         report
     }
 
@@ -497,39 +507,153 @@ impl Engine {
         }
     }
 
-    fn prepare_failure_notice(&self, rt: &Runtime, n: FailureNotice, now: Ts, jobs: &mut Vec<Job>) {
+    /// Queued failure notices due for (another) attempt at the failure receiver.
+    fn prepare_notices(
+        &self,
+        rt: &Runtime,
+        st: &mut TenantState,
+        now: Ts,
+        jobs: &mut Vec<Job>,
+        out: &mut Vec<NoticeFlush>,
+    ) {
         let Some(rname) = rt.loaded.config.fenghuo.delivery.failure_receiver.clone() else {
             return;
         };
-        let ack_url = self.ack_url(&n.tenant, &n.group_key);
-        let mut data = NotificationData::build(
-            &rname,
-            &n.group_key,
-            &n.group_labels,
-            &n.alerts,
-            now,
-            &rt.external_url,
-            &n.tenant,
-            &ack_url,
-        );
-        data.common_annotations.insert(
-            "fenghuo_delivery_failure".into(),
-            format!("{}: {}", n.failed, n.error),
-        );
-        for integ in rt.receivers.get(&rname).cloned().unwrap_or_default() {
-            if integ.id() == n.failed {
+        let due: Vec<_> = st
+            .notices
+            .values()
+            .filter(|n| n.notified_at.is_none() && n.next_notify_at.is_none_or(|t| t <= now))
+            .filter(|n| !st.notices_in_flight.contains(&n.group_key))
+            .cloned()
+            .collect();
+        for n in due {
+            let ack_url = self.ack_url(&st.tenant, &n.group_key);
+            let mut data = NotificationData::build(
+                &rname,
+                &n.group_key,
+                &n.group_labels,
+                &n.alerts,
+                now,
+                &rt.external_url,
+                &st.tenant,
+                &ack_url,
+            );
+            data.common_annotations.insert(
+                "fenghuo_delivery_failure".into(),
+                format!("{}: {}", n.integration, n.error),
+            );
+            let mut flush = NoticeFlush {
+                tenant: st.tenant.clone(),
+                group_key: n.group_key.clone(),
+                jobs: vec![],
+            };
+            for integ in rt.receivers.get(&rname).cloned().unwrap_or_default() {
+                // Never through the integration that is failing.
+                if integ.id() == n.integration {
+                    continue;
+                }
+                flush.jobs.push(jobs.len());
+                jobs.push(Job {
+                    tenant: st.tenant.clone(),
+                    group_key: n.group_key.clone(),
+                    integration: integ,
+                    data: data.clone(),
+                    kind: JobKind::FailureNotice,
+                    nflog: None,
+                    firing: n.alerts.iter().map(|a| a.fingerprint().to_string()).collect(),
+                    resolved: vec![],
+                });
+            }
+            if !flush.jobs.is_empty() {
+                st.notices_in_flight.insert(n.group_key.clone());
+                out.push(flush);
+            }
+        }
+    }
+
+    /// Records the failure receiver's answers: a confirmed delivery marks the notice as sent;
+    /// otherwise it is retried with backoff (or when the rate budget allows).
+    fn apply_notices(
+        &self,
+        rt: &Runtime,
+        jobs: &[Job],
+        outcomes: &[Outcome],
+        flushes: Vec<NoticeFlush>,
+        now: Ts,
+    ) {
+        let cfg = &rt.loaded.config.fenghuo.delivery;
+        for f in flushes {
+            let Some(t) = self.existing_tenant(&f.tenant) else {
+                continue;
+            };
+            let mut st = t.lock();
+            st.notices_in_flight.remove(&f.group_key);
+            let Some(mut n) = st.notices.get(&f.group_key).cloned() else {
+                continue;
+            };
+            let outs: Vec<&Outcome> = f.jobs.iter().map(|&i| &outcomes[i]).collect();
+            if outs.iter().any(|o| matches!(o, Outcome::Sent { .. })) {
+                n.notified_at = Some(now);
+                n.next_notify_at = None;
+            } else if let Some(at) = outs
+                .iter()
+                .filter_map(|o| {
+                    if let Outcome::Deferred(t) = o {
+                        Some(*t)
+                    } else {
+                        None
+                    }
+                })
+                .min()
+            {
+                n.next_notify_at = Some(at);
+            } else {
+                n.notify_attempts += 1;
+                n.next_notify_at = Some(
+                    now + super::delivery::backoff(
+                        n.notify_attempts,
+                        cfg.initial_backoff.as_duration(),
+                        cfg.max_backoff.as_duration(),
+                    ),
+                );
+                n.last_notify_error = f
+                    .jobs
+                    .iter()
+                    .find_map(|&i| match &outcomes[i] {
+                        Outcome::Failed(e) => Some(format!("{}: {e}", jobs[i].integration.id())),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+            }
+            st.set_notice(n);
+            let _ = self.persist(&mut st);
+        }
+    }
+
+    /// Writes the rate budgets the dispatch used (system state), so a restart does not refill them.
+    fn persist_rate_budgets(&self, jobs: &[Job]) {
+        let mut seen = BTreeSet::new();
+        let mut ops = Vec::new();
+        for j in jobs {
+            let (Some(key), Some(lim)) = (&j.integration.limiter_key, &j.integration.limiter) else {
+                continue;
+            };
+            if !seen.insert(key.clone()) {
                 continue;
             }
-            jobs.push(Job {
-                tenant: n.tenant.clone(),
-                group_key: n.group_key.clone(),
-                integration: integ,
-                data: data.clone(),
-                kind: JobKind::FailureNotice,
-                nflog: None,
-                firing: n.alerts.iter().map(|a| a.fingerprint().to_string()).collect(),
-                resolved: vec![],
+            let state = lim.lock().state();
+            ops.push(crate::store::StateOp::Put {
+                tenant: super::SYSTEM_TENANT.into(),
+                kind: crate::store::StateKind::RateBudget,
+                key: key.clone(),
+                value: serde_json::to_vec(&state).unwrap_or_default(),
             });
+        }
+        if !ops.is_empty()
+            && let Err(e) = self.store.apply(ops)
+        {
+            metrics::STATE_WRITE_ERRORS.inc();
+            tracing::error!(error = %e, "Failed to persist rate budgets.");
         }
     }
 
@@ -759,6 +883,7 @@ impl Engine {
             };
             g.in_flight = false;
             if all_sent {
+                let recovered = g.attempts > 0 || g.failure_reported;
                 g.attempts = 0;
                 g.failure_reported = false;
                 for (fp, updated) in &f.resolved {
@@ -769,9 +894,17 @@ impl Engine {
                         g.alerts.remove(fp);
                     }
                 }
-                if g.alerts.is_empty() {
-                    let key = g.key.clone();
+                let key = g.key.clone();
+                let empty = g.alerts.is_empty();
+                if recovered {
+                    if let Some(g) = st.groups.get(&f.gid).cloned() {
+                        st.save_group_delivery(&f.gid, &g);
+                    }
+                    st.delivery_recovered(&key, now);
+                }
+                if empty {
                     st.groups.remove(&f.gid);
+                    st.remove_group_delivery(&f.gid);
                     if !st.groups.values().any(|g| g.key == key) {
                         st.remove_ack(&key);
                         if st.remove_escalation(&key).is_some() {
@@ -790,40 +923,55 @@ impl Engine {
                 g.attempts += 1;
                 let retryable = failures.iter().any(|(_, e)| e.retryable);
                 if retryable {
-                    let shift = g.attempts.saturating_sub(1).min(20);
-                    let backoff = (delivery_cfg.initial_backoff.as_duration() * (1i32 << shift))
-                        .min(delivery_cfg.max_backoff.as_duration());
-                    g.next_flush = g.next_flush.min(now + backoff);
+                    let b = super::delivery::backoff(
+                        g.attempts,
+                        delivery_cfg.initial_backoff.as_duration(),
+                        delivery_cfg.max_backoff.as_duration(),
+                    );
+                    g.next_flush = g.next_flush.min(now + b);
                 }
                 if let Some(at) = defer_at {
                     g.next_flush = g.next_flush.min(at);
                 }
-                if (g.attempts >= delivery_cfg.max_attempts || !retryable) && !g.failure_reported {
+                let report = (g.attempts >= delivery_cfg.max_attempts || !retryable) && !g.failure_reported;
+                if report {
                     g.failure_reported = true;
+                }
+                let snapshot = g.clone();
+                st.save_group_delivery(&f.gid, &snapshot);
+                if report {
                     let (i, err) = failures[0];
                     let job = &jobs[i];
-                    let notice = FailureNotice {
-                        tenant: f.tenant.clone(),
-                        group_key: g.key.clone(),
-                        alerts: g.alerts.values().cloned().collect(),
-                        group_labels: g.labels.clone(),
-                        failed: job.integration.id(),
-                        error: err.message.clone(),
+                    let mut alerts: Vec<Alert> = snapshot.alerts.values().cloned().collect();
+                    alerts.sort_by(alert_sort);
+                    let notice = super::delivery::FailureNotice {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        group_key: snapshot.key.clone(),
+                        group_labels: snapshot.labels.clone(),
+                        alerts,
+                        integration: job.integration.id(),
+                        error: err.to_string(),
+                        attempts: snapshot.attempts,
+                        failed_at: now,
+                        notified_at: None,
+                        notify_attempts: 0,
+                        next_notify_at: None,
+                        last_notify_error: String::new(),
                     };
                     metrics::DELIVERY_FAILURES_ESCALATED
                         .with_label_values(&[&job.integration.receiver, job.integration.kind])
                         .inc();
                     tracing::error!(
-                        tenant = %f.tenant, group = %notice.group_key, integration = %notice.failed,
-                        attempts = g.attempts, error = %err, "Delivery keeps failing; escalating."
+                        tenant = %f.tenant, group = %notice.group_key, integration = %notice.integration,
+                        attempts = snapshot.attempts, error = %err, "Delivery keeps failing; escalating."
                     );
                     let mut e = HistoryEvent::new(now, EventKind::DeliveryFailed);
                     e.group_key = notice.group_key.clone();
                     e.receiver = job.integration.receiver.clone();
                     e.integration = job.integration.kind.to_string();
-                    e.detail = format!("after {} attempts: {}", g.attempts, err);
+                    e.detail = format!("after {} attempts: {}", snapshot.attempts, err);
                     st.record(e);
-                    self.failure_notices.lock().push(notice);
+                    st.set_notice(notice);
                 }
             }
             touched.insert(st.tenant.clone());

@@ -95,6 +95,8 @@ pub struct Integration {
     pub notifier: Arc<dyn Notifier>,
     /// Rate budget shared by every integration posting to the same robot.
     pub limiter: Option<Arc<Mutex<TokenBucket>>>,
+    /// The budget's key in the state store (a hash: robot URLs carry secrets).
+    pub limiter_key: Option<String>,
 }
 
 impl std::fmt::Debug for Integration {
@@ -109,18 +111,35 @@ impl Integration {
     }
 }
 
-/// Rate limiters by robot URL; kept across config reloads so a reload does not reset budgets.
+/// Rate limiters by robot URL; kept across config reloads so a reload does not reset budgets,
+/// and seeded from the state store so a restart does not either.
 #[derive(Default)]
 pub struct LimiterRegistry {
     by_key: Mutex<BTreeMap<String, Arc<Mutex<TokenBucket>>>>,
+    /// Persisted budgets by [`LimiterRegistry::store_key`], applied when a bucket is created.
+    persisted: Mutex<BTreeMap<String, ratelimit::BucketState>>,
 }
 
 impl LimiterRegistry {
+    /// The store key of a robot URL's budget.
+    pub fn store_key(key: &str) -> String {
+        format!("{:016x}", xxhash_rust::xxh64::xxh64(key.as_bytes(), 0))
+    }
+
+    /// Budgets loaded from the state store.
+    pub fn preload(&self, entries: impl IntoIterator<Item = (String, ratelimit::BucketState)>) {
+        self.persisted.lock().extend(entries);
+    }
+
     pub fn get(&self, key: &str, messages: u32, per: chrono::Duration, now: Ts) -> Arc<Mutex<TokenBucket>> {
         let mut m = self.by_key.lock();
-        let e = m
-            .entry(key.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(TokenBucket::new(messages, per, now))));
+        let e = m.entry(key.to_string()).or_insert_with(|| {
+            let mut b = TokenBucket::new(messages, per, now);
+            if let Some(s) = self.persisted.lock().remove(&Self::store_key(key)) {
+                b.restore(s);
+            }
+            Arc::new(Mutex::new(b))
+        });
         e.lock().reconfigure(messages, per);
         e.clone()
     }
@@ -171,13 +190,24 @@ pub fn build_receiver(
 ) -> Result<Vec<Integration>, AlertingError> {
     let mut out = Vec::new();
     let name = r.name.clone();
-    let integ = |kind: &'static str, idx, send_resolved, notifier: Arc<dyn Notifier>, limiter| Integration {
-        receiver: name.clone(),
-        kind,
-        idx,
-        send_resolved,
-        notifier,
-        limiter,
+    let integ = |kind: &'static str,
+                 idx,
+                 send_resolved,
+                 notifier: Arc<dyn Notifier>,
+                 limiter: Option<(String, _)>| {
+        let (limiter_key, limiter) = match limiter {
+            Some((k, l)) => (Some(LimiterRegistry::store_key(&k)), Some(l)),
+            None => (None, None),
+        };
+        Integration {
+            receiver: name.clone(),
+            kind,
+            idx,
+            send_resolved,
+            notifier,
+            limiter,
+            limiter_key,
+        }
     };
     for (i, c) in r.email_configs.iter().enumerate() {
         let n = email::EmailNotifier::new(ctx, &r.name, c)?;
@@ -201,6 +231,7 @@ pub fn build_receiver(
     }
     for (i, c) in r.slack_configs.iter().enumerate() {
         let n = slack::SlackNotifier::new(ctx, &r.name, c)?;
+        let url = n.url.clone();
         let lim = ctx.limiters.get(
             &n.url,
             c.rate_limit.as_ref().map(|l| l.messages).unwrap_or(60),
@@ -215,11 +246,12 @@ pub fn build_receiver(
             i,
             c.send_resolved.unwrap_or(false),
             Arc::new(n),
-            Some(lim),
+            Some((url, lim)),
         ));
     }
     for (i, c) in r.dingtalk_configs.iter().enumerate() {
         let n = dingtalk::DingTalkNotifier::new(ctx, &r.name, c)?;
+        let url = n.url.clone();
         let lim = ctx.limiters.get(
             &n.url,
             c.rate_limit.as_ref().map(|l| l.messages).unwrap_or(20),
@@ -234,11 +266,12 @@ pub fn build_receiver(
             i,
             c.send_resolved.unwrap_or(true),
             Arc::new(n),
-            Some(lim),
+            Some((url, lim)),
         ));
     }
     for (i, c) in r.wecom_configs.iter().enumerate() {
         let n = wecom::WeComNotifier::new(ctx, &r.name, c)?;
+        let url = n.url.clone();
         let lim = ctx.limiters.get(
             &n.url,
             c.rate_limit.as_ref().map(|l| l.messages).unwrap_or(20),
@@ -253,11 +286,12 @@ pub fn build_receiver(
             i,
             c.send_resolved.unwrap_or(true),
             Arc::new(n),
-            Some(lim),
+            Some((url, lim)),
         ));
     }
     for (i, c) in r.feishu_configs.iter().enumerate() {
         let n = feishu::FeishuNotifier::new(ctx, &r.name, c)?;
+        let url = n.url.clone();
         let lim = ctx.limiters.get(
             &n.url,
             c.rate_limit.as_ref().map(|l| l.messages).unwrap_or(100),
@@ -272,7 +306,7 @@ pub fn build_receiver(
             i,
             c.send_resolved.unwrap_or(true),
             Arc::new(n),
-            Some(lim),
+            Some((url, lim)),
         ));
     }
     Ok(out)

@@ -3,8 +3,16 @@
 //! dropping them, and waits for the next token.
 
 use chrono::Duration;
+use serde::{Deserialize, Serialize};
 
 use crate::clock::Ts;
+
+/// What of a bucket is persisted, so a restart neither refills a spent budget nor forgets it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BucketState {
+    pub tokens: f64,
+    pub last: Ts,
+}
 
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -22,6 +30,21 @@ impl TokenBucket {
             per_ms: per.num_milliseconds().max(1) as f64,
             tokens: capacity,
             last: now,
+        }
+    }
+
+    pub fn state(&self) -> BucketState {
+        BucketState {
+            tokens: self.tokens,
+            last: self.last,
+        }
+    }
+
+    /// Continues from a persisted state (clamped to the current capacity).
+    pub fn restore(&mut self, s: BucketState) {
+        if s.tokens.is_finite() {
+            self.tokens = s.tokens.clamp(0.0, self.capacity);
+            self.last = s.last;
         }
     }
 

@@ -1,5 +1,5 @@
 //! The seam for state that must survive restarts: alerts, silences, the notification log, acks,
-//! escalation progress, delivery retries and history. The engine only talks to
+//! escalation progress, delivery retries and the failure-notice queue, rate budgets and history. The engine only talks to
 //! [`AlertStateStore`], so the RocksDB implementation can later be replaced by replicated Raft
 //! state (ARCHITECTURE.md invariant 6): each [`StateOp`] batch is a deterministic log entry.
 
@@ -23,10 +23,14 @@ pub enum StateKind {
     Escalation,
     History,
     Meta,
+    /// Per-group delivery retry state and the failure-notice queue.
+    Delivery,
+    /// Rate budgets of rate-limited integrations (system tenant).
+    RateBudget,
 }
 
 impl StateKind {
-    pub const ALL: [StateKind; 7] = [
+    pub const ALL: [StateKind; 9] = [
         StateKind::Alert,
         StateKind::Silence,
         StateKind::NotificationLog,
@@ -34,6 +38,8 @@ impl StateKind {
         StateKind::Escalation,
         StateKind::History,
         StateKind::Meta,
+        StateKind::Delivery,
+        StateKind::RateBudget,
     ];
 
     pub fn tag(self) -> u8 {
@@ -45,6 +51,8 @@ impl StateKind {
             StateKind::Escalation => b'e',
             StateKind::History => b'h',
             StateKind::Meta => b'm',
+            StateKind::Delivery => b'd',
+            StateKind::RateBudget => b'r',
         }
     }
 }
