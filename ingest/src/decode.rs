@@ -9,7 +9,7 @@ use fenghuo_storage::model::{
 
 use crate::error::IngestError;
 use crate::limits::IngestLimits;
-use crate::validate;
+use crate::{validate, wire};
 
 /// Which remote-write message a request carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub fn decode(
 ) -> Result<WriteBatch, IngestError> {
     match protocol {
         Protocol::V1 => {
-            let req = rw1::WriteRequest::decode(message).map_err(|e| IngestError::Protobuf(e.to_string()))?;
+            let req = wire::decode_write_request(message).map_err(|e| IngestError::Protobuf(e.0))?;
             from_v1(req, now_ms, limits)
         }
         Protocol::V2 => {
@@ -98,26 +98,22 @@ fn check_series_count(count: usize, limits: &IngestLimits) -> Result<(), IngestE
     Ok(())
 }
 
-fn from_v1(req: rw1::WriteRequest, now_ms: i64, limits: &IngestLimits) -> Result<WriteBatch, IngestError> {
-    check_series_count(req.timeseries.len(), limits)?;
+fn from_v1(req: wire::RawRequest, now_ms: i64, limits: &IngestLimits) -> Result<WriteBatch, IngestError> {
+    check_series_count(req.series.len(), limits)?;
     let mut batch = WriteBatch {
-        series: Vec::with_capacity(req.timeseries.len()),
+        series: Vec::with_capacity(req.series.len()),
         metadata: Vec::with_capacity(req.metadata.len()),
     };
-    for ts in req.timeseries {
-        let pairs = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
-        let labels = validate::series_labels(pairs, limits)?;
+    for ts in req.series {
+        let labels = validate::series_labels(ts.labels, limits)?;
         let exemplars = ts
             .exemplars
             .into_iter()
-            .map(|e| {
-                let pairs = e.labels.into_iter().map(|l| (l.name, l.value)).collect();
-                exemplar(&labels, pairs, e.value, e.timestamp, now_ms, limits)
-            })
+            .map(|e| exemplar(&labels, e.labels, e.value, e.timestamp, now_ms, limits))
             .collect::<Result<_, _>>()?;
         batch.series.push(series_write(
             labels,
-            ts.samples.iter().map(|s| (s.timestamp, s.value)),
+            ts.samples.into_iter(),
             &ts.histograms,
             exemplars,
             0,
@@ -165,12 +161,12 @@ fn from_v2(req: rw2::Request, now_ms: i64, limits: &IngestLimits) -> Result<Writ
             )
         })
     };
-    let resolve_pairs = |refs: &[u32]| -> Result<Vec<(String, String)>, String> {
+    let resolve_pairs = |refs: &[u32]| -> Result<Vec<Label>, String> {
         if !refs.len().is_multiple_of(2) {
             return Err(format!("odd number of label references ({})", refs.len()));
         }
         refs.chunks_exact(2)
-            .map(|p| Ok((symbol(p[0])?.to_string(), symbol(p[1])?.to_string())))
+            .map(|p| Ok(Label::new(symbol(p[0])?, symbol(p[1])?)))
             .collect()
     };
     let mut batch = WriteBatch {
@@ -290,7 +286,7 @@ const MAX_EXEMPLAR_LABEL_RUNES: usize = 128;
 
 fn exemplar(
     series: &Labels,
-    pairs: Vec<(String, String)>,
+    pairs: Vec<Label>,
     value: f64,
     t: i64,
     now_ms: i64,
@@ -302,19 +298,19 @@ fn exemplar(
     };
     let runes: usize = pairs
         .iter()
-        .map(|(n, v)| n.chars().count() + v.chars().count())
+        .map(|l| l.name.chars().count() + l.value.chars().count())
         .sum();
     if runes > MAX_EXEMPLAR_LABEL_RUNES {
         return Err(bad(format!(
             "label set has {runes} characters, more than the limit of {MAX_EXEMPLAR_LABEL_RUNES}"
         )));
     }
-    if pairs.iter().any(|(n, _)| n.is_empty()) {
+    if pairs.iter().any(|l| l.name.is_empty()) {
         return Err(bad("empty label name".into()));
     }
     validate::sample_timestamp(series, t, now_ms, limits)?;
     Ok(Exemplar {
-        labels: Labels::new(pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect()),
+        labels: Labels::new(pairs),
         value,
         t,
     })

@@ -15,6 +15,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod validate;
+pub mod wire;
 
 pub use distributor::{Distributor, LocalDistributor};
 pub use error::IngestError;

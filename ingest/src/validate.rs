@@ -9,22 +9,22 @@ use fenghuo_storage::model::{
 use crate::error::IngestError;
 use crate::limits::IngestLimits;
 
-/// Renders raw (possibly invalid) label pairs for an error message.
-pub fn describe_pairs(pairs: &[(String, String)]) -> String {
+/// Renders raw (possibly invalid) labels for an error message.
+pub fn describe_pairs(pairs: &[Label]) -> String {
     let mut s = String::from("{");
-    for (i, (n, v)) in pairs.iter().enumerate() {
+    for (i, l) in pairs.iter().enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
-        s.push_str(n);
+        s.push_str(&l.name);
         s.push('=');
-        let _ = write_go_quoted(&mut s, v);
+        let _ = write_go_quoted(&mut s, &l.value);
     }
     s.push('}');
     s
 }
 
-fn invalid(pairs: &[(String, String)], reason: impl Into<String>) -> IngestError {
+fn invalid(pairs: &[Label], reason: impl Into<String>) -> IngestError {
     IngestError::InvalidSeries {
         series: describe_pairs(pairs),
         reason: reason.into(),
@@ -35,7 +35,7 @@ fn invalid(pairs: &[(String, String)], reason: impl Into<String>) -> IngestError
 /// non-empty and within limits, sorted by name with no duplicates, a
 /// non-empty `__name__`. Labels with empty values mean "absent" and are
 /// dropped (as Prometheus and Mimir do).
-pub fn series_labels(pairs: Vec<(String, String)>, limits: &IngestLimits) -> Result<Labels, IngestError> {
+pub fn series_labels(mut pairs: Vec<Label>, limits: &IngestLimits) -> Result<Labels, IngestError> {
     if pairs.len() > limits.max_labels_per_series {
         return Err(invalid(
             &pairs,
@@ -47,7 +47,7 @@ pub fn series_labels(pairs: Vec<(String, String)>, limits: &IngestLimits) -> Res
         ));
     }
     let mut has_name = false;
-    for (i, (name, value)) in pairs.iter().enumerate() {
+    for (i, Label { name, value }) in pairs.iter().enumerate() {
         if name.is_empty() {
             return Err(invalid(&pairs, "empty label name"));
         }
@@ -72,7 +72,7 @@ pub fn series_labels(pairs: Vec<(String, String)>, limits: &IngestLimits) -> Res
             ));
         }
         if i > 0 {
-            let prev = &pairs[i - 1].0;
+            let prev = &pairs[i - 1].name;
             if prev == name {
                 return Err(invalid(&pairs, format!("duplicate label name {name:?}")));
             }
@@ -93,12 +93,8 @@ pub fn series_labels(pairs: Vec<(String, String)>, limits: &IngestLimits) -> Res
     if !has_name {
         return Err(invalid(&pairs, "missing metric name (__name__ label)"));
     }
-    let labels = pairs
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(name, value)| Label { name, value })
-        .collect();
-    Ok(Labels::from_sorted_unchecked(labels))
+    pairs.retain(|l| !l.value.is_empty());
+    Ok(Labels::from_sorted_unchecked(pairs))
 }
 
 /// Rejects timestamps beyond `now + max_future_ms`.
@@ -228,8 +224,8 @@ fn absolute_from_deltas(deltas: &[i64]) -> Result<Vec<f64>, String> {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    fn pairs(p: &[(&str, &str)]) -> Vec<Label> {
+        p.iter().map(|(a, b)| Label::new(*a, *b)).collect()
     }
 
     fn err(p: &[(&str, &str)]) -> String {
