@@ -203,7 +203,27 @@ async fn rules_endpoint_has_prometheus_shape_and_filters() {
     assert_eq!(alerts[0]["annotations"]["summary"], "load 3");
     assert_eq!(alerts[0]["state"], "firing");
     assert_eq!(alerts[0]["value"], "3e+00");
-    assert!(alerts[0]["activeAt"].as_str().is_some_and(|s| s.ends_with('Z')));
+    // activeAt is the evaluation slot with its nanoseconds, as Go prints a time.Time (trailing
+    // zeros trimmed): the slot offset is the group's hash modulo the interval in nanoseconds.
+    let group = f
+        .svc
+        .tenant_groups(&TenantId::new("tenant-a").unwrap_or_else(|_| TenantId::default_tenant()))
+        .into_iter()
+        .find(|g| g.name == "team-a")
+        .unwrap_or_else(|| panic!("group"));
+    let active_ns = group
+        .alerting_rules()
+        .next()
+        .map(|r| r.active_alerts()[0].active_at)
+        .unwrap_or_default();
+    assert_eq!(active_ns, group.eval_timestamp_ns(active_ns));
+    let t = chrono::DateTime::from_timestamp_nanos(active_ns);
+    let mut want = t.format("%Y-%m-%dT%H:%M:%S%.9f").to_string();
+    while want.ends_with('0') {
+        want.pop();
+    }
+    want = format!("{}Z", want.trim_end_matches('.'));
+    assert_eq!(alerts[0]["activeAt"], want.as_str());
     let rec = &rules[1];
     assert_eq!(rec["type"], "recording");
     assert_eq!(rec["query"], "sum(load)");

@@ -51,6 +51,10 @@ fn at(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+fn at_ns(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
+}
+
 fn write(store: &dyn Appender, tenant: &str, series: &str, points: &[(i64, f64)]) {
     let labels = fenghuo_alerting::ruler::unittest::parse_metric(series).unwrap_or_default();
     let batch = WriteBatch {
@@ -129,16 +133,17 @@ impl Env {
             .unwrap_or_else(|| panic!("no group"))
     }
 
-    /// Moves the clock to the group's next evaluation and runs it; returns the evaluation time.
+    /// Moves the clock to the group's next evaluation and runs it; returns the evaluation time
+    /// in milliseconds (the samples' timestamp).
     fn step(&self, tenant: &str) -> i64 {
         let g = self.group(tenant);
         let next = self
             .svc
-            .next_eval(&g.tenant, &g.file, &g.name)
+            .next_eval_ns(&g.tenant, &g.file, &g.name)
             .unwrap_or_else(|| panic!("not scheduled"));
-        self.clock.set(at(next));
+        self.clock.set(at_ns(next));
         assert_eq!(self.svc.tick(), 1);
-        next
+        next / 1_000_000
     }
 
     fn query(&self, tenant: &str, q: &str, t: i64) -> Vec<(Labels, f64)> {
@@ -178,13 +183,34 @@ fn eval_timestamps_are_slotted_like_prometheus() {
         T0 + 3,
     );
     let g = env.group("anonymous");
-    let next = env.svc.next_eval(&g.tenant, &g.file, &g.name).unwrap_or_default();
+    let next = env
+        .svc
+        .next_eval_ns(&g.tenant, &g.file, &g.name)
+        .unwrap_or_default();
+    const S: i64 = 1_000_000_000;
     // The first evaluation is the group's next slot: in (now, now + interval], and every slot is
-    // the hash offset plus a multiple of the interval (Prometheus's EvalTimestamp).
-    assert!(next > T0 + 3 && next <= T0 + 3 + 10_000, "{next}");
-    assert_eq!(g.eval_timestamp(next), next);
-    assert_eq!(g.eval_timestamp(next + 9_999), next);
-    assert_eq!(g.eval_timestamp(next + 10_000), next + 10_000);
+    // the hash offset plus a multiple of the interval, in nanoseconds (Prometheus's
+    // EvalTimestamp: xxhash64 of the labels {file, name} modulo the interval).
+    let now = (T0 + 3) * 1_000_000;
+    assert!(next > now && next <= now + 10 * S, "{next}");
+    let mut key = Vec::new();
+    for (k, v) in [("file", g.file.as_str()), ("name", g.name.as_str())] {
+        key.extend_from_slice(k.as_bytes());
+        key.push(0xff);
+        key.extend_from_slice(v.as_bytes());
+        key.push(0xff);
+    }
+    let offset = (xxhash_rust::xxh64::xxh64(&key, 0) % (10 * S) as u64) as i64;
+    assert_eq!(next.rem_euclid(10 * S), offset);
+    assert_eq!(g.eval_timestamp_ns(next), next);
+    assert_eq!(g.eval_timestamp_ns(next + 10 * S - 1), next);
+    assert_eq!(g.eval_timestamp_ns(next + 10 * S), next + 10 * S);
+    // Samples carry the slot's millisecond, truncated.
+    assert_eq!(g.eval_timestamp(next / 1_000_000 + 1), next / 1_000_000);
+    env.step("anonymous");
+    assert_eq!(g.last_eval_ts_ns(), Some(next));
+    assert_eq!(g.last_eval_ts(), Some(next / 1_000_000));
+    assert_eq!(env.query("anonymous", "r", next / 1_000_000)[0].1, 1.0);
     // Different groups get different offsets.
     let other = Group::new(
         g.tenant.clone(),
@@ -265,9 +291,12 @@ fn alert_lifecycle_pending_firing_resolved_and_resent() {
     let sent = env.sink.take();
     assert_eq!(sent.len(), 1);
     let a = &sent[0].1;
-    assert_eq!(a.starts_at, Some(t4));
+    // Alert times keep the nanoseconds of the group's evaluation slot.
+    let t4_ns = env.group("anonymous").last_eval_ts_ns().unwrap_or_default();
+    assert_eq!(t4_ns / 1_000_000, t4);
+    assert_eq!(a.starts_at, Some(t4_ns));
     // Valid for four times max(interval, resend delay).
-    assert_eq!(a.ends_at, Some(t4 + 4 * 60_000));
+    assert_eq!(a.ends_at, Some(t4_ns + 4 * 60_000_000_000));
     assert_eq!(a.annotations.get("summary"), Some("value 20 on h"));
     assert_eq!(a.labels.get("alertname"), Some("High"));
     assert!(
@@ -302,7 +331,7 @@ fn alert_lifecycle_pending_firing_resolved_and_resent() {
     while resolved_at.is_none() {
         let t = env.step("anonymous");
         if let Some((_, a)) = env.sink.take().into_iter().next()
-            && a.ends_at == Some(t)
+            && a.ends_at.map(|e| e / 1_000_000) == Some(t)
         {
             resolved_at = Some(t);
         }
@@ -396,8 +425,11 @@ fn for_state_is_restored_after_a_restart() {
         .next()
         .map(|r| r.active_alerts()[0].active_at)
         .unwrap_or_default();
-    let now = env2.clock.now().timestamp_millis();
-    assert_eq!(active_at, first / 1000 * 1000 + (now - down_at / 1000 * 1000));
+    // In nanoseconds: the restored `activeAt` and the outage are whole seconds as Prometheus
+    // reads them from ALERTS_FOR_STATE; the restoration time is the wall clock's.
+    let now = env2.clock.now().timestamp_nanos_opt().unwrap_or_default();
+    const S: i64 = 1_000_000_000;
+    assert_eq!(active_at, first / 1000 * S + (now - down_at / 1000 * S));
     let mut fired = None;
     for _ in 0..40 {
         let t = env2.step("anonymous");
@@ -412,7 +444,7 @@ fn for_state_is_restored_after_a_restart() {
         "fired {}s after restoration",
         (fired - r2) / 1000
     );
-    assert!(fired >= active_at + 300_000);
+    assert!(fired * 1_000_000 + 999_999 >= active_at + 300 * S);
 }
 
 #[test]
@@ -728,15 +760,16 @@ fn a_slow_group_is_never_evaluated_twice_at_once_and_counts_missed_iterations() 
             .with_label_values(&["slow", &key])
             .get()
     };
-    let first = svc.next_eval(&g.tenant, &g.file, &g.name).unwrap_or_default();
+    let first_ns = svc.next_eval_ns(&g.tenant, &g.file, &g.name).unwrap_or_default();
+    let first = first_ns / 1_000_000;
     // The first evaluation starts and hangs in its query.
-    clock.set(at(first));
+    clock.set(at_ns(first_ns));
     wait("the first evaluation to hang", || {
         slow.in_flight.load(SeqCst) == 1
     });
     // Five intervals pass while it runs: no second evaluation starts meanwhile.
     for k in 1..=5 {
-        clock.set(at(first + k * 10_000 + 1));
+        clock.set(at_ns(first_ns + k * 10_000_000_000 + 1_000_000));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(slow.calls.load(SeqCst), 1, "a second evaluation started");
@@ -751,7 +784,7 @@ fn a_slow_group_is_never_evaluated_twice_at_once_and_counts_missed_iterations() 
     // over its state.
     let (release, gate) = std::sync::mpsc::channel();
     *slow.gate.lock() = Some(gate);
-    clock.set(at(first + 60_000));
+    clock.set(at_ns(first_ns + 60_000_000_000));
     wait("the evaluation at +60s to hang", || {
         slow.in_flight.load(SeqCst) == 1
     });

@@ -9,6 +9,9 @@ use std::process::Command;
 
 use fenghuo_alerting::ruler::{rulefmt, unittest};
 
+/// Tests that change the working directory hold this, so they do not race each other.
+static CWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/testdata/rules")
 }
@@ -108,6 +111,7 @@ fn normalize(s: &str) -> String {
 
 #[test]
 fn test_rules_verdicts_and_messages_match_promtool() {
+    let _cwd = CWD.lock().unwrap_or_else(|e| e.into_inner());
     let names = files("test_");
     assert!(
         names.len() >= 10,
@@ -154,6 +158,7 @@ fn test_rules_verdicts_and_messages_match_promtool() {
 
 #[test]
 fn check_rules_matches_promtool() {
+    let _cwd = CWD.lock().unwrap_or_else(|e| e.into_inner());
     let names = files("rules_");
     let cwd = std::env::current_dir().unwrap_or_default();
     let mut mismatches = Vec::new();
@@ -187,6 +192,7 @@ fn check_rules_matches_promtool() {
 /// fixtures carry the output promtool 3.x gives by its source (`*.test.expected`).
 #[test]
 fn promtool_3x_features_give_their_expected_output() {
+    let _cwd = CWD.lock().unwrap_or_else(|e| e.into_inner());
     let names = files("v3_test_");
     assert!(names.len() >= 2, "{names:?}");
     let cwd = std::env::current_dir().unwrap_or_default();

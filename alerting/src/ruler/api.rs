@@ -57,11 +57,22 @@ fn tenant(headers: &HeaderMap) -> Result<TenantId, String> {
     }
 }
 
-fn rfc3339(ms: Option<i64>) -> String {
-    let t = ms
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .unwrap_or_else(|| chrono::DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or_default());
-    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+/// Go's JSON form of a `time.Time` (RFC 3339, nanoseconds with trailing zeros trimmed) of a
+/// time in nanoseconds; `None` is Go's zero time.
+fn rfc3339(ns: Option<i64>) -> String {
+    use chrono::Timelike;
+    let Some(ns) = ns else {
+        return "0001-01-01T00:00:00Z".into();
+    };
+    let t = chrono::DateTime::from_timestamp_nanos(ns);
+    let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let frac = t.nanosecond() % 1_000_000_000;
+    if frac != 0 {
+        out.push('.');
+        out.push_str(format!("{frac:09}").trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
 }
 
 fn labels_json(l: &Labels) -> Json {
@@ -357,7 +368,15 @@ mod tests {
     fn values_and_times_format_like_prometheus() {
         assert_eq!(format_e(1.0), "1e+00");
         assert_eq!(format_e(0.25), "2.5e-01");
-        assert_eq!(rfc3339(Some(1_700_000_000_123)), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            rfc3339(Some(1_700_000_000_123_000_000)),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(
+            rfc3339(Some(1_700_000_000_123_456_700)),
+            "2023-11-14T22:13:20.1234567Z"
+        );
+        assert_eq!(rfc3339(Some(1_700_000_000_000_000_000)), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(None), "0001-01-01T00:00:00Z");
     }
 }

@@ -27,7 +27,7 @@ pub struct Backend {
     pub appender: Arc<dyn Appender>,
 }
 
-/// An alert as handed to alert managers (Prometheus's `notifier.Alert`). Times in ms.
+/// An alert as handed to alert managers (Prometheus's `notifier.Alert`). Times in nanoseconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutgoingAlert {
     pub labels: Labels,
@@ -92,6 +92,9 @@ pub struct Group {
     state: Mutex<GroupState>,
 }
 
+pub const NS_PER_MS: i64 = 1_000_000;
+pub const NS_PER_S: i64 = 1_000_000_000;
+
 /// Prometheus's `GroupKey`.
 pub fn group_key(file: &str, name: &str) -> String {
     format!("{file};{name}")
@@ -142,22 +145,33 @@ impl Group {
         group_key(&self.file, &self.name)
     }
 
-    /// Prometheus's `EvalTimestamp`: the latest slot at or before `now_ms` for this group.
+    /// The group's interval in nanoseconds.
+    pub fn interval_ns(&self) -> i64 {
+        self.interval_ms.saturating_mul(NS_PER_MS)
+    }
+
+    /// Prometheus's `EvalTimestamp`, in nanoseconds as Prometheus computes it: the latest slot
+    /// at or before `now_ns`, slots being offset by the group's hash modulo the interval. Samples
+    /// are written at the slot's millisecond (truncated, like `timestamp.FromTime`); alert times
+    /// keep the nanoseconds, as Prometheus's API and notifications show them.
+    pub fn eval_timestamp_ns(&self, now_ns: i64) -> i64 {
+        let interval = self.interval_ns().max(1);
+        let offset = (group_hash(&self.file, &self.name) % interval as u64) as i64;
+        let adj = now_ns - offset;
+        adj - adj.rem_euclid(interval) + offset
+    }
+
+    /// [`Group::eval_timestamp_ns`] at millisecond resolution (the samples' timestamp).
     pub fn eval_timestamp(&self, now_ms: i64) -> i64 {
-        // Prometheus offsets slots by the hash modulo the interval in nanoseconds; timestamps are
-        // written in milliseconds, so the offset is kept at millisecond resolution.
-        let interval_ns = u64::try_from(self.interval_ms)
-            .unwrap_or(1)
-            .saturating_mul(1_000_000);
-        let offset = (group_hash(&self.file, &self.name) % interval_ns.max(1) / 1_000_000) as i64;
-        let adj = now_ms - offset;
-        adj - adj.rem_euclid(self.interval_ms) + offset
+        self.eval_timestamp_ns(now_ms.saturating_mul(NS_PER_MS))
+            .div_euclid(NS_PER_MS)
     }
 
     pub fn query_offset(&self, opts: &GroupOptions) -> i64 {
         self.query_offset_ms.unwrap_or(opts.default_query_offset_ms)
     }
 
+    /// Wall-clock start of the last evaluation, in nanoseconds.
     pub fn last_evaluation(&self) -> Option<i64> {
         self.state.lock().last_evaluation
     }
@@ -166,7 +180,13 @@ impl Group {
         self.state.lock().evaluation_seconds
     }
 
+    /// The last evaluation's timestamp in milliseconds (what its samples carry).
     pub fn last_eval_ts(&self) -> Option<i64> {
+        self.state.lock().last_eval_ts.map(|t| t.div_euclid(NS_PER_MS))
+    }
+
+    /// The last evaluation's timestamp in nanoseconds.
+    pub fn last_eval_ts_ns(&self) -> Option<i64> {
         self.state.lock().last_eval_ts
     }
 
@@ -256,16 +276,17 @@ impl Group {
         }
     }
 
-    /// Evaluates every rule at `ts` (`Group.Eval`); `now_ms` is the wall-clock start shown as
-    /// `lastEvaluation`.
+    /// Evaluates every rule at `ts_ns` (`Group.Eval`; nanoseconds, samples at its millisecond);
+    /// `now_ns` is the wall-clock start shown as `lastEvaluation`.
     pub fn eval(
         &self,
-        ts: i64,
-        now_ms: i64,
+        ts_ns: i64,
+        now_ns: i64,
         backend: &Backend,
         opts: &GroupOptions,
         notifier: &dyn Notifier,
     ) {
+        let ts = ts_ns.div_euclid(NS_PER_MS);
         let started = Instant::now();
         let key = self.key();
         let tenant = self.tenant.as_str();
@@ -276,7 +297,7 @@ impl Group {
             let rule_start = Instant::now();
             metrics::EVALUATIONS.with_label_values(&[tenant, &key]).inc();
             let ctx = EvalCtx {
-                ts,
+                ts_ns,
                 query_offset_ms: offset,
                 limit: self.limit,
                 query: &qf,
@@ -287,7 +308,7 @@ impl Group {
             let result = rule.eval(&ctx);
             let finish = |r: &Rule| {
                 let mut st = r.status().lock();
-                st.last_evaluation = Some(now_ms);
+                st.last_evaluation = Some(now_ns);
                 st.evaluation_seconds = rule_start.elapsed().as_secs_f64();
                 metrics::EVALUATION_DURATION.observe(st.evaluation_seconds);
             };
@@ -314,7 +335,7 @@ impl Group {
             }
             samples_total += vector.len();
             if let Rule::Alerting(ar) = rule {
-                let sent = ar.alerts_to_send(ts, opts.resend_delay_ms, self.interval_ms);
+                let sent = ar.alerts_to_send(ts_ns, opts.resend_delay_ms, self.interval_ms);
                 if !sent.is_empty() {
                     let url = format!("{}{}", opts.external_url, table_link(&ar.query));
                     notifier.send(&self.tenant, sent.iter().map(|a| outgoing(a, &url)).collect());
@@ -330,15 +351,15 @@ impl Group {
         let secs = started.elapsed().as_secs_f64();
         let mut st = self.state.lock();
         st.evaluation_seconds = secs;
-        st.last_evaluation = Some(now_ms);
-        st.last_eval_ts = Some(ts);
+        st.last_evaluation = Some(now_ns);
+        st.last_eval_ts = Some(ts_ns);
         drop(st);
         metrics::GROUP_DURATION
             .with_label_values(&[tenant, &key])
             .set(secs);
         metrics::GROUP_LAST_EVAL
             .with_label_values(&[tenant, &key])
-            .set(ts as f64 / 1000.0);
+            .set(ts_ns as f64 / 1e9);
     }
 
     fn write_results(
@@ -420,9 +441,10 @@ impl Group {
         }
     }
 
-    /// Restores `for` state from `ALERTS_FOR_STATE` (`RestoreForState`), at wall time `ts`.
-    pub fn restore_for_state(&self, ts: i64, backend: &Backend, opts: &GroupOptions) {
+    /// Restores `for` state from `ALERTS_FOR_STATE` (`RestoreForState`), at wall time `ts_ns`.
+    pub fn restore_for_state(&self, ts_ns: i64, backend: &Backend, opts: &GroupOptions) {
         let started = Instant::now();
+        let ts = ts_ns.div_euclid(NS_PER_MS);
         let mint = ts - opts.outage_tolerance_ms;
         let querier = match backend.queryable.querier(&self.tenant) {
             Ok(q) => q,
@@ -433,8 +455,9 @@ impl Group {
         };
         for rule in &self.rules {
             let Rule::Alerting(ar) = rule else { continue };
-            let hold = ar.hold_ms;
-            if hold < opts.for_grace_period_ms {
+            let hold = ar.hold_ms.saturating_mul(NS_PER_MS);
+            let grace = opts.for_grace_period_ms.saturating_mul(NS_PER_MS);
+            if hold < grace {
                 ar.set_restored(true);
                 continue;
             }
@@ -474,16 +497,17 @@ impl Group {
                 if is_stale_nan(v) {
                     continue;
                 }
-                let down_at = t.div_euclid(1000) * 1000;
-                let restored_active_at = (v as i64) * 1000;
+                // Whole seconds, as Prometheus reads them (`time.Unix(t/1000, 0)`).
+                let down_at = t.div_euclid(1000).saturating_mul(NS_PER_S);
+                let restored_active_at = (v as i64).saturating_mul(NS_PER_S);
                 let spent = down_at - restored_active_at;
                 let remaining = hold - spent;
                 let new_active_at = if remaining <= 0 {
                     restored_active_at
-                } else if remaining < opts.for_grace_period_ms {
-                    ts + opts.for_grace_period_ms - hold
+                } else if remaining < grace {
+                    ts_ns + grace - hold
                 } else {
-                    restored_active_at + (ts - down_at)
+                    restored_active_at + (ts_ns - down_at)
                 };
                 a.active_at = new_active_at;
                 tracing::debug!(alertname = %ar.name, labels = %a.labels, restored_time = new_active_at, "'for' state restored.");

@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::Clock;
 use crate::ruler::config::RulerConfig;
 use crate::ruler::error::RulerError;
-use crate::ruler::group::{Backend, Group, GroupOptions, Notifier, write_stale};
+use crate::ruler::group::{Backend, Group, GroupOptions, NS_PER_MS, Notifier, write_stale};
 use crate::ruler::loader::load_groups;
 use crate::ruler::metrics;
 
@@ -29,11 +29,13 @@ enum Restore {
 
 struct Scheduled {
     group: Arc<Group>,
+    /// Nanoseconds.
     next_eval: i64,
     restore: Restore,
     running: Arc<AtomicBool>,
 }
 
+/// Series of a removed group, stale-marked at `at` once `due` (both nanoseconds).
 struct Retired {
     due: i64,
     at: i64,
@@ -83,8 +85,11 @@ fn group_options(c: &RulerConfig, default_url: &str) -> GroupOptions {
     }
 }
 
-fn now_ms(clock: &dyn Clock) -> i64 {
-    clock.now().timestamp_millis()
+/// The clock's time in nanoseconds (schedules are kept in nanoseconds, as Prometheus's are).
+fn now_ns(clock: &dyn Clock) -> i64 {
+    let t = clock.now();
+    t.timestamp_nanos_opt()
+        .unwrap_or_else(|| t.timestamp_millis().saturating_mul(NS_PER_MS))
 }
 
 /// Waits for a group's evaluation in flight, if any (evaluations never take the groups lock).
@@ -184,7 +189,7 @@ impl RulerService {
                 errors,
             });
         }
-        let now = now_ms(&*self.clock);
+        let now = now_ns(&*self.clock);
         let mut groups = self.groups.write();
         let mut old = std::mem::take(&mut *groups);
         for g in loaded {
@@ -199,7 +204,7 @@ impl RulerService {
                     g.copy_state(&prev.group);
                     let g = Arc::new(g);
                     Scheduled {
-                        next_eval: g.eval_timestamp(now) + g.interval_ms,
+                        next_eval: g.eval_timestamp_ns(now) + g.interval_ns(),
                         restore: Restore::Done,
                         group: g,
                         running: Arc::new(AtomicBool::new(false)),
@@ -208,7 +213,7 @@ impl RulerService {
                 None => {
                     let g = Arc::new(g);
                     Scheduled {
-                        next_eval: g.eval_timestamp(now) + g.interval_ms,
+                        next_eval: g.eval_timestamp_ns(now) + g.interval_ns(),
                         restore: if first { Restore::After(2) } else { Restore::Done },
                         group: g,
                         running: Arc::new(AtomicBool::new(false)),
@@ -243,7 +248,7 @@ impl RulerService {
             let _ = metrics::GROUP_INTERVAL.remove_label_values(&[tenant.as_str(), &key]);
             if !series.is_empty() {
                 retired.push(Retired {
-                    due: now + 2 * s.group.interval_ms,
+                    due: now + 2 * s.group.interval_ns(),
                     at: now,
                     tenant,
                     series,
@@ -262,7 +267,7 @@ impl RulerService {
                 continue;
             }
             let g = &s.group;
-            let missed = (now - s.next_eval) / g.interval_ms;
+            let missed = (now - s.next_eval) / g.interval_ns();
             let (t, k) = (g.tenant.as_str(), g.key());
             if missed > 0 {
                 metrics::ITERATIONS_MISSED
@@ -273,8 +278,8 @@ impl RulerService {
                     .inc_by(missed as u64);
             }
             metrics::ITERATIONS.with_label_values(&[t, &k]).inc();
-            let ts = s.next_eval + missed * g.interval_ms;
-            s.next_eval = ts + g.interval_ms;
+            let ts = s.next_eval + missed * g.interval_ns();
+            s.next_eval = ts + g.interval_ns();
             let restore = match s.restore {
                 Restore::After(1) => {
                     s.restore = Restore::Done;
@@ -294,9 +299,9 @@ impl RulerService {
 
     fn eval_one(&self, g: &Group, ts: i64, restore: bool) {
         let opts = self.opts.read().clone();
-        g.eval(ts, now_ms(&*self.clock), &self.backend, &opts, &*self.notifier);
+        g.eval(ts, now_ns(&*self.clock), &self.backend, &opts, &*self.notifier);
         if restore {
-            g.restore_for_state(now_ms(&*self.clock), &self.backend, &opts);
+            g.restore_for_state(now_ns(&*self.clock), &self.backend, &opts);
         }
     }
 
@@ -308,7 +313,7 @@ impl RulerService {
             due
         };
         for r in due {
-            if let Err(e) = write_stale(&self.backend, &r.tenant, &r.series, r.at) {
+            if let Err(e) = write_stale(&self.backend, &r.tenant, &r.series, r.at.div_euclid(NS_PER_MS)) {
                 tracing::warn!(tenant = %r.tenant, error = %e, "Stale markers for removed rules failed.");
             }
         }
@@ -317,7 +322,7 @@ impl RulerService {
     /// Evaluates every due group now, one after another (tests drive this with a manual clock).
     /// Returns how many groups were evaluated.
     pub fn tick(&self) -> usize {
-        let now = now_ms(&*self.clock);
+        let now = now_ns(&*self.clock);
         self.write_retired(now);
         let due = self.take_due(now);
         let n = due.len();
@@ -329,7 +334,7 @@ impl RulerService {
     }
 
     fn spawn_due(self: &Arc<Self>) {
-        let now = now_ms(&*self.clock);
+        let now = now_ns(&*self.clock);
         self.write_retired(now);
         for (g, ts, restore, running) in self.take_due(now) {
             let me = self.clone();
@@ -341,7 +346,7 @@ impl RulerService {
     }
 
     fn until_next_due(&self) -> std::time::Duration {
-        let now = now_ms(&*self.clock);
+        let now = now_ns(&*self.clock);
         let next = self
             .groups
             .read()
@@ -349,8 +354,8 @@ impl RulerService {
             .map(|s| s.next_eval)
             .chain(self.retired.lock().iter().map(|r| r.due))
             .min()
-            .unwrap_or(now + 1000);
-        std::time::Duration::from_millis((next - now).clamp(1, 1000) as u64)
+            .unwrap_or(now + NS_PER_MS * 1000);
+        std::time::Duration::from_nanos((next - now).clamp(NS_PER_MS, NS_PER_MS * 1000) as u64)
     }
 
     /// The groups of one tenant, in file then name order.
@@ -368,8 +373,14 @@ impl RulerService {
         self.groups.read().values().map(|s| s.group.clone()).collect()
     }
 
-    /// The next scheduled evaluation of a group (ms), for tests and debugging.
+    /// The next scheduled evaluation of a group in milliseconds (its samples' timestamp).
     pub fn next_eval(&self, tenant: &TenantId, file: &str, name: &str) -> Option<i64> {
+        self.next_eval_ns(tenant, file, name)
+            .map(|t| t.div_euclid(NS_PER_MS))
+    }
+
+    /// The next scheduled evaluation of a group in nanoseconds, for tests and debugging.
+    pub fn next_eval_ns(&self, tenant: &TenantId, file: &str, name: &str) -> Option<i64> {
         self.groups
             .read()
             .get(&(tenant.clone(), crate::ruler::group::group_key(file, name)))

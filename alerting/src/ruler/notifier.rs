@@ -18,8 +18,8 @@ use crate::service::AlertingService;
 /// Prometheus's notifier batch size.
 const MAX_BATCH: usize = 256;
 
-fn ts(ms: Option<i64>) -> Option<crate::clock::Ts> {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
+fn ts(ns: Option<i64>) -> Option<crate::clock::Ts> {
+    ns.map(chrono::DateTime::from_timestamp_nanos)
 }
 
 fn label_set(l: &Labels) -> BTreeMap<String, String> {

@@ -15,6 +15,7 @@ use crate::ruler::template::{self, Expander, QuerySample};
 
 /// How long a resolved alert is kept (and re-sent) after it resolved.
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
+const NS_PER_MS: i64 = 1_000_000;
 pub const ALERTS_METRIC: &str = "ALERTS";
 pub const ALERTS_FOR_STATE_METRIC: &str = "ALERTS_FOR_STATE";
 
@@ -48,7 +49,8 @@ impl AlertState {
     }
 }
 
-/// One alert of an alerting rule. Times are ms since the epoch; `None` is Go's zero time.
+/// One alert of an alerting rule. Times are nanoseconds since the epoch (evaluation timestamps
+/// keep the group's sub-millisecond slot offset, as Prometheus's do); `None` is Go's zero time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
     pub state: AlertState,
@@ -66,6 +68,7 @@ pub struct Alert {
 impl Alert {
     /// Prometheus's `needsSending`.
     fn needs_sending(&self, ts: i64, resend_delay_ms: i64) -> bool {
+        let resend_delay = resend_delay_ms.saturating_mul(NS_PER_MS);
         if self.state == AlertState::Pending {
             return false;
         }
@@ -74,7 +77,7 @@ impl Alert {
         {
             return true;
         }
-        self.last_sent_at.unwrap_or(i64::MIN / 2) + resend_delay_ms < ts
+        self.last_sent_at.unwrap_or(i64::MIN / 2) + resend_delay < ts
     }
 }
 
@@ -101,7 +104,7 @@ impl Health {
 pub struct EvalStatus {
     pub health: Health,
     pub last_error: Option<String>,
-    /// Wall-clock time the evaluation started (ms), `None` before the first.
+    /// Wall-clock time the evaluation started (ns), `None` before the first.
     pub last_evaluation: Option<i64>,
     pub evaluation_seconds: f64,
 }
@@ -117,9 +120,17 @@ impl Default for EvalStatus {
     }
 }
 
+impl EvalCtx<'_> {
+    /// The evaluation timestamp in milliseconds, truncated as `timestamp.FromTime` does.
+    pub fn ts_ms(&self) -> i64 {
+        self.ts_ns.div_euclid(NS_PER_MS)
+    }
+}
+
 /// Context an evaluation needs besides the query function.
 pub struct EvalCtx<'a> {
-    pub ts: i64,
+    /// The evaluation timestamp in nanoseconds.
+    pub ts_ns: i64,
     pub query_offset_ms: i64,
     pub limit: i64,
     pub query: QueryFn<'a>,
@@ -221,7 +232,7 @@ impl RecordingRule {
     }
 
     fn eval(&self, ctx: &EvalCtx<'_>) -> Result<Vec<RuleSample>, String> {
-        let mut v = (ctx.query)(&self.expr, ctx.ts - ctx.query_offset_ms)?;
+        let mut v = (ctx.query)(&self.expr, ctx.ts_ms() - ctx.query_offset_ms)?;
         let mut seen = HashSet::with_capacity(v.len());
         for s in &mut v {
             s.labels.set(METRIC_NAME, &self.name);
@@ -321,7 +332,7 @@ impl AlertingRule {
         RuleSample {
             labels: l,
             t: ts,
-            value: PointValue::Float(a.active_at.div_euclid(1000) as f64),
+            value: PointValue::Float(a.active_at.div_euclid(1_000_000_000) as f64),
         }
     }
 
@@ -341,8 +352,12 @@ impl AlertingRule {
     }
 
     fn eval(&self, ctx: &EvalCtx<'_>) -> Result<Vec<RuleSample>, String> {
-        let ts = ctx.ts;
-        let res = (ctx.query)(&self.expr, ts - ctx.query_offset_ms)?;
+        // Alert times in nanoseconds; queries and samples at the millisecond.
+        let ts = ctx.ts_ns;
+        let ts_ms = ctx.ts_ms();
+        let hold = self.hold_ms.saturating_mul(NS_PER_MS);
+        let keep_firing_for = self.keep_firing_for_ms.saturating_mul(NS_PER_MS);
+        let res = (ctx.query)(&self.expr, ts_ms - ctx.query_offset_ms)?;
         let tmpl_query = |q: &str, t: i64| -> Result<Vec<QuerySample>, String> {
             (ctx.query)(q, t).map(|v| {
                 v.into_iter()
@@ -359,7 +374,7 @@ impl AlertingRule {
         };
         let exp = Expander {
             name: format!("__alert_{}", self.name),
-            ts_ms: ts,
+            ts_ms,
             query: Some(&tmpl_query),
             external_url: ctx.template_url.map(str::to_string),
             html: false,
@@ -439,14 +454,15 @@ impl AlertingRule {
         for (k, a) in active.iter_mut() {
             if !result_keys.contains(k) {
                 let mut keep_firing = false;
-                if a.state == AlertState::Firing && self.keep_firing_for_ms > 0 {
+                if a.state == AlertState::Firing && keep_firing_for > 0 {
                     let since = *a.keep_firing_since.get_or_insert(ts);
-                    if ts - since < self.keep_firing_for_ms {
+                    if ts - since < keep_firing_for {
                         keep_firing = true;
                     }
                 }
                 if a.state == AlertState::Pending
-                    || a.resolved_at.is_some_and(|r| ts - r > RESOLVED_RETENTION_MS)
+                    || a.resolved_at
+                        .is_some_and(|r| ts - r > RESOLVED_RETENTION_MS.saturating_mul(NS_PER_MS))
                 {
                     remove.push(k.clone());
                 }
@@ -461,19 +477,19 @@ impl AlertingRule {
                 a.keep_firing_since = None;
             }
             num_active += 1;
-            if a.state == AlertState::Pending && ts - a.active_at >= self.hold_ms {
+            if a.state == AlertState::Pending && ts - a.active_at >= hold {
                 a.state = AlertState::Firing;
                 a.fired_at = Some(ts);
             }
-            if a.state == AlertState::Firing && ts - a.active_at < self.hold_ms {
+            if a.state == AlertState::Firing && ts - a.active_at < hold {
                 a.state = AlertState::Pending;
                 a.fired_at = None;
                 a.last_sent_at = None;
                 a.keep_firing_since = None;
             }
             if restored {
-                out.push(self.alerts_sample(a, ts - ctx.query_offset_ms));
-                out.push(self.for_state_sample(a, ts - ctx.query_offset_ms));
+                out.push(self.alerts_sample(a, ts_ms - ctx.query_offset_ms));
+                out.push(self.for_state_sample(a, ts_ms - ctx.query_offset_ms));
             }
         }
         for k in remove {
@@ -489,13 +505,13 @@ impl AlertingRule {
         Ok(out)
     }
 
-    /// Marks the alerts that need sending at `ts` as sent and returns copies of them.
+    /// Marks the alerts that need sending at `ts` (nanoseconds) as sent and returns copies.
     pub fn alerts_to_send(&self, ts: i64, resend_delay_ms: i64, interval_ms: i64) -> Vec<Alert> {
         let mut out = Vec::new();
         for a in self.active.lock().values_mut() {
             if a.needs_sending(ts, resend_delay_ms) {
                 a.last_sent_at = Some(ts);
-                a.valid_until = Some(ts + 4 * interval_ms.max(resend_delay_ms));
+                a.valid_until = Some(ts + 4 * interval_ms.max(resend_delay_ms).saturating_mul(NS_PER_MS));
                 out.push(a.clone());
             }
         }

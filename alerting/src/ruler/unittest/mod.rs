@@ -291,7 +291,8 @@ fn run_group_inner(tg: &TestGroup, ctx: &mut RunCtx<'_>) -> Vec<String> {
             Ok(()) => {
                 let mut eval_errs = Vec::new();
                 for g in &groups {
-                    g.eval(ts, ts, &backend, &opts, &NoopNotifier);
+                    let ts_ns = ts.saturating_mul(1_000_000);
+                    g.eval(ts_ns, ts_ns, &backend, &opts, &NoopNotifier);
                     for r in &g.rules {
                         if let Some(e) = &r.status().lock().last_error {
                             eval_errs.push(format!(
