@@ -16,6 +16,12 @@ pub enum AlertingError {
     Duration { input: String, message: String },
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A per-tenant limit refused the request; the message names the limit.
+    #[error("limit exceeded: {0}")]
+    Limit(String),
+    /// A request body over `max_request_bytes`.
+    #[error("request body too large: {0}")]
+    TooLarge(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("template {name}: {message}")]
@@ -45,6 +51,8 @@ impl AlertingError {
             | AlertingError::Config(_)
             | AlertingError::Template { .. } => StatusCode::BAD_REQUEST,
             AlertingError::NotFound(_) => StatusCode::NOT_FOUND,
+            AlertingError::Limit(_) => StatusCode::BAD_REQUEST,
+            AlertingError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -4,8 +4,9 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Histogram, HistogramVec, IntCounter, IntCounterVec, histogram_opts, opts, register_histogram,
-    register_histogram_vec, register_int_counter, register_int_counter_vec,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, histogram_opts, opts,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge_vec,
 };
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -25,6 +26,27 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     })
 }
 
+fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register_int_gauge_vec!(opts!(name, help), labels).unwrap_or_else(|_| {
+        IntGaugeVec::new(opts!(name, help), labels).unwrap_or_else(|_| std::process::abort())
+    })
+}
+
+pub static ALERTS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "fenghuo_alerting_alerts",
+        "Firing alerts held, by state: unprocessed (received, not yet through the notification \
+         pipeline), active, suppressed (silenced, inhibited or muted) — Alertmanager's alertmanager_alerts.",
+        &["state"],
+    )
+});
+pub static LIMIT_REJECTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "fenghuo_alerting_limit_rejections_total",
+        "Alerts, silences and requests refused by a per-tenant limit, by limit.",
+        &["limit"],
+    )
+});
 pub static ALERTS_RECEIVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "fenghuo_alerting_alerts_received_total",

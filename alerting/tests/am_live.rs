@@ -424,3 +424,68 @@ async fn alertmanager_and_fenghuo_render_the_same() {
     }
     assert!(compared > 100, "only {compared} sections compared");
 }
+
+/// Where Alertmanager reports `unprocessed`: in its `alertmanager_alerts{state}` gauge before the
+/// pipeline saw the alert; its API shows the state computed at query time (`active`) and accepts
+/// `unprocessed=false` without filtering. fenghuo does the same (`unprocessed.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_reports_unprocessed_in_its_gauge_only() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: r\n  group_wait: 10m\nreceivers:\n- name: r\n",
+    )
+    .unwrap_or_default();
+    let port = free_port();
+    let am = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("prometheus-alertmanager missing: {e}"));
+    let _am = Proc(am);
+    let base = format!("http://127.0.0.1:{port}");
+    let c = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c
+        .get(format!("{base}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "Alertmanager did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = c
+        .post(format!("{base}/api/v2/alerts"))
+        .json(&json!([{"labels": {"alertname": "A"}}]))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(r.ok(), Some(200));
+    let metrics = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        metrics.contains("alertmanager_alerts{state=\"unprocessed\"} 1"),
+        "{metrics}"
+    );
+    let alerts: Value = c
+        .get(format!("{base}/api/v2/alerts?unprocessed=false"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(alerts[0]["status"]["state"], "active", "{alerts}");
+}

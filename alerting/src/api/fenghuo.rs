@@ -147,9 +147,13 @@ pub fn generic_to_postable(
     Ok(out)
 }
 
-async fn ingest(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ingest(State(s): State<ApiState>, headers: HeaderMap, body: axum::body::Body) -> Response {
     let tenant = match tenant_of(&headers) {
         Ok(t) => t,
+        Err(e) => return err(e),
+    };
+    let body = match super::read_body(&s.engine, &tenant, &headers, body).await {
+        Ok(b) => b,
         Err(e) => return err(e),
     };
     let v: Value = match serde_json::from_slice(&body) {

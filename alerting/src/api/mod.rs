@@ -128,6 +128,47 @@ impl Params {
     }
 }
 
+/// Reads a request body, refusing more than the tenant's `max_request_bytes` (413 naming the
+/// limit) without buffering the excess.
+pub async fn read_body(
+    engine: &Engine,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, AlertingError> {
+    let limit = engine
+        .runtime()
+        .loaded
+        .config
+        .fenghuo
+        .limits
+        .for_tenant(tenant)
+        .max_request_bytes;
+    let too_large = || {
+        metrics::LIMIT_REJECTIONS
+            .with_label_values(&["max_request_bytes"])
+            .inc();
+        AlertingError::TooLarge(format!(
+            "the body is over the limit max_request_bytes={limit} of tenant {tenant:?}"
+        ))
+    };
+    if limit == 0 {
+        return axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|e| AlertingError::BadRequest(format!("reading the body: {e}")));
+    }
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .await
+        .map_err(|_| too_large())
+}
+
 /// A JSON-string error body, as go-openapi writes Alertmanager's string payloads.
 pub fn am_error(status: StatusCode, msg: impl Into<String>) -> Response {
     (

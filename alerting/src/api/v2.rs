@@ -5,7 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +13,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ApiState, Params, PostableAlert, am_err, am_error, fmt_time, tenant_of};
+use super::{ApiState, Params, PostableAlert, am_err, am_error, fmt_time, read_body, tenant_of};
 use crate::clock::Ts;
 use crate::engine::AlertView;
 use crate::error::AlertingError;
@@ -30,6 +30,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
         .route("/api/v2/status", get(get_status))
         .route("/api/v2/receivers", get(get_receivers))
+        // Bodies are read with the tenant's `max_request_bytes` (see `read_body`).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -130,9 +132,13 @@ async fn get_alerts(State(s): State<ApiState>, headers: HeaderMap, RawQuery(q): 
     run().unwrap_or_else(|r| r)
 }
 
-async fn post_alerts(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_alerts(State(s): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
     let tenant = match tenant_of(&headers) {
         Ok(t) => t,
+        Err(e) => return am_err(e),
+    };
+    let body = match read_body(&s.engine, &tenant, &headers, body).await {
+        Ok(b) => b,
         Err(e) => return am_err(e),
     };
     let posted: Vec<PostableAlert> = match serde_json::from_slice(&body) {
@@ -270,9 +276,13 @@ async fn get_silences(State(s): State<ApiState>, headers: HeaderMap, RawQuery(q)
     run().unwrap_or_else(|r| r)
 }
 
-async fn post_silence(State(s): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post_silence(State(s): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
     let tenant = match tenant_of(&headers) {
         Ok(t) => t,
+        Err(e) => return am_err(e),
+    };
+    let body = match read_body(&s.engine, &tenant, &headers, body).await {
+        Ok(b) => b,
         Err(e) => return am_err(e),
     };
     let ps: PostableSilence = match serde_json::from_slice(&body) {
@@ -305,6 +315,9 @@ async fn post_silence(State(s): State<ApiState>, headers: HeaderMap, body: Bytes
         Ok(id) => json_ok(json!({"silenceID": id})),
         Err(AlertingError::NotFound(m)) => am_error(StatusCode::NOT_FOUND, m),
         Err(AlertingError::Store(m)) => am_error(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Err(AlertingError::Limit(m)) => {
+            am_error(StatusCode::BAD_REQUEST, format!("Failed to create silence: {m}"))
+        }
         Err(e) => am_error(StatusCode::BAD_REQUEST, e.to_string()),
     }
 }

@@ -5,6 +5,7 @@
 //! are errors or explicit warnings, never silently dropped. Template fields and files (Go or
 //! handlebars) are compiled when the runtime is built, so broken templates fail the load.
 
+pub mod limits;
 pub mod receivers;
 pub mod timeinterval;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::duration::PromDuration;
 use crate::error::AlertingError;
 use crate::matchers::{Matcher, parse_matchers};
+pub use limits::{Limits, LimitsConfig};
 pub use receivers::*;
 pub use timeinterval::{NamedTimeInterval, TimeInterval, TimeRange};
 
@@ -222,6 +224,8 @@ pub struct FenghuoConfig {
     pub history: HistoryConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// Ordered escalation steps attached to routes by name.
@@ -485,6 +489,10 @@ pub fn validate(c: &Config) -> Result<Vec<String>, AlertingError> {
         return Err(cfg_err(format!(
             "undefined receiver {r:?} used in fenghuo.delivery.failure_receiver"
         )));
+    }
+    for t in c.fenghuo.limits.tenants.keys() {
+        crate::engine::validate_tenant(t)
+            .map_err(|_| cfg_err(format!("fenghuo.limits.tenants: invalid tenant id {t:?}")))?;
     }
     if c.fenghuo.delivery.max_attempts == 0 {
         return Err(cfg_err("fenghuo.delivery.max_attempts must be >= 1"));

@@ -4,6 +4,7 @@
 //! Every state change is written through the [`AlertStateStore`] before it is acted upon.
 
 pub mod delivery;
+pub mod limits;
 pub mod runtime;
 pub mod state;
 pub mod tick;
@@ -78,6 +79,14 @@ impl AlertView {
             "suppressed"
         }
     }
+}
+
+/// Counts of firing alerts by notification-pipeline state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertStateCounts {
+    pub unprocessed: usize,
+    pub active: usize,
+    pub suppressed: usize,
 }
 
 /// A group as the API shows it.
@@ -232,13 +241,21 @@ impl Engine {
     }
 
     /// Accepts alerts as posted to `/api/v2/alerts` (already defaulted and validated), with
-    /// Alertmanager's merge rule, routing into groups, and history.
-    pub fn ingest(&self, tenant: &str, alerts: Vec<Alert>) -> Result<(), AlertingError> {
+    /// Alertmanager's merge rule, routing into groups, and history. Alerts over a tenant limit are
+    /// refused; their messages (naming the limit) are returned, the others are accepted.
+    pub fn ingest(&self, tenant: &str, alerts: Vec<Alert>) -> Result<Vec<String>, AlertingError> {
         let rt = self.runtime();
         let now = self.now();
         let t = self.tenant(tenant)?;
         let mut st = t.lock();
+        let mut budget = limits::AlertBudget::new(rt.loaded.config.fenghuo.limits.for_tenant(tenant), &st);
+        let mut rejected = Vec::new();
         for mut alert in alerts {
+            if let Err(msg) = budget.admit(&rt, &st, &alert) {
+                tracing::warn!(tenant = %tenant, reason = %msg, "Alert refused by a limit.");
+                rejected.push(msg);
+                continue;
+            }
             let fp = alert.fingerprint();
             let old = st.alerts.get(&fp).cloned();
             let mut prev_firing_noted = false;
@@ -282,7 +299,10 @@ impl Engine {
             st.save_alert(fp);
             insert_into_groups(&rt, &mut st, &alert, now);
         }
-        self.persist(&mut st)
+        self.persist(&mut st)?;
+        drop(st);
+        self.update_alert_gauges();
+        Ok(rejected)
     }
 
     /// Accepts alerts in the API's shape with Alertmanager's defaults; returns the validation errors
@@ -293,9 +313,9 @@ impl Engine {
         posted: Vec<crate::api::PostableAlert>,
     ) -> Result<Vec<String>, AlertingError> {
         let resolve_timeout = self.runtime().loaded.config.global.resolve_timeout.as_duration();
-        let (ok, errs) = crate::api::convert_alerts(posted, self.now(), resolve_timeout);
+        let (ok, mut errs) = crate::api::convert_alerts(posted, self.now(), resolve_timeout);
         if !ok.is_empty() {
-            self.ingest(tenant, ok)?;
+            errs.extend(self.ingest(tenant, ok)?);
         }
         Ok(errs)
     }
@@ -393,7 +413,9 @@ impl Engine {
     pub fn alert_views(&self, tenant: &str) -> Result<Vec<AlertView>, AlertingError> {
         let rt = self.runtime();
         let now = self.now();
-        let t = self.tenant(tenant)?;
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Ok(Vec::new());
+        };
         let st = t.lock();
         let inhibitor = Inhibitor::new(&rt.inhibit, st.alerts.values().map(|s| &s.alert), now);
         let mut out: Vec<AlertView> = st
@@ -409,7 +431,9 @@ impl Engine {
     pub fn group_views(&self, tenant: &str) -> Result<Vec<GroupView>, AlertingError> {
         let rt = self.runtime();
         let now = self.now();
-        let t = self.tenant(tenant)?;
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Ok(Vec::new());
+        };
         let st = t.lock();
         let inhibitor = Inhibitor::new(&rt.inhibit, st.alerts.values().map(|s| &s.alert), now);
         let mut out = Vec::new();
@@ -441,22 +465,29 @@ impl Engine {
     // --- silences ---
 
     pub fn silences(&self, tenant: &str) -> Result<Vec<Silence>, AlertingError> {
-        let t = self.tenant(tenant)?;
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Ok(Vec::new());
+        };
         let st = t.lock();
         Ok(st.silences.all().cloned().collect())
     }
 
     pub fn silence(&self, tenant: &str, id: &str) -> Result<Option<Silence>, AlertingError> {
-        let t = self.tenant(tenant)?;
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Ok(None);
+        };
         let st = t.lock();
         Ok(st.silences.get(id).cloned())
     }
 
-    /// Creates or updates a silence; returns its id.
+    /// Creates or updates a silence; returns its id. A silence over the tenant's silence limits
+    /// is refused with a message naming the limit.
     pub fn set_silence(&self, tenant: &str, s: Silence) -> Result<String, AlertingError> {
         let now = self.now();
+        let limits = self.runtime().loaded.config.fenghuo.limits.for_tenant(tenant);
         let t = self.tenant(tenant)?;
         let mut st = t.lock();
+        limits::admit_silence(&limits, &st, &s, now).map_err(AlertingError::Limit)?;
         let out = st.silences.set(s, now)?;
         for c in &out.changed {
             st.save_silence(c);
@@ -467,7 +498,9 @@ impl Engine {
 
     pub fn expire_silence(&self, tenant: &str, id: &str) -> Result<(), AlertingError> {
         let now = self.now();
-        let t = self.tenant(tenant)?;
+        let t = self
+            .existing_tenant(tenant)
+            .ok_or_else(|| AlertingError::NotFound(format!("silence {id} not found")))?;
         let mut st = t.lock();
         if let Some(s) = st.silences.expire(id, now)? {
             st.save_silence(&s);
@@ -523,7 +556,9 @@ impl Engine {
         if by.trim().is_empty() {
             return Err(AlertingError::BadRequest("ack needs a non-empty 'by'".into()));
         }
-        let t = self.tenant(tenant)?;
+        let t = self
+            .existing_tenant(tenant)
+            .ok_or_else(|| AlertingError::NotFound(format!("alert group {group_key:?} not found")))?;
         let mut st = t.lock();
         let group = st
             .groups
@@ -569,7 +604,9 @@ impl Engine {
         ttl: Option<Duration>,
     ) -> Result<Vec<Ack>, AlertingError> {
         let keys: Vec<String> = {
-            let t = self.tenant(tenant)?;
+            let t = self
+                .existing_tenant(tenant)
+                .ok_or_else(|| AlertingError::NotFound(format!("no alert group contains alert {fp}")))?;
             let st = t.lock();
             st.groups
                 .values()
@@ -590,7 +627,9 @@ impl Engine {
     /// Withdraws an ack; escalation resumes from now.
     pub fn unack(&self, tenant: &str, group_key: &str, by: &str) -> Result<(), AlertingError> {
         let now = self.now();
-        let t = self.tenant(tenant)?;
+        let t = self
+            .existing_tenant(tenant)
+            .ok_or_else(|| AlertingError::NotFound(format!("no ack for group {group_key:?}")))?;
         let mut st = t.lock();
         if st.remove_ack(group_key).is_none() {
             return Err(AlertingError::NotFound(format!("no ack for group {group_key:?}")));
@@ -607,13 +646,17 @@ impl Engine {
     }
 
     pub fn acks(&self, tenant: &str) -> Result<Vec<Ack>, AlertingError> {
-        let t = self.tenant(tenant)?;
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Ok(Vec::new());
+        };
         let st = t.lock();
         Ok(st.acks.values().cloned().collect())
     }
 
     pub fn escalations(&self, tenant: &str) -> Result<Vec<EscalationState>, AlertingError> {
-        let t = self.tenant(tenant)?;
+        let Some(t) = self.existing_tenant(tenant) else {
+            return Ok(Vec::new());
+        };
         let st = t.lock();
         Ok(st.escalations.values().cloned().collect())
     }
@@ -678,6 +721,45 @@ impl Engine {
             })
             .collect();
         self.store.apply(ops)
+    }
+
+    /// Sets `fenghuo_alerting_alerts{state}` from the firing alerts held: `unprocessed` until a
+    /// group holding the alert has been through the notification pipeline, then `active` or
+    /// `suppressed` as the pipeline found it — where and how Alertmanager reports
+    /// `alertmanager_alerts{state}` (its API computes the state at query time and never shows
+    /// `unprocessed`, and neither does fenghuo's).
+    pub(crate) fn update_alert_gauges(&self) {
+        let c = self.alert_state_counts();
+        metrics::ALERTS
+            .with_label_values(&["unprocessed"])
+            .set(c.unprocessed as i64);
+        metrics::ALERTS
+            .with_label_values(&["active"])
+            .set(c.active as i64);
+        metrics::ALERTS
+            .with_label_values(&["suppressed"])
+            .set(c.suppressed as i64);
+    }
+
+    /// Firing alerts held by every tenant, by pipeline state (see `update_alert_gauges`).
+    pub fn alert_state_counts(&self) -> AlertStateCounts {
+        let now = self.now();
+        let mut c = AlertStateCounts::default();
+        let tenants: Vec<Arc<Mutex<TenantState>>> = self.tenants.lock().values().cloned().collect();
+        for t in tenants {
+            let st = t.lock();
+            for (fp, s) in &st.alerts {
+                if s.alert.resolved_at(now) {
+                    continue;
+                }
+                match st.processed.get(fp) {
+                    None => c.unprocessed += 1,
+                    Some(true) => c.suppressed += 1,
+                    Some(false) => c.active += 1,
+                }
+            }
+        }
+        c
     }
 
     /// Flushes the store (shutdown).

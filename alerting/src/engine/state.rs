@@ -98,7 +98,8 @@ pub struct TenantState {
     pub notices_in_flight: std::collections::BTreeSet<String>,
     /// Alerts the notification pipeline has seen (Alertmanager's marker; not persisted: after a
     /// restart every alert is unprocessed until its group flushes).
-    pub processed: std::collections::BTreeSet<Fingerprint>,
+    /// Value: whether the pipeline found the alert suppressed (silenced, inhibited or muted).
+    pub processed: BTreeMap<Fingerprint, bool>,
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(kind: StateKind, k: &str, v: &[u8]) -> Option<T> {

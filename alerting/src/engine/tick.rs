@@ -199,6 +199,7 @@ impl Engine {
                 let _ = self.gc_history(tenant, now);
             }
         }
+        self.update_alert_gauges();
         Prepared {
             rt,
             now,
@@ -268,8 +269,16 @@ impl Engine {
             resolved: resolved_snapshot,
             jobs: vec![],
         };
+        // Alertmanager's marker: the pipeline has now seen these alerts.
+        let time_muted = !rt.time_muted(route, now).is_empty();
+        for a in &alerts {
+            let suppressed = time_muted
+                || !st.silences.muting(&a.labels, now).is_empty()
+                || inhibitor.is_inhibited(&a.labels, now);
+            st.processed.insert(a.fingerprint(), suppressed);
+        }
         // Time intervals mute the whole group.
-        if !rt.time_muted(route, now).is_empty() {
+        if time_muted {
             out.flushes.push(flush);
             return;
         }
