@@ -2,7 +2,9 @@
 //! `fenghuo test rules` against `promtool` (Debian `prometheus`) on the fixtures in
 //! `tests/testdata/rules/`, and `fenghuo serve` evaluating a tenant's rules over remote-written
 //! data: recorded series queryable, alerts in `/api/v1/rules`, `/api/v1/alerts` and the alert
-//! engine, tenant isolation, reload on `POST /-/reload` and SIGHUP, and the ruler's metrics.
+//! engine, tenant isolation, reload on `POST /-/reload` and SIGHUP, and the ruler's metrics; and
+//! side by side with a real Prometheus evaluating the same rule file: same evaluation slots (to
+//! the nanosecond), same results and alert texts, the API fields Prometheus has.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Fenghuo, http, remote_write_v1, wait_for, which};
+use common::{Fenghuo, Prometheus, get_json, http, remote_write_v1, wait_for, which};
 use serde_json::Value;
 
 fn testdata() -> PathBuf {
@@ -300,5 +302,228 @@ fn serve_evaluates_tenant_rules_and_alerts() {
         "fenghuo_ruler_group_rules",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+}
+
+/// Serves `temp{room="a"} 30` and `temp{room="b"} 20` to Prometheus's scrapes.
+fn start_exporter() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|r| r > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let body = "# TYPE temp gauge\ntemp{room=\"a\"} 30\ntemp{room=\"b\"} 20\n";
+            let mut s = &stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                body.len(),
+                body
+            );
+        }
+    });
+    port
+}
+
+const SIDE_RULES: &str = r#"groups:
+  - name: side-by-side
+    interval: 2s
+    rules:
+      - record: room:temp:max
+        expr: max by (room) (temp)
+      - alert: Hot
+        expr: temp > 25
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.room }} is at {{ $value }} ({{ humanize $value }})"
+"#;
+
+/// An RFC 3339 UTC time (`2024-01-02T03:04:05.123456789Z`) modulo two seconds, in nanoseconds
+/// (days, hours and minutes are whole multiples of 2s).
+fn mod_2s_ns(s: &str) -> i64 {
+    let t = s.strip_suffix('Z').unwrap_or_else(|| panic!("not UTC: {s:?}"));
+    let secs = t
+        .get(17..19)
+        .and_then(|x| x.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("{s:?}"));
+    let frac = t.get(19..).unwrap_or("").trim_start_matches('.');
+    let ns = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}")
+            .parse::<i64>()
+            .unwrap_or_else(|_| panic!("{s:?}"))
+    };
+    (secs % 2) * 1_000_000_000 + ns
+}
+
+fn keys(v: &Value) -> std::collections::BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn rules_evaluate_in_the_same_slots_as_prometheus() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The same absolute path in both: a group's slot offset hashes its file and name.
+    let rules = tmp.path().join("side.yml");
+    std::fs::write(&rules, SIDE_RULES).expect("rules");
+    let cfg = tmp.path().join("fenghuo.yml");
+    std::fs::write(&cfg, format!("ruler:\n  rule_files: ['{}']\n", rules.display())).expect("config");
+    let node = Fenghuo::start_in(
+        &tmp.path().join("data"),
+        &["--config.file", cfg.to_str().expect("utf-8 path")],
+    );
+    let exporter = start_exporter();
+    let prom_config = format!(
+        r#"
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: ['{rules}']
+scrape_configs:
+  - job_name: app
+    static_configs:
+      - targets: ['127.0.0.1:{exporter}']
+remote_write:
+  - url: {write}
+    queue_config:
+      batch_send_deadline: 500ms
+    # Prometheus's own rule results stay home: fenghuo records its own.
+    write_relabel_configs:
+      - source_labels: [__name__]
+        regex: 'room:.*|ALERTS.*'
+        action: drop
+"#,
+        rules = rules.display(),
+        write = node.url("/api/v1/write")
+    );
+    let prom = Prometheus::start(&prom_config, &[]);
+    let count = |url: String, q: &str| -> usize {
+        get_json(&url, &[("query", q)])["data"]["result"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    };
+    wait_for("both to record several times", Duration::from_secs(90), || {
+        let enough = |url: String| {
+            get_json(
+                &url,
+                &[("query", "count_over_time(room:temp:max{room=\"a\"}[1m])")],
+            )["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|n| *n >= 4.0)
+        };
+        (enough(prom.url("/api/v1/query")).is_some() && enough(node.url("/api/v1/query")).is_some())
+            .then_some(())
+    });
+    assert_eq!(count(node.url("/api/v1/query"), "room:temp:max"), 2);
+    // The latest recorded sample at several past instants: the same timestamps (to the
+    // millisecond) and values in both, so the evaluation slots coincide.
+    let now = now_ms() as f64 / 1000.0;
+    for back in [3.0, 4.1, 5.3] {
+        let t = format!("{:.3}", now - back);
+        let ask = |url: String| {
+            get_json(
+                &url,
+                &[
+                    ("query", "timestamp(room:temp:max) * 1000 + room:temp:max / 1000"),
+                    ("time", &t),
+                ],
+            )["data"]["result"]
+                .clone()
+        };
+        let (p, f) = (ask(prom.url("/api/v1/query")), ask(node.url("/api/v1/query")));
+        let vals = |v: &Value| -> Vec<(String, String)> {
+            let mut out: Vec<(String, String)> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| (s["metric"]["room"].to_string(), s["value"][1].to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.sort();
+            out
+        };
+        assert_eq!(vals(&p), vals(&f), "at {t}: prometheus {p} fenghuo {f}");
+        assert_eq!(vals(&f).len(), 2);
+    }
+    // The alert: same labels and annotation text, active since a slot with the same offset.
+    let alerts = |url: String| {
+        wait_for("a firing alert", Duration::from_secs(30), || {
+            let a = get_json(&url, &[]);
+            let v = a["data"]["alerts"].as_array().cloned().unwrap_or_default();
+            v.iter().any(|x| x["state"] == "firing").then_some(v)
+        })
+    };
+    let (pa, fa) = (
+        alerts(prom.url("/api/v1/alerts")),
+        alerts(node.url("/api/v1/alerts")),
+    );
+    assert_eq!(pa.len(), 1);
+    assert_eq!(fa.len(), 1);
+    assert_eq!(pa[0]["labels"], fa[0]["labels"]);
+    assert_eq!(pa[0]["annotations"], fa[0]["annotations"]);
+    assert_eq!(fa[0]["annotations"]["summary"], "a is at 30 (30)");
+    assert_eq!(pa[0]["value"], fa[0]["value"]);
+    let slot = |a: &Value| mod_2s_ns(a["activeAt"].as_str().unwrap_or_default());
+    assert_eq!(
+        slot(&pa[0]),
+        slot(&fa[0]),
+        "activeAt {} vs {}",
+        pa[0]["activeAt"],
+        fa[0]["activeAt"]
+    );
+    assert_eq!(keys(&pa[0]), keys(&fa[0]));
+    // /api/v1/rules: every field Prometheus shows is there, the same group and rule texts.
+    let rules_of = |url: String| get_json(&url, &[])["data"]["groups"][0].clone();
+    let (pg, fg) = (
+        rules_of(prom.url("/api/v1/rules")),
+        rules_of(node.url("/api/v1/rules")),
+    );
+    assert!(
+        keys(&fg).is_superset(&keys(&pg)),
+        "group {:?} vs {:?}",
+        keys(&pg),
+        keys(&fg)
+    );
+    for k in ["name", "file", "interval", "limit"] {
+        assert_eq!(pg[k], fg[k], "{k}");
+    }
+    for i in 0..2 {
+        let (pr, fr) = (&pg["rules"][i], &fg["rules"][i]);
+        assert!(
+            keys(fr).is_superset(&keys(pr)),
+            "rule {:?} vs {:?}",
+            keys(pr),
+            keys(fr)
+        );
+        for k in [
+            "name",
+            "query",
+            "labels",
+            "health",
+            "type",
+            "state",
+            "duration",
+            "annotations",
+        ] {
+            // Prometheus 2.42 writes a rule without labels as `null`; 3.x (and fenghuo) `{}`.
+            if k == "labels" && pr[k].is_null() {
+                assert_eq!(fr[k], serde_json::json!({}));
+                continue;
+            }
+            assert_eq!(pr[k], fr[k], "{k}");
+        }
+        assert!(fr["lastEvaluation"].as_str().is_some_and(|t| t.ends_with('Z')));
     }
 }

@@ -176,6 +176,8 @@ async fn rules_endpoint_has_prometheus_shape_and_filters() {
     assert_eq!(g["name"], "team-a");
     assert_eq!(g["file"], f.file_a.as_str());
     assert_eq!(g["interval"], 10.0);
+    // Whole seconds print as Go prints a float64 in JSON: `10`, not `10.0`.
+    assert_eq!(g["interval"].to_string(), "10");
     assert_eq!(g["limit"], 0);
     assert!(g["evaluationTime"].is_number());
     assert!(
@@ -191,6 +193,7 @@ async fn rules_endpoint_has_prometheus_shape_and_filters() {
     assert_eq!(alert["query"], "load > 1");
     assert_eq!(alert["duration"], 20.0);
     assert_eq!(alert["keepFiringFor"], 0.0);
+    assert_eq!(alert["duration"].to_string(), "20");
     assert_eq!(alert["state"], "firing");
     assert_eq!(alert["health"], "ok");
     assert!(alert.get("lastError").is_none());

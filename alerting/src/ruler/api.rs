@@ -75,6 +75,16 @@ fn rfc3339(ns: Option<i64>) -> String {
     out
 }
 
+/// A float64 as Go's `encoding/json` writes it where it matters for equality with Prometheus's
+/// answers: whole numbers without a fraction (`2`, not `2.0`).
+fn go_number(f: f64) -> Json {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 {
+        Json::from(f as i64)
+    } else {
+        Json::from(f)
+    }
+}
+
 fn labels_json(l: &Labels) -> Json {
     Json::Object(
         l.iter()
@@ -273,13 +283,13 @@ fn rules_impl(svc: &RulerService, headers: &HeaderMap, p: Vec<(String, String)>)
                         "state": a.state().map(|s| s.as_str()).unwrap_or("unknown"),
                         "name": a.name,
                         "query": a.query,
-                        "duration": a.hold_ms as f64 / 1000.0,
-                        "keepFiringFor": a.keep_firing_for_ms as f64 / 1000.0,
+                        "duration": go_number(a.hold_ms as f64 / 1000.0),
+                        "keepFiringFor": go_number(a.keep_firing_for_ms as f64 / 1000.0),
                         "labels": labels_json(&a.labels),
                         "annotations": labels_json(&a.annotations),
                         "alerts": alerts,
                         "health": st.health.as_str(),
-                        "evaluationTime": st.evaluation_seconds,
+                        "evaluationTime": go_number(st.evaluation_seconds),
                         "lastEvaluation": rfc3339(st.last_evaluation),
                         "type": "alerting",
                     })
@@ -293,7 +303,7 @@ fn rules_impl(svc: &RulerService, headers: &HeaderMap, p: Vec<(String, String)>)
                         "query": rr.query,
                         "labels": labels_json(&rr.labels),
                         "health": st.health.as_str(),
-                        "evaluationTime": st.evaluation_seconds,
+                        "evaluationTime": go_number(st.evaluation_seconds),
                         "lastEvaluation": rfc3339(st.last_evaluation),
                         "type": "recording",
                     })
@@ -315,9 +325,9 @@ fn rules_impl(svc: &RulerService, headers: &HeaderMap, p: Vec<(String, String)>)
             "name": g.name,
             "file": g.file,
             "rules": rules_json,
-            "interval": g.interval_ms as f64 / 1000.0,
+            "interval": go_number(g.interval_ms as f64 / 1000.0),
             "limit": g.limit,
-            "evaluationTime": g.evaluation_seconds(),
+            "evaluationTime": go_number(g.evaluation_seconds()),
             "lastEvaluation": rfc3339(g.last_evaluation()),
         }));
     }
