@@ -78,6 +78,9 @@ enum TestCommand {
         /// Show differing alerts as a colored JSON difference.
         #[arg(long)]
         diff: bool,
+        /// Ignore fields rule files do not have (custom metadata).
+        #[arg(long = "ignore-unknown-fields")]
+        ignore_unknown_fields: bool,
     },
 }
 
@@ -111,8 +114,14 @@ fn main() -> ExitCode {
             junit,
             debug,
             diff,
+            ignore_unknown_fields,
         }) => {
-            let opts = fenghuo_alerting::ruler::unittest::Options { run, diff, debug };
+            let opts = fenghuo_alerting::ruler::unittest::Options {
+                run,
+                diff,
+                debug,
+                ignore_unknown_fields,
+            };
             return promtool_exit(fenghuo_alerting::ruler::cli::test_rules_with(
                 &files,
                 &opts,

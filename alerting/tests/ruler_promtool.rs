@@ -324,3 +324,27 @@ fn debug_flag_reports_each_group_and_dumps_its_data() {
         "{last}"
     );
 }
+
+#[test]
+fn ignore_unknown_fields_accepts_rule_files_with_custom_metadata() {
+    let strict = run_in_testdata(
+        &["flags_test_unknown_rule_fields.yml"],
+        &unittest::Options::default(),
+    );
+    assert_eq!(strict.code, 1);
+    assert!(
+        strict
+            .stderr
+            .contains("line 3: field owner not found in type rulefmt.RuleGroup"),
+        "{}",
+        strict.stderr
+    );
+    let lenient = run_in_testdata(
+        &["flags_test_unknown_rule_fields.yml"],
+        &unittest::Options {
+            ignore_unknown_fields: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(lenient.code, 0, "{}", lenient.stderr);
+}

@@ -18,10 +18,21 @@ pub fn load_groups(
     default_interval_ms: i64,
     restored: bool,
 ) -> Result<Vec<Group>, Vec<String>> {
+    load_groups_with(tenant, files, default_interval_ms, restored, false)
+}
+
+/// [`load_groups`], optionally ignoring unknown fields in the rule files.
+pub fn load_groups_with(
+    tenant: &TenantId,
+    files: &[PathBuf],
+    default_interval_ms: i64,
+    restored: bool,
+    ignore_unknown_fields: bool,
+) -> Result<Vec<Group>, Vec<String>> {
     let mut groups = Vec::new();
     let mut errs = Vec::new();
     for f in files {
-        match rulefmt::parse_file(f) {
+        match rulefmt::parse_file_with(f, ignore_unknown_fields) {
             Ok(rgs) => groups.extend(groups_of(tenant, f, &rgs, default_interval_ms, restored)),
             Err(e) => errs.extend(e),
         }

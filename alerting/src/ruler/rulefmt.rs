@@ -261,6 +261,12 @@ fn validate_rule(r: &RuleDef) -> Vec<(Pos, String)> {
 
 /// Parses and validates rule-file text. Errors are returned without the file prefix.
 pub fn parse(text: &str) -> Result<RuleGroups, Vec<String>> {
+    parse_with(text, false)
+}
+
+/// [`parse`], optionally ignoring fields rule files do not have (promtool's
+/// `--ignore-unknown-fields`, for files extended with custom metadata).
+pub fn parse_with(text: &str, ignore_unknown_fields: bool) -> Result<RuleGroups, Vec<String>> {
     // Go's rulefmt decodes twice (typed, then into nodes) and reports a syntax error from each.
     let docs = yaml::parse(text).map_err(|e| vec![e.clone(), e])?;
     let Some(doc) = docs.first() else {
@@ -273,7 +279,10 @@ pub fn parse(text: &str) -> Result<RuleGroups, Vec<String>> {
             doc.tag()
         )]);
     }
-    let mut d = Decoder::default();
+    let mut d = Decoder {
+        ignore_unknown: ignore_unknown_fields,
+        ..Decoder::default()
+    };
     let rgs = decode(doc, &mut d);
     if let Some(e) = d.into_error() {
         return Err(vec![e]);
@@ -284,10 +293,16 @@ pub fn parse(text: &str) -> Result<RuleGroups, Vec<String>> {
 
 /// Reads, parses and validates a rule file; each error is prefixed with the file name.
 pub fn parse_file(path: &Path) -> Result<RuleGroups, Vec<String>> {
+    parse_file_with(path, false)
+}
+
+/// [`parse_file`], optionally ignoring unknown fields (see [`parse_with`]).
+pub fn parse_file_with(path: &Path, ignore_unknown_fields: bool) -> Result<RuleGroups, Vec<String>> {
     let name = path.display().to_string();
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: {}", go_io_error(&name, &e))])?;
-    parse(&text).map_err(|errs| errs.into_iter().map(|e| format!("{name}: {e}")).collect())
+    parse_with(&text, ignore_unknown_fields)
+        .map_err(|errs| errs.into_iter().map(|e| format!("{name}: {e}")).collect())
 }
 
 /// Go's `*PathError` text for a failed open.

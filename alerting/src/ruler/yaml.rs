@@ -77,6 +77,8 @@ impl Node {
 #[derive(Debug, Default)]
 pub struct Decoder {
     pub errors: Vec<String>,
+    /// Skip fields a struct does not have instead of reporting them (`KnownFields(false)`).
+    pub ignore_unknown: bool,
 }
 
 impl Decoder {
@@ -202,6 +204,9 @@ impl Decoder {
                         }
                     };
                     if !known.contains(&key) {
+                        if self.ignore_unknown {
+                            continue;
+                        }
                         self.errors.push(format!(
                             "line {}: field {key} not found in type {type_name}",
                             k.line

@@ -23,7 +23,7 @@ use crate::ruler::gotemplate::fmt::format_go_duration;
 use crate::ruler::group::{Backend, GroupOptions, Notifier, OutgoingAlert};
 use crate::ruler::jsondiff;
 use crate::ruler::junit::TestSuite;
-use crate::ruler::loader::load_groups;
+use crate::ruler::loader::load_groups_with;
 use crate::ruler::rule::AlertState;
 use crate::ruler::yaml::{self, Decoder};
 use decode::{TestFile, TestGroup, decode_file};
@@ -49,6 +49,8 @@ pub struct Options {
     pub diff: bool,
     /// `--debug`: print when each test group starts and ends, and dump all its data.
     pub debug: bool,
+    /// `--ignore-unknown-fields`: rule files may carry fields Prometheus does not know.
+    pub ignore_unknown_fields: bool,
 }
 
 /// A test sample: labels, float value and the histogram in series notation (empty for floats).
@@ -244,7 +246,13 @@ fn run_group_inner(tg: &TestGroup, ctx: &mut RunCtx<'_>) -> Vec<String> {
         queryable: store.clone(),
         appender: store.clone(),
     };
-    let mut groups = match load_groups(&tenant, ctx.rule_files, interval, true) {
+    let mut groups = match load_groups_with(
+        &tenant,
+        ctx.rule_files,
+        interval,
+        true,
+        ctx.opts.ignore_unknown_fields,
+    ) {
         Ok(g) => g,
         Err(e) => return e,
     };
