@@ -489,3 +489,194 @@ async fn alertmanager_reports_unprocessed_in_its_gauge_only() {
         .unwrap_or_default();
     assert_eq!(alerts[0]["status"]["state"], "active", "{alerts}");
 }
+
+/// The JSON shape of a value: object keys and value types, recursively (first array element).
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                // Fields newer Alertmanagers added (fenghuo follows the current API).
+                .filter(|(k, _)| {
+                    !["mutedBy", "routeLabels", "annotations"].contains(&k.as_str())
+                        || k.as_str() == "annotations" && m.contains_key("labels")
+                })
+                .map(|(k, x)| (k.clone(), shape(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.first().map(shape).into_iter().collect()),
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => json!("null"),
+    }
+}
+
+/// Alertmanager API v2 requests answered by a real Alertmanager and by fenghuo: same status
+/// codes and JSON shapes, including go-openapi's error objects for malformed bodies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_v2_status_codes_and_shapes_match_alertmanager() {
+    let cfg_text = "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 10m\nreceivers:\n- name: r\n- name: other\n";
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = dir.path().join("alertmanager.yml");
+    std::fs::write(&cfg, cfg_text).unwrap_or_default();
+    let port = free_port();
+    let am = Command::new("prometheus-alertmanager")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("prometheus-alertmanager missing: {e}"));
+    let _am = Proc(am);
+    let am_base = format!("http://127.0.0.1:{port}");
+    // fenghuo's API in-process on the same config.
+    let store = std::sync::Arc::new(fenghuo_alerting::store::MemoryStateStore::default());
+    let loaded = fenghuo_alerting::config::load_str(cfg_text, std::path::Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engine = fenghuo_alerting::engine::Engine::new(
+        std::sync::Arc::new(fenghuo_alerting::SystemClock),
+        store,
+        loaded,
+        fenghuo_alerting::engine::EngineOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let st = fenghuo_alerting::api::ApiState { engine };
+    let app = fenghuo_alerting::api::v2::router(st.clone()).merge(fenghuo_alerting::api::fenghuo::router(st));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fh_base = format!("http://{}", l.local_addr().unwrap_or_else(|e| panic!("{e}")));
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let c = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c
+        .get(format!("{am_base}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(Instant::now() < deadline, "Alertmanager did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let call = |base: String, method: &'static str, path: String, body: Option<String>| {
+        let c = c.clone();
+        async move {
+            let mut rq = match method {
+                "POST" => c.post(format!("{base}{path}")),
+                "DELETE" => c.delete(format!("{base}{path}")),
+                _ => c.get(format!("{base}{path}")),
+            };
+            if let Some(b) = body {
+                rq = rq.header("Content-Type", "application/json").body(b);
+            }
+            let r = rq.send().await.unwrap_or_else(|e| panic!("{e}"));
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+            )
+        }
+    };
+    let far = "2099-01-01T00:00:00Z";
+    let sil = |matchers: Value, extra: Value| {
+        let mut v = json!({"matchers": matchers, "startsAt": "2024-01-01T00:00:00Z", "endsAt": far,
+                           "createdBy": "me", "comment": "c"});
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, x) in e {
+                if x.is_null() {
+                    o.remove(k);
+                } else {
+                    o.insert(k.clone(), x.clone());
+                }
+            }
+        }
+        Some(v.to_string())
+    };
+    let m = json!([{"name": "alertname", "value": "A", "isRegex": false}]);
+    let cases: Vec<(&str, String, Option<String>)> = vec![
+        ("POST", "/api/v2/alerts".into(), Some(json!([{"labels": {"alertname": "A", "job": "x"}, "annotations": {"s": "1"}, "generatorURL": "http://g"}]).to_string())),
+        ("POST", "/api/v2/alerts".into(), Some(json!([{"labels": {}}]).to_string())),
+        ("POST", "/api/v2/alerts".into(), Some("{bad".into())),
+        ("POST", "/api/v2/alerts".into(), Some(json!({"labels": {"a": "b"}}).to_string())),
+        ("POST", "/api/v2/alerts".into(), Some(json!([{}]).to_string())),
+        ("POST", "/api/v2/alerts".into(), Some(json!([{"labels": {"a": "b"}, "startsAt": "notatime"}]).to_string())),
+        ("POST", "/api/v2/alerts".into(), Some(json!([{"labels": {"alertname": "B"}, "startsAt": "2030-01-01T00:00:00Z", "endsAt": "2029-01-01T00:00:00Z"}]).to_string())),
+        ("GET", "/api/v2/alerts".into(), None),
+        ("GET", "/api/v2/alerts?filter=alertname%3D%22A%22&silenced=false&inhibited=false&unprocessed=false".into(), None),
+        ("GET", "/api/v2/alerts?filter=bad%20matcher".into(), None),
+        ("GET", "/api/v2/alerts?receiver=(".into(), None),
+        ("GET", "/api/v2/alerts/groups".into(), None),
+        ("GET", "/api/v2/alerts/groups?filter=x".into(), None),
+        ("POST", "/api/v2/silences".into(), sil(m.clone(), json!({}))),
+        ("POST", "/api/v2/silences".into(), sil(m.clone(), json!({"startsAt": far, "endsAt": "2024-01-01T00:00:00Z"}))),
+        ("POST", "/api/v2/silences".into(), sil(json!([{"name": "alertname", "value": "(", "isRegex": true}]), json!({}))),
+        ("POST", "/api/v2/silences".into(), sil(json!([]), json!({}))),
+        ("POST", "/api/v2/silences".into(), sil(m.clone(), json!({"createdBy": null}))),
+        ("POST", "/api/v2/silences".into(), sil(json!([{"name": "a", "value": "b"}]), json!({}))),
+        ("POST", "/api/v2/silences".into(), sil(m.clone(), json!({"id": "6f5b3c1e-2a4b-4c1d-9e2f-0a1b2c3d4e5f"}))),
+        ("POST", "/api/v2/silences".into(), Some("{bad".into())),
+        ("GET", "/api/v2/silences".into(), None),
+        ("GET", "/api/v2/silences?filter=x".into(), None),
+        ("GET", "/api/v2/silence/6f5b3c1e-2a4b-4c1d-9e2f-0a1b2c3d4e5f".into(), None),
+        ("GET", "/api/v2/silence/xyz".into(), None),
+        ("GET", "/api/v2/alerts".into(), None),
+        ("GET", "/api/v2/status".into(), None),
+        ("GET", "/api/v2/receivers".into(), None),
+    ];
+    let mut diffs = Vec::new();
+    for (method, path, body) in &cases {
+        let (sa, ja) = call(am_base.clone(), method, path.clone(), body.clone()).await;
+        let (sf, jf) = call(fh_base.clone(), method, path.clone(), body.clone()).await;
+        if sa != sf || shape(&ja) != shape(&jf) {
+            diffs.push(format!(
+                "{method} {path} {body:?}\n  AM {sa} {ja}\n  FH {sf} {jf}"
+            ));
+        }
+    }
+    // Silences by id: get, expire, expire again, then the expired one is listed.
+    let id_of = |v: &Value| v["silenceID"].as_str().unwrap_or_default().to_string();
+    let (_, a) = call(
+        am_base.clone(),
+        "POST",
+        "/api/v2/silences".into(),
+        sil(m.clone(), json!({})),
+    )
+    .await;
+    let (_, f) = call(
+        fh_base.clone(),
+        "POST",
+        "/api/v2/silences".into(),
+        sil(m.clone(), json!({})),
+    )
+    .await;
+    for (method, suffix) in [("GET", ""), ("DELETE", ""), ("DELETE", ""), ("GET", "")] {
+        let (sa, ja) = call(
+            am_base.clone(),
+            method,
+            format!("/api/v2/silence/{}{suffix}", id_of(&a)),
+            None,
+        )
+        .await;
+        let (sf, jf) = call(
+            fh_base.clone(),
+            method,
+            format!("/api/v2/silence/{}{suffix}", id_of(&f)),
+            None,
+        )
+        .await;
+        if sa != sf || shape(&ja) != shape(&jf) {
+            diffs.push(format!("{method} silence\n  AM {sa} {ja}\n  FH {sf} {jf}"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}

@@ -3,6 +3,7 @@
 //! the conversion of posted alerts with Alertmanager's defaults.
 
 pub mod fenghuo;
+pub mod openapi;
 pub mod v2;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
 //! Alertmanager's API v2 (`api/v2/openapi.yaml`): alerts, alert groups, silences, status and
-//! receivers, with the same paths, JSON shapes and status codes.
+//! receivers, with the same paths, JSON shapes and status codes (request bodies are checked as
+//! go-openapi checks them, see [`super::openapi`]).
 
 // Handlers short-circuit with ready-made error responses; boxing them would only add noise.
 #![allow(clippy::result_large_err)]
@@ -141,9 +142,18 @@ async fn post_alerts(State(s): State<ApiState>, headers: HeaderMap, body: Body) 
         Ok(b) => b,
         Err(e) => return am_err(e),
     };
+    if let Err(r) = super::openapi::check_alerts(&body) {
+        return r;
+    }
     let posted: Vec<PostableAlert> = match serde_json::from_slice(&body) {
         Ok(p) => p,
-        Err(e) => return am_error(StatusCode::BAD_REQUEST, format!("failed to parse alerts: {e}")),
+        Err(e) => {
+            return super::openapi::error(
+                StatusCode::BAD_REQUEST,
+                400,
+                format!("parsing alerts body from \"\" failed, because {e}"),
+            );
+        }
     };
     match s.engine.ingest_posted(&tenant, posted) {
         Ok(errs) if errs.is_empty() => StatusCode::OK.into_response(),
@@ -285,9 +295,18 @@ async fn post_silence(State(s): State<ApiState>, headers: HeaderMap, body: Body)
         Ok(b) => b,
         Err(e) => return am_err(e),
     };
+    if let Err(r) = super::openapi::check_silence(&body) {
+        return r;
+    }
     let ps: PostableSilence = match serde_json::from_slice(&body) {
         Ok(p) => p,
-        Err(e) => return am_error(StatusCode::BAD_REQUEST, format!("failed to parse silence: {e}")),
+        Err(e) => {
+            return super::openapi::error(
+                StatusCode::BAD_REQUEST,
+                400,
+                format!("parsing silence body from \"\" failed, because {e}"),
+            );
+        }
     };
     if ps.starts_at >= ps.ends_at {
         return am_error(
@@ -324,8 +343,9 @@ async fn post_silence(State(s): State<ApiState>, headers: HeaderMap, body: Body)
 
 fn check_uuid(id: &str) -> Result<(), Response> {
     uuid::Uuid::parse_str(id).map(|_| ()).map_err(|_| {
-        am_error(
+        super::openapi::error(
             StatusCode::UNPROCESSABLE_ENTITY,
+            601,
             format!("silenceID in path must be of type uuid: {id:?}"),
         )
     })
