@@ -520,14 +520,61 @@ impl AlertingRule {
 }
 
 /// A query sample's value as templates see it: a `float64`, or a `*histogram.FloatHistogram`
-/// that prints as Prometheus prints one (`{count:4, sum:5, (0.5,1]:1, ...}`) and that the number
-/// functions refuse (`can't convert *histogram.FloatHistogram to float`).
+/// with Go's exported fields (`{{ $value.Count }}`, `.Sum`, `.Schema`, `.PositiveBuckets`, ...)
+/// that prints as Prometheus prints one (`{count:4, sum:5, (0.5,1]:1, ...}`, its `String()`) and
+/// that the number functions refuse (`can't convert *histogram.FloatHistogram to float`).
 pub fn point_value(v: &PointValue) -> Value {
     match v {
         PointValue::Float(f) => Value::Float(*f),
-        PointValue::Histogram(h) => Value::Opaque {
-            type_name: "*histogram.FloatHistogram",
-            text: fenghuo_query::series_desc::histogram_string(h),
-        },
+        PointValue::Histogram(h) => histogram_value(h),
     }
+}
+
+fn histogram_value(h: &fenghuo_storage::model::FloatHistogram) -> Value {
+    use crate::ruler::gotemplate::value::{STRING_METHOD, Struct};
+    use fenghuo_storage::model::{BucketSpan, CounterResetHint};
+    let floats = |v: &[f64]| Value::List(Arc::new(v.iter().map(|f| Value::Float(*f)).collect()));
+    let spans = |v: &[BucketSpan]| {
+        Value::List(Arc::new(
+            v.iter()
+                .map(|s| {
+                    Value::Struct(Arc::new(Struct {
+                        type_name: "histogram.Span".into(),
+                        fields: vec![
+                            ("Offset".into(), Value::Int(i64::from(s.offset))),
+                            ("Length".into(), Value::Int(i64::from(s.length))),
+                        ],
+                        pointer: false,
+                    }))
+                })
+                .collect(),
+        ))
+    };
+    let hint = match h.counter_reset_hint {
+        CounterResetHint::Unknown => 0,
+        CounterResetHint::CounterReset => 1,
+        CounterResetHint::NotCounterReset => 2,
+        CounterResetHint::Gauge => 3,
+    };
+    Value::Struct(Arc::new(Struct {
+        type_name: "histogram.FloatHistogram".into(),
+        fields: vec![
+            ("CounterResetHint".into(), Value::Int(hint)),
+            ("Schema".into(), Value::Int(i64::from(h.schema))),
+            ("ZeroThreshold".into(), Value::Float(h.zero_threshold)),
+            ("ZeroCount".into(), Value::Float(h.zero_count)),
+            ("Count".into(), Value::Float(h.count)),
+            ("Sum".into(), Value::Float(h.sum)),
+            ("PositiveSpans".into(), spans(&h.positive_spans)),
+            ("NegativeSpans".into(), spans(&h.negative_spans)),
+            ("PositiveBuckets".into(), floats(&h.positive_buckets)),
+            ("NegativeBuckets".into(), floats(&h.negative_buckets)),
+            ("CustomValues".into(), floats(&h.custom_values)),
+            (
+                STRING_METHOD.into(),
+                Value::str(fenghuo_query::series_desc::histogram_string(h)),
+            ),
+        ],
+        pointer: true,
+    }))
 }

@@ -852,6 +852,7 @@ fn compare(name: &str, argv: &[Value]) -> Result<bool, String> {
 
 fn has_method(v: &Value, name: &str) -> bool {
     match v {
+        Value::Struct(_) => name == "String" && v.stringer().is_some(),
         Value::Time { .. } => matches!(
             name,
             "Format"
@@ -889,6 +890,7 @@ fn call_method(v: &Value, name: &str, args: Vec<Value>) -> Result<Value, String>
         ));
     }
     match v {
+        Value::Struct(_) => Ok(Value::str(v.stringer().unwrap_or_default())),
         Value::Time { secs, nanos } => {
             let dt = chrono::DateTime::from_timestamp(*secs, *nanos).unwrap_or_default();
             use chrono::{Datelike, Timelike};

@@ -179,6 +179,7 @@ fn format_v_inner(v: &Value, top: bool) -> String {
             let parts: Vec<String> = l.iter().map(|v| format_v_inner(v, false)).collect();
             format!("[{}]", parts.join(" "))
         }
+        Value::Struct(_) if v.stringer().is_some() => v.stringer().unwrap_or_default().to_string(),
         Value::Struct(s) => {
             let parts: Vec<String> = s.fields.iter().map(|(_, v)| format_v_inner(v, false)).collect();
             let body = format!("{{{}}}", parts.join(" "));

@@ -5,6 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The name of a struct field holding what the Go type's `String()` method returns. Templates
+/// cannot name it (no identifier contains NUL); printing a struct that has it prints this text,
+/// as Go's `fmt` does for a `fmt.Stringer`, and `.String` calls it.
+pub const STRING_METHOD: &str = "\u{0}String";
+
 /// A Go struct value: its Go type name and fields in declaration order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Struct {
@@ -111,6 +116,18 @@ impl Value {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) | Value::Html(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// What the value's Go `String()` method returns, for structs that have one.
+    pub fn stringer(&self) -> Option<&str> {
+        match self {
+            Value::Struct(s) => s
+                .fields
+                .iter()
+                .find(|(n, _)| n == STRING_METHOD)
+                .and_then(|(_, v)| v.as_str()),
             _ => None,
         }
     }
