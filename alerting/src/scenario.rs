@@ -84,6 +84,9 @@ pub struct InputAlert {
 pub struct InputSilence {
     pub matchers: Vec<String>,
     pub duration: PromDuration,
+    /// The silence starts this long after it is created (pending until then).
+    #[serde(default)]
+    pub starts_in: Option<PromDuration>,
     #[serde(default)]
     pub created_by: Option<String>,
     #[serde(default)]
@@ -268,6 +271,7 @@ fn apply_input(engine: &Engine, step: &InputStep, start: Ts, now: Ts) -> Result<
         }
     }
     for s in &step.silences {
+        let start = now + s.starts_in.map(|d| d.as_duration()).unwrap_or_default();
         let mut matchers = Vec::new();
         for m in &s.matchers {
             for pm in crate::matchers::parse_matchers(m)? {
@@ -284,8 +288,8 @@ fn apply_input(engine: &Engine, step: &InputStep, start: Ts, now: Ts) -> Result<
             Silence {
                 id: String::new(),
                 matchers,
-                starts_at: now,
-                ends_at: now + s.duration.as_duration(),
+                starts_at: start,
+                ends_at: start + s.duration.as_duration(),
                 updated_at: now,
                 created_by: s.created_by.clone().unwrap_or_else(|| "scenario".into()),
                 comment: s.comment.clone().unwrap_or_else(|| "scenario".into()),
