@@ -60,6 +60,14 @@ struct Args {
     /// A label for the report line.
     #[arg(long, default_value = "server")]
     name: String,
+    /// URLs to GET after the run, before waiting and stopping (e.g.
+    /// VictoriaMetrics's `/internal/force_merge`).
+    #[arg(long = "settle-url")]
+    settle_urls: Vec<String>,
+    /// Seconds to wait after the run before stopping the server, so
+    /// background compaction/merging can settle the on-disk size.
+    #[arg(long, default_value_t = 0)]
+    settle_seconds: u64,
 }
 
 /// SplitMix64: tiny, fast and reproducible.
@@ -595,6 +603,17 @@ fn main() {
         _ => None,
     };
     let peak_rss = args.pid.and_then(|p| status_bytes(p, "VmHWM"));
+    for url in &args.settle_urls {
+        match reqwest::blocking::Client::new()
+            .get(url)
+            .timeout(Duration::from_secs(600))
+            .send()
+        {
+            Ok(r) => eprintln!("GET {url}: {}", r.status()),
+            Err(e) => eprintln!("GET {url}: {e}"),
+        }
+    }
+    std::thread::sleep(Duration::from_secs(args.settle_seconds));
     if let Some(pid) = args.pid.filter(|_| args.stop_server) {
         let _ = std::process::Command::new("kill")
             .arg("-TERM")
