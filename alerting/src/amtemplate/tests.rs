@@ -124,3 +124,24 @@ fn fenghuo_fields_are_available() {
         Ok("t1 http://ack 1 none")
     );
 }
+
+#[test]
+fn runaway_recursion_and_output_are_errors_not_crashes() {
+    // Rendering happens on tokio worker threads (2 MiB stacks); a self-recursive definition must
+    // hit the depth limit there, not overflow the stack.
+    let h = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let g = GoTemplates::new().unwrap_or_else(|e| panic!("{e}"));
+            let t = g
+                .compile(r#"{{ define "a" }}x{{ template "a" . }}{{ end }}{{ template "a" . }}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let deep = t.render(&data(), true, t0());
+            let t = g
+                .compile(r#"{{ range $i := 100000 }}{{ range 1000 }}xxxxxxxxxx{{ end }}{{ end }}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+            (deep.is_err(), t.render(&data(), false, t0()).is_err())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.join().ok(), Some((true, true)));
+}
