@@ -316,3 +316,82 @@ fn query_parameters_are_honoured() {
     let body: serde_json::Value = resp.json().unwrap();
     assert_eq!(body["errorType"], "timeout", "{body}");
 }
+
+/// The requests Grafana's Prometheus datasource makes (POST form bodies,
+/// `match[]` on label lookups, buildinfo and metadata probes) get
+/// Prometheus's answers.
+#[test]
+fn grafana_style_requests() {
+    let node = Fenghuo::start();
+    // Whole seconds, so the instant query at `end` lands on the last sample.
+    let t = now_ms() / 1000 * 1000;
+    let series: Vec<_> = (0..3)
+        .map(|i| {
+            (
+                vec![
+                    ("__name__", "http_requests_total"),
+                    ("code", ["200", "404", "500"][i]),
+                    ("job", "api"),
+                ],
+                vec![
+                    (t - 60_000, 10.0 * i as f64),
+                    (t - 30_000, 20.0 * i as f64),
+                    (t, 30.0 * i as f64),
+                ],
+            )
+        })
+        .collect();
+    let (status, body) = remote_write_v1(&node.url("/api/v1/write"), None, &series);
+    assert_eq!(status, 204, "{body}");
+    let c = http();
+    let form = |path: &str, params: &[(&str, &str)]| -> serde_json::Value {
+        let resp = c.post(node.url(path)).form(params).send().unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        resp.json().unwrap()
+    };
+    let (start, end) = (format!("{}", (t - 60_000) / 1000), format!("{}", t / 1000));
+    let range = form(
+        "/api/v1/query_range",
+        &[
+            ("query", "sum by (code) (rate(http_requests_total[1m]))"),
+            ("start", &start),
+            ("end", &end),
+            ("step", "15"),
+        ],
+    );
+    assert_eq!(range["data"]["resultType"], "matrix", "{range}");
+    assert_eq!(range["data"]["result"].as_array().unwrap().len(), 3, "{range}");
+    let labels = form(
+        "/api/v1/labels",
+        &[
+            ("match[]", "http_requests_total"),
+            ("start", &start),
+            ("end", &end),
+        ],
+    );
+    assert_eq!(labels["data"], json!(["__name__", "code", "job"]));
+    let values = form(
+        "/api/v1/series",
+        &[("match[]", "http_requests_total{code=~\"4..|5..\"}")],
+    );
+    assert_eq!(values["data"].as_array().unwrap().len(), 2, "{values}");
+    let names = get_json(&node.url("/api/v1/label/__name__/values"), &[]);
+    assert_eq!(names["data"], json!(["http_requests_total"]));
+    let instant = form(
+        "/api/v1/query",
+        &[("query", "http_requests_total{code=\"500\"}"), ("time", &end)],
+    );
+    assert_eq!(
+        instant["data"]["result"][0]["value"],
+        json!([t / 1000, "60"]),
+        "{instant}"
+    );
+    let exemplars = form(
+        "/api/v1/query_exemplars",
+        &[("query", "http_requests_total"), ("start", &start), ("end", &end)],
+    );
+    assert_eq!(exemplars["data"], json!([]));
+    let formatted = form("/api/v1/format_query", &[("query", "sum(rate(x[5m]))by(job)")]);
+    assert_eq!(formatted["data"], "sum by (job) (rate(x[5m]))");
+}

@@ -19,10 +19,10 @@ pub mod histogram;
 pub(crate) mod kahan;
 pub mod metrics;
 pub mod options;
-pub mod series_desc;
 pub(crate) mod plan;
 pub(crate) mod positions;
 pub(crate) mod quantile;
+pub mod series_desc;
 pub mod value;
 
 pub use engine::{Engine, ParsedQuery, QueryControl};
