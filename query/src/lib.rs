@@ -14,7 +14,8 @@ pub mod error;
 pub(crate) mod eval;
 pub mod extensions;
 pub(crate) mod functions;
-pub(crate) mod gofmt;
+/// Go's number and string formats, shared with alerting (`crate::gofmt::g(x)` reads like Go's `%g`).
+pub(crate) use fenghuo_gofmt as gofmt;
 pub mod histogram;
 pub(crate) mod kahan;
 pub mod metrics;

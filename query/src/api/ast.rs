@@ -81,7 +81,7 @@ pub fn translate(expr: &Expr) -> Value {
             "timestamp": at_timestamp(s.at.as_ref()),
             "startOrEnd": start_or_end(s.at.as_ref()),
         }),
-        Expr::NumberLiteral(n) => json!({"type": "numberLiteral", "val": super::json::format_float(n.val)}),
+        Expr::NumberLiteral(n) => json!({"type": "numberLiteral", "val": fenghuo_gofmt::sample_value(n.val)}),
         Expr::Paren(p) => json!({"type": "parenExpr", "expr": translate(&p.expr)}),
         Expr::StringLiteral(s) => json!({"type": "stringLiteral", "val": s.val}),
         Expr::Unary(u) => json!({"type": "unaryExpr", "op": "-", "expr": translate(&u.expr)}),

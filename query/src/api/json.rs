@@ -7,61 +7,14 @@ use std::fmt::Write as _;
 
 use fenghuo_storage::model::{FloatHistogram, Labels};
 
-/// Appends `s` as a JSON string the way Go's `encoding/json` does: `<`, `>`
-/// and `&` escaped as `\u003c`…, U+2028/U+2029 escaped, invalid code points
-/// impossible (Rust strings are UTF-8).
-pub fn write_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+/// Appends `s` as a JSON string the way Go's `encoding/json` does (HTML-safe escaping).
+pub use fenghuo_gofmt::write_json_string as write_str;
 
-/// Go's `strconv.FormatFloat(f, 'f' or 'e', -1, 64)` as Prometheus uses it
-/// for sample values: fixed notation unless |f| < 1e-6 or |f| >= 1e21.
-pub fn format_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        // Rust: "1.5e-7"; Go: "1.5e-07" (at least two exponent digits, signed).
-        let s = format!("{f:e}");
-        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = match exp.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', exp),
-        };
-        return format!("{mantissa}e{sign}{digits:0>2}");
-    }
-    // Rust's Display is the shortest round-tripping fixed representation,
-    // like Go's 'f' with precision -1. Negative zero prints as "-0" in both.
-    format!("{f}")
-}
-
-/// Appends a value as a JSON string (`"1.5"`, `"NaN"`, `"+Inf"`).
+/// Appends a sample value as a JSON string the way Prometheus does (`"1.5"`, `"1e-07"`,
+/// `"NaN"`, `"+Inf"`).
 pub fn write_float(out: &mut String, f: f64) {
     out.push('"');
-    out.push_str(&format_float(f));
+    fenghuo_gofmt::append_sample_value(out, f);
     out.push('"');
 }
 
@@ -145,19 +98,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn floats_format_like_go() {
-        assert_eq!(format_float(1.0), "1");
-        assert_eq!(format_float(0.1), "0.1");
-        assert_eq!(format_float(-2.5), "-2.5");
-        assert_eq!(format_float(1e20), "100000000000000000000");
-        assert_eq!(format_float(1e21), "1e+21");
-        assert_eq!(format_float(1.5e-7), "1.5e-07");
-        assert_eq!(format_float(0.000001), "0.000001");
-        assert_eq!(format_float(123456789.123), "123456789.123");
-        assert_eq!(format_float(f64::NAN), "NaN");
-        assert_eq!(format_float(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(format_float(f64::INFINITY), "+Inf");
-        assert_eq!(format_float(1e100), "1e+100");
+    fn floats_are_json_strings_of_prometheus_values() {
+        let f = |v| {
+            let mut s = String::new();
+            write_float(&mut s, v);
+            s
+        };
+        assert_eq!(f(1e20), r#""100000000000000000000""#);
+        assert_eq!(f(1.5e-7), r#""1.5e-07""#);
+        assert_eq!(f(f64::INFINITY), r#""+Inf""#);
     }
 
     #[test]

@@ -460,21 +460,6 @@ pub(crate) fn resets(w: &Window, _: &[f64], _: &FnCtx) -> Out {
     float(n as f64)
 }
 
-/// Go's `%f`.
-fn go_f6(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".to_string()
-        } else {
-            "-Inf".to_string()
-        }
-    } else {
-        format!("{v:.6}")
-    }
-}
-
 pub(crate) fn double_exponential_smoothing(w: &Window, s: &[f64], ctx: &FnCtx) -> Out {
     if s.len() < 2 {
         return Ok(None);
@@ -483,13 +468,13 @@ pub(crate) fn double_exponential_smoothing(w: &Window, s: &[f64], ctx: &FnCtx) -
     if sf <= 0.0 || sf >= 1.0 || sf.is_nan() {
         return Err(QueryError::exec(format!(
             "invalid smoothing factor. Expected: 0 < sf < 1, got: {}",
-            go_f6(sf)
+            crate::gofmt::format_float(sf, b'f', 6)
         )));
     }
     if tf <= 0.0 || tf >= 1.0 || tf.is_nan() {
         return Err(QueryError::exec(format!(
             "invalid trend factor. Expected: 0 < tf < 1, got: {}",
-            go_f6(tf)
+            crate::gofmt::format_float(tf, b'f', 6)
         )));
     }
     let l = w.floats.len();

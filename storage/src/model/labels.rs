@@ -208,25 +208,7 @@ pub fn is_legacy_metric_name(name: &str) -> bool {
 }
 
 /// Writes `s` as a Go `strconv.Quote` string literal.
-pub fn write_go_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    f.write_char('"')?;
-    for c in s.chars() {
-        match c {
-            '"' => f.write_str("\\\"")?,
-            '\\' => f.write_str("\\\\")?,
-            '\n' => f.write_str("\\n")?,
-            '\r' => f.write_str("\\r")?,
-            '\t' => f.write_str("\\t")?,
-            '\u{07}' => f.write_str("\\a")?,
-            '\u{08}' => f.write_str("\\b")?,
-            '\u{0c}' => f.write_str("\\f")?,
-            '\u{0b}' => f.write_str("\\v")?,
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => write!(f, "\\x{:02x}", c as u32)?,
-            c => f.write_char(c)?,
-        }
-    }
-    f.write_char('"')
-}
+pub use fenghuo_gofmt::write_quoted as write_go_quoted;
 
 /// FNV-1a, 64 bit: tiny, fast and frozen (unlike std's `DefaultHasher`).
 struct Fnv1a(u64);
