@@ -5,7 +5,7 @@
 use fenghuo_storage::model::FloatHistogram;
 
 use crate::annotations::Annotation;
-use crate::histogram::{Bucket, all_buckets, all_buckets_reverse};
+use crate::histogram::{Bucket, BucketExt, all_buckets_reverse};
 
 /// Tolerance below which neighbouring classic buckets count as equal.
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
@@ -191,7 +191,7 @@ pub fn histogram_quantile(q: f64, h: &FloatHistogram, metric: &str, pos: usize) 
     }
     let forward = h.sum.is_nan() || q < 0.5;
     let bs = if forward {
-        all_buckets(h)
+        h.all_buckets()
     } else {
         all_buckets_reverse(h)
     };
@@ -291,7 +291,7 @@ pub fn histogram_fraction(
     }
     let (mut count, mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0, 0.0);
     let (mut lower_set, mut upper_set) = (false, false);
-    let bs = all_buckets(h);
+    let bs = h.all_buckets();
     let custom = h.uses_custom_buckets();
     let mut idx = 0;
     while idx < bs.len() {

@@ -11,7 +11,6 @@ use super::FnCtx;
 use crate::annotations::Annotation;
 use crate::error::QueryError;
 use crate::eval::{Elem, Metric, Vector};
-use crate::histogram::all_buckets;
 use crate::kahan;
 use crate::quantile::{self, ClassicBucket};
 
@@ -44,7 +43,7 @@ pub(crate) fn variance(vals: &[Vector], ctx: &FnCtx) -> Result<Vector, QueryErro
         let mean = h.sum / h.count;
         let (mut var, mut c) = (0.0, 0.0);
         let custom = h.uses_custom_buckets();
-        for b in all_buckets(h) {
+        for b in h.all_buckets() {
             if b.count == 0.0 {
                 continue;
             }

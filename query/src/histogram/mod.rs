@@ -10,7 +10,7 @@ pub mod buckets;
 use fenghuo_storage::model::{CounterResetHint, FloatHistogram};
 
 use crate::kahan;
-pub use buckets::{Bucket, all_buckets, all_buckets_reverse};
+pub use buckets::{Bucket, BucketExt, all_buckets_reverse};
 use buckets::{Sparse, bound_exponential, from_sparse, reduce, sparse};
 
 /// Why two histograms cannot be combined.
@@ -856,7 +856,7 @@ pub fn trim_buckets(h: &mut FloatHistogram, rhs: f64, upper: bool) {
         }
     }
     if h.zero_count > 0.0 {
-        let (keep, mid) = zero_bucket_trim(&buckets::zero_bucket(h), rhs, has_neg, has_pos, upper);
+        let (keep, mid) = zero_bucket_trim(&h.zero_bucket(), rhs, has_neg, has_pos, upper);
         if h.zero_count != keep {
             h.zero_count = keep;
             trimmed = true;
@@ -979,7 +979,7 @@ pub fn to_go_string(h: &FloatHistogram) -> String {
     }
     if h.zero_count != 0.0 {
         out.push_str(", ");
-        out.push_str(&buckets::zero_bucket(h).to_go_string());
+        out.push_str(&h.zero_bucket().to_go_string());
     }
     for b in buckets::side_buckets(h, true)
         .into_iter()

@@ -111,6 +111,9 @@ pub fn bucket_bound(idx: i32, schema: i32, custom_values: &[f64]) -> f64 {
         }
         return ldexp(1.0, exp);
     }
+    // Schemas above 8 do not exist (validation refuses them); clamping keeps an unvalidated
+    // histogram from indexing past the table.
+    let schema = schema.min(8);
     let frac_idx = idx & ((1 << schema) - 1);
     let frac = EXPONENTIAL_BOUND_FRACTIONS[schema as usize][frac_idx as usize];
     let exp = i64::from(idx >> schema) + 1;
