@@ -283,45 +283,12 @@ fn query_unescape(s: &str) -> Result<String, String> {
 }
 
 /// A string as Go's `encoding/json` writes it (HTML characters and line separators escaped).
-pub fn go_json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use fenghuo_gofmt::json_string as go_json_string;
 
+/// A float as `json.Marshal` writes it; NaN and infinities are its "unsupported value" error.
 fn json_float(f: f64) -> Result<String, String> {
-    if !f.is_finite() {
-        return Err(format!("json: unsupported value: {}", format_v(&Value::Float(f))));
-    }
-    let a = f.abs();
-    if a != 0.0 && !(1e-6..1e21).contains(&a) {
-        let s = format!("{f:e}");
-        // Go writes e-07 / e+21 with at least two exponent digits.
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = match e.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', e),
-        };
-        return Ok(format!("{m}e{sign}{digits:0>2}"));
-    }
-    Ok(format!("{f}"))
+    fenghuo_gofmt::json_number(f)
+        .ok_or_else(|| format!("json: unsupported value: {}", format_v(&Value::Float(f))))
 }
 
 /// JSON field names of Alertmanager's structs (`json:"..."` tags); fields not listed are skipped.
@@ -758,6 +725,12 @@ mod tests {
         );
         assert_eq!(json_float(1e21).ok().as_deref(), Some("1e+21"));
         assert_eq!(json_float(0.5).ok().as_deref(), Some("0.5"));
+        // encoding/json shortens negative exponents (Go: 1e-7, not strconv's 1e-07).
+        assert_eq!(json_float(1.5e-7).ok().as_deref(), Some("1.5e-7"));
+        assert_eq!(
+            json_float(f64::NAN).err().as_deref(),
+            Some("json: unsupported value: NaN")
+        );
     }
 
     #[test]

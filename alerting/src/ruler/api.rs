@@ -93,27 +93,13 @@ fn labels_json(l: &Labels) -> Json {
     )
 }
 
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`.
-fn format_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let e = format!("{v:e}");
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-}
-
 fn alert_json(a: &Alert) -> Json {
     let mut o = json!({
         "labels": labels_json(&a.labels),
         "annotations": labels_json(&a.annotations),
         "state": a.state.as_str(),
         "activeAt": rfc3339(Some(a.active_at)),
-        "value": format_e(a.value),
+        "value": fenghuo_gofmt::format_float(a.value, b'e', -1),
     });
     if let Some(k) = a.keep_firing_since {
         o["keepFiringSince"] = Json::String(rfc3339(Some(k)));
@@ -376,8 +362,6 @@ mod tests {
 
     #[test]
     fn values_and_times_format_like_prometheus() {
-        assert_eq!(format_e(1.0), "1e+00");
-        assert_eq!(format_e(0.25), "2.5e-01");
         assert_eq!(
             rfc3339(Some(1_700_000_000_123_000_000)),
             "2023-11-14T22:13:20.123Z"

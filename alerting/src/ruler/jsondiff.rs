@@ -45,12 +45,6 @@ struct Ctx {
     diff: Difference,
 }
 
-fn go_quote(s: &str) -> String {
-    let mut out = String::new();
-    let _ = fenghuo_storage::model::write_go_quoted(&mut out, s);
-    out
-}
-
 impl Ctx {
     fn tag(&mut self, buf: &mut String, t: Tag) {
         if self.last == Some(t) {
@@ -99,7 +93,7 @@ impl Ctx {
         match v {
             Value::Bool(b) => buf.push_str(if *b { "true" } else { "false" }),
             Value::Number(n) => buf.push_str(&n.to_string()),
-            Value::String(s) => buf.push_str(&go_quote(s)),
+            Value::String(s) => buf.push_str(&fenghuo_gofmt::quote(s)),
             Value::Array(a) => {
                 if !full {
                     buf.push_str("[]");
@@ -136,7 +130,7 @@ impl Ctx {
                 let mut keys: Vec<&String> = o.keys().collect();
                 keys.sort();
                 for (i, k) in keys.iter().enumerate() {
-                    buf.push_str(&go_quote(k));
+                    buf.push_str(&fenghuo_gofmt::quote(k));
                     buf.push_str(": ");
                     self.write_value(buf, &o[k.as_str()], true);
                     if i + 1 != o.len() {
@@ -206,7 +200,7 @@ impl Ctx {
         for (i, (key, x, y)) in items.iter().enumerate() {
             let key_text = |buf: &mut String| {
                 if let Some(k) = key {
-                    buf.push_str(&go_quote(k));
+                    buf.push_str(&fenghuo_gofmt::quote(k));
                     buf.push_str(": ");
                 }
             };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::amtemplate::html::HtmlEscaper;
 use crate::ruler::gotemplate::exec::{any_map, query_escape};
-use crate::ruler::gotemplate::fmt::{format_g_prec, sprintf};
+use crate::ruler::gotemplate::fmt::sprintf;
 use crate::ruler::gotemplate::{self, FuncSet, Struct, Value};
 
 /// One element of a query result as templates see it.
@@ -161,7 +161,7 @@ fn want_list(v: &Value) -> Result<Arc<Vec<Value>>, String> {
 }
 
 fn g4(v: f64) -> String {
-    format_g_prec(v, 4, false)
+    fenghuo_gofmt::g_prec(v, 4)
 }
 
 /// Prometheus's `humanize`.
@@ -249,7 +249,7 @@ fn float_to_time(v: f64) -> Result<Value, String> {
     if ns > i64::MAX as f64 || ns < i64::MIN as f64 {
         return Err(format!(
             "{} cannot be represented as a nanoseconds timestamp since it overflows int64",
-            crate::ruler::gotemplate::fmt::format_g_shortest(v)
+            fenghuo_gofmt::g(v)
         ));
     }
     // Prometheus goes through model.Time, which keeps milliseconds (truncating toward zero).

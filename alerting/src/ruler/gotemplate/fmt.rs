@@ -2,158 +2,9 @@
 //! `Sprintf` with Go's verbs, flags, width and precision, and `strconv`'s float formats, so
 //! numbers render byte for byte as Prometheus renders them (`1e+06`, `1.235M`, `  2.2`).
 
+use fenghuo_gofmt as gofmt;
+
 use super::value::Value;
-
-/// `strconv.FormatFloat(f, 'g', -1, 64)`, which is also Go's `%v` for floats.
-pub fn format_g_shortest(f: f64) -> String {
-    if let Some(s) = special(f, false, false) {
-        return s;
-    }
-    let (neg, digits, exp) = shortest_digits(f);
-    g_from_digits(neg, &digits, exp, 6, false)
-}
-
-fn special(f: f64, plus: bool, space: bool) -> Option<String> {
-    if f.is_nan() {
-        Some("NaN".into())
-    } else if f.is_infinite() {
-        Some(
-            if f > 0.0 {
-                if plus {
-                    "+Inf"
-                } else if space {
-                    " Inf"
-                } else {
-                    "+Inf"
-                }
-            } else {
-                "-Inf"
-            }
-            .into(),
-        )
-    } else {
-        None
-    }
-}
-
-/// Shortest round-trip decimal digits of `f` and the decimal exponent of the first digit.
-fn shortest_digits(f: f64) -> (bool, String, i32) {
-    let e = format!("{:e}", f.abs());
-    split_exp(f.is_sign_negative(), &e)
-}
-
-fn split_exp(neg: bool, e: &str) -> (bool, String, i32) {
-    let (mant, exp) = e.split_once('e').unwrap_or((e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    (neg, digits, exp)
-}
-
-/// Digits of `f` rounded to `prec` significant digits (correctly rounded, ties to even).
-fn prec_digits(f: f64, prec: usize) -> (bool, String, i32) {
-    let e = format!("{:.*e}", prec.saturating_sub(1), f.abs());
-    split_exp(f.is_sign_negative(), &e)
-}
-
-fn exp_suffix(exp: i32, upper: bool) -> String {
-    let sign = if exp < 0 { '-' } else { '+' };
-    let e = if upper { 'E' } else { 'e' };
-    format!("{e}{sign}{:02}", exp.abs())
-}
-
-/// `%e`-style text from digits.
-fn e_from_digits(neg: bool, digits: &str, exp: i32, upper: bool, min_frac: Option<usize>) -> String {
-    let mut s = String::new();
-    if neg {
-        s.push('-');
-    }
-    let mut d = digits.to_string();
-    if let Some(n) = min_frac {
-        while d.len() < n + 1 {
-            d.push('0');
-        }
-    }
-    s.push_str(&d[..1]);
-    if d.len() > 1 {
-        s.push('.');
-        s.push_str(&d[1..]);
-    }
-    s.push_str(&exp_suffix(exp, upper));
-    s
-}
-
-/// `%f`-style text from digits (shortest form, no padding).
-fn f_from_digits(neg: bool, digits: &str, exp: i32) -> String {
-    let mut s = String::new();
-    if neg {
-        s.push('-');
-    }
-    let dp = exp + 1;
-    if dp <= 0 {
-        s.push_str("0.");
-        for _ in 0..(-dp) {
-            s.push('0');
-        }
-        s.push_str(digits);
-    } else if dp as usize >= digits.len() {
-        s.push_str(digits);
-        for _ in 0..(dp as usize - digits.len()) {
-            s.push('0');
-        }
-    } else {
-        s.push_str(&digits[..dp as usize]);
-        s.push('.');
-        s.push_str(&digits[dp as usize..]);
-    }
-    s
-}
-
-fn g_from_digits(neg: bool, digits: &str, exp: i32, eprec: i32, upper: bool) -> String {
-    let digits = digits.trim_end_matches('0');
-    let digits = if digits.is_empty() { "0" } else { digits };
-    if exp < -4 || exp >= eprec {
-        e_from_digits(neg, digits, exp, upper, None)
-    } else {
-        f_from_digits(neg, digits, exp)
-    }
-}
-
-/// Go's `%.{prec}g` (`prec` ≥ 1; 0 is treated as 1).
-pub fn format_g_prec(f: f64, prec: usize, upper: bool) -> String {
-    if let Some(s) = special(f, false, false) {
-        return s;
-    }
-    let prec = prec.max(1);
-    let (neg, digits, exp) = prec_digits(f, prec);
-    let trimmed = digits.trim_end_matches('0');
-    let nd = trimmed.len().max(1) as i32;
-    let mut eprec = prec as i32;
-    if eprec > nd && nd > exp {
-        eprec = nd;
-    }
-    g_from_digits(neg, &digits, exp, eprec, upper)
-}
-
-/// Go's `%e` with precision.
-pub fn format_e(f: f64, prec: usize, upper: bool) -> String {
-    if let Some(s) = special(f, false, false) {
-        return s;
-    }
-    let (neg, digits, exp) = prec_digits(f, prec + 1);
-    e_from_digits(neg, &digits, exp, upper, Some(prec))
-}
-
-/// Go's `%f` with precision.
-pub fn format_f(f: f64, prec: usize) -> String {
-    if let Some(s) = special(f, false, false) {
-        return s;
-    }
-    let s = format!("{:.*}", prec, f);
-    if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') && f.is_sign_negative() {
-        return s;
-    }
-    s
-}
 
 /// Go's `%v` of a value (what `{{ . }}` and `print` write).
 pub fn format_v(v: &Value) -> String {
@@ -165,7 +16,7 @@ fn format_v_inner(v: &Value, top: bool) -> String {
         Value::Nil => "<nil>".into(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
-        Value::Float(f) => format_g_shortest(*f),
+        Value::Float(f) => gofmt::g(*f),
         Value::Str(s) | Value::Html(s) => s.clone(),
         Value::Map(m) => {
             let parts: Vec<String> = m
@@ -328,39 +179,16 @@ fn bad_verb(verb: char, v: &Value) -> String {
     }
 }
 
-fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn fmt_float(f: f64, verb: char, fl: &Flags) -> String {
+    // %e and %f default to 6 digits, %g and %v to the shortest that round-trip.
+    let prec = |default: i32| fl.prec.map_or(default, |p| i32::try_from(p).unwrap_or(i32::MAX));
     let s = match verb {
-        'e' | 'E' => format_e(f, fl.prec.unwrap_or(6), verb == 'E'),
-        'f' | 'F' => format_f(f, fl.prec.unwrap_or(6)),
-        'g' | 'G' => match fl.prec {
-            Some(p) => format_g_prec(f, p, verb == 'G'),
-            None => {
-                let s = format_g_shortest(f);
-                if verb == 'G' { s.to_uppercase() } else { s }
-            }
-        },
-        _ => format_g_shortest(f),
+        'e' => gofmt::format_float(f, b'e', prec(6)),
+        'E' => gofmt::format_float(f, b'E', prec(6)),
+        'f' | 'F' => gofmt::format_float(f, b'f', prec(6)),
+        'g' => gofmt::format_float(f, b'g', prec(-1)),
+        'G' => gofmt::format_float(f, b'G', prec(-1)),
+        _ => gofmt::g(f),
     };
     let s = sign(s, fl, !f.is_sign_negative() || f.is_nan());
     pad(s, fl, f.is_finite())
@@ -427,7 +255,7 @@ fn fmt_one(verb: char, v: &Value, fl: &Flags) -> String {
             };
             pad(s, fl, false)
         }
-        ('q', Value::Str(s) | Value::Html(s)) => pad(go_quote(s), fl, false),
+        ('q', Value::Str(s) | Value::Html(s)) => pad(gofmt::quote(s), fl, false),
         ('x' | 'X', Value::Str(s) | Value::Html(s)) => {
             let mut out = String::new();
             for b in s.as_bytes() {
@@ -551,16 +379,20 @@ mod tests {
 
     #[test]
     fn floats_print_like_go() {
-        assert_eq!(format_g_shortest(1e6), "1e+06");
-        assert_eq!(format_g_shortest(123456789.0), "1.23456789e+08");
-        assert_eq!(format_g_shortest(100000.0), "100000");
-        assert_eq!(format_g_shortest(0.0001), "0.0001");
-        assert_eq!(format_g_shortest(0.00001), "1e-05");
-        assert_eq!(format_g_shortest(1234567.5), "1.2345675e+06");
-        assert_eq!(format_g_prec(1.2345675, 4, false), "1.235");
-        assert_eq!(format_g_prec(100000.0, 4, false), "1e+05");
-        assert_eq!(format_g_prec(0.0, 4, false), "0");
-        assert_eq!(format_g_prec(123.4, 4, false), "123.4");
+        let shortest = [1e6, 123456789.0, 100000.0, 0.0001, 0.00001, 1234567.5].map(Value::Float);
+        assert_eq!(
+            sprint(&shortest),
+            "1e+06 1.23456789e+08 100000 0.0001 1e-05 1.2345675e+06"
+        );
+        let floats = [1.2345675, 100000.0, 0.0, 123.4].map(Value::Float);
+        assert_eq!(sprintf("%.4g|%.4g|%.4g|%.4g", &floats), "1.235|1e+05|0|123.4");
+        assert_eq!(
+            sprintf("%G|%.3G", &[Value::Float(1e6), Value::Float(1234.5)]),
+            "1E+06|1.23E+03"
+        );
+        // Go prints NaN and infinities the same whatever the verb's case.
+        let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY].map(Value::Float);
+        assert_eq!(sprintf("%G|%G|%E|%v", &specials), "NaN|+Inf|-Inf|+Inf");
     }
 
     #[test]

@@ -56,20 +56,6 @@ pub struct Options {
 /// A test sample: labels, float value and the histogram in series notation (empty for floats).
 type TestSample = (Labels, f64, String);
 
-/// Go's `strconv.FormatFloat(v, 'E', -1, 64)`.
-fn format_float_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let e = format!("{v:E}");
-    let (mant, exp) = e.split_once('E').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    format!("{mant}E{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-}
-
 struct NoopNotifier;
 impl Notifier for NoopNotifier {
     fn send(&self, _: &TenantId, _: Vec<OutgoingAlert>) {}
@@ -130,7 +116,7 @@ fn matrix_string(m: &[fenghuo_query::RangeSeries]) -> String {
             let mut vals: Vec<String> = s
                 .floats
                 .iter()
-                .map(|p| format!("{} @[{}]", format_float_f(p.v), p.t))
+                .map(|p| format!("{} @[{}]", fenghuo_gofmt::f_shortest(p.v), p.t))
                 .collect();
             vals.extend(s.histograms.iter().map(|h| {
                 format!(
@@ -143,17 +129,6 @@ fn matrix_string(m: &[fenghuo_query::RangeSeries]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
-fn format_float_f(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
-    } else {
-        format!("{v}")
-    }
 }
 
 /// The alerts of one check as `json.Marshal(labelsAndAnnotations)` sees them.
@@ -193,7 +168,7 @@ fn max_eval_time(g: &TestGroup) -> i64 {
 
 fn sample_string((l, v, h): &TestSample) -> String {
     if h.is_empty() {
-        format!("{l} {}", format_float_e(*v))
+        format!("{l} {}", fenghuo_gofmt::format_float(*v, b'E', -1))
     } else {
         format!("{l} {h}")
     }
@@ -640,16 +615,4 @@ pub fn run_with(files: &[PathBuf], opts: &Options) -> Report {
         r.stdout.push('\n');
     }
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_floats_like_strconv_e() {
-        assert_eq!(format_float_e(1.0), "1E+00");
-        assert_eq!(format_float_e(0.5), "5E-01");
-        assert_eq!(format_float_e(12345.0), "1.2345E+04");
-    }
 }
