@@ -53,8 +53,11 @@ impl Ops {
 }
 
 pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
+    // Every family is in /metrics from the start, as in Prometheus, not from first use.
+    fenghuo_storage::metrics::register();
     fenghuo_ingest::metrics::register();
     fenghuo_query::metrics::register();
+    fenghuo_alerting::metrics::register();
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let tsdb_dir = config.data_dir.join("tsdb");

@@ -17,6 +17,24 @@ fn now_ms() -> i64 {
 fn operational_endpoints_answer() {
     let node = Fenghuo::start();
     let c = http();
+    // A fresh node lists every layer's metrics before any write, query or alert.
+    let fresh = c.get(node.url("/metrics")).send().unwrap().text().unwrap();
+    for name in [
+        "fenghuo_storage_active_series",
+        "fenghuo_storage_samples_appended_total{type=\"float\"}",
+        "fenghuo_storage_checkpoint_duration_seconds",
+        "fenghuo_ingest_received_bytes_total",
+        "fenghuo_query_samples_loaded_total",
+        "fenghuo_alerting_alerts{state=\"active\"}",
+        "fenghuo_alerting_tick_duration_seconds",
+        "fenghuo_ruler_evaluation_duration_seconds",
+        "fenghuo_ruler_config_last_reload_successful 1",
+    ] {
+        assert!(
+            fresh.contains(name),
+            "a fresh node's /metrics lacks {name}:\n{fresh}"
+        );
+    }
     let healthy = c.get(node.url("/-/healthy")).send().unwrap();
     assert_eq!(healthy.status(), 200);
     assert_eq!(c.get(node.url("/-/ready")).send().unwrap().status(), 200);

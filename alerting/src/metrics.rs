@@ -141,3 +141,32 @@ pub static TICK_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(o.clone())
         .unwrap_or_else(|_| Histogram::with_opts(o).unwrap_or_else(|_| std::process::abort()))
 });
+
+/// Registers the alert engine's and the ruler's metrics now, so a fresh node's `/metrics` lists
+/// them before the first alert or rule evaluation, as Alertmanager and Prometheus register theirs
+/// at start. `fenghuo_alerting_alerts` starts at zero in each state, as `alertmanager_alerts` does.
+pub fn register() {
+    for counter in [&ALERTS_INVALID, &ACKS, &STATE_WRITE_ERRORS] {
+        LazyLock::force(counter);
+    }
+    for counter_vec in [
+        &LIMIT_REJECTIONS,
+        &ALERTS_RECEIVED,
+        &ALERTS_FIRED,
+        &NOTIFICATIONS,
+        &NOTIFICATIONS_FAILED,
+        &DELIVERY_FAILURES_ESCALATED,
+        &DIGESTS,
+        &DEFERRED,
+        &ESCALATIONS,
+        &CONFIG_RELOADS,
+    ] {
+        LazyLock::force(counter_vec);
+    }
+    LazyLock::force(&NOTIFY_LATENCY);
+    LazyLock::force(&TICK_DURATION);
+    for state in ["unprocessed", "active", "suppressed"] {
+        ALERTS.with_label_values(&[state]);
+    }
+    crate::ruler::metrics::register();
+}

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 
-fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
+fn add_to_registry<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
     if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
         tracing::warn!(error = %e, "Could not register a storage metric.");
     }
@@ -15,19 +15,21 @@ fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
 }
 
 fn counter(name: &str, help: &str) -> IntCounter {
-    register(IntCounter::new(name, help).unwrap_or_else(|_| unreachable_metric(name)))
+    add_to_registry(IntCounter::new(name, help).unwrap_or_else(|_| unreachable_metric(name)))
 }
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    register(IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric(name)))
+    add_to_registry(
+        IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric(name)),
+    )
 }
 
 fn gauge(name: &str, help: &str) -> IntGauge {
-    register(IntGauge::new(name, help).unwrap_or_else(|_| unreachable_metric(name)))
+    add_to_registry(IntGauge::new(name, help).unwrap_or_else(|_| unreachable_metric(name)))
 }
 
 fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    register(
+    add_to_registry(
         Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
             .unwrap_or_else(|_| unreachable_metric(name)),
     )
@@ -152,4 +154,30 @@ pub static PARTITIONS_DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
 /// Records a rejection.
 pub fn rejected(reason: &crate::api::RejectReason) {
     SAMPLES_REJECTED.with_label_values(&[reason.metric_label()]).inc();
+}
+
+/// Registers every storage metric now, so a fresh node's `/metrics` lists them (at zero) before
+/// the first write, as Prometheus registers its own at start. Label values known in advance are
+/// created too: a vector without children is not exported.
+pub fn register() {
+    for gauge in [&ACTIVE_SERIES, &DISK_BYTES, &HEAD_CHUNKS, &LOG_BYTES] {
+        LazyLock::force(gauge);
+    }
+    for counter in [
+        &EXEMPLARS_APPENDED,
+        &SERIES_CREATED,
+        &SERIES_EVICTED,
+        &CHUNKS_WRITTEN,
+        &CHUNKS_COMPACTED,
+        &PARTITIONS_DROPPED,
+    ] {
+        LazyLock::force(counter);
+    }
+    for histogram in [&CHECKPOINT_SECONDS, &COMPACTION_SECONDS, &LOG_SYNC_SECONDS] {
+        LazyLock::force(histogram);
+    }
+    for kind in ["float", "histogram"] {
+        SAMPLES_APPENDED.with_label_values(&[kind]);
+    }
+    LazyLock::force(&SAMPLES_REJECTED);
 }

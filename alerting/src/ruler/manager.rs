@@ -130,6 +130,8 @@ impl RulerService {
             task: Mutex::new(None),
         });
         svc.apply(&opts.config)?;
+        // The initial load counts as a successful reload, as in Prometheus.
+        metrics::CONFIG_LAST_RELOAD_SUCCESS.set(1.0);
         if opts.run_loop {
             let me = svc.clone();
             let mut stop_rx = svc.stop.subscribe();

@@ -150,3 +150,31 @@ pub static CONFIG_LAST_RELOAD_SUCCESS: LazyLock<Gauge> = LazyLock::new(|| {
     register_gauge!(name, help)
         .unwrap_or_else(|_| Gauge::new(name, help).unwrap_or_else(|_| std::process::abort()))
 });
+
+/// Registers the ruler's metrics now (called by [`crate::metrics::register`]).
+pub fn register() {
+    LazyLock::force(&EVALUATION_DURATION);
+    for counter_vec in [
+        &EVALUATIONS,
+        &EVALUATION_FAILURES,
+        &ITERATIONS_MISSED,
+        &ITERATIONS,
+        &NOTIFICATIONS_SENT,
+        &NOTIFICATIONS_ERRORS,
+        &NOTIFICATIONS_DROPPED,
+    ] {
+        LazyLock::force(counter_vec);
+    }
+    for gauge_vec in [
+        &GROUP_DURATION,
+        &GROUP_LAST_EVAL,
+        &GROUP_INTERVAL,
+        &GROUP_RESTORE_DURATION,
+    ] {
+        LazyLock::force(gauge_vec);
+    }
+    for int_gauge_vec in [&GROUP_RULES, &GROUP_SAMPLES, &NOTIFICATIONS_QUEUE] {
+        LazyLock::force(int_gauge_vec);
+    }
+    LazyLock::force(&CONFIG_LAST_RELOAD_SUCCESS);
+}
