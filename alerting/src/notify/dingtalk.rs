@@ -9,7 +9,7 @@ use sha2::Sha256;
 
 use crate::config::DingTalkConfig;
 use crate::error::AlertingError;
-use crate::notify::http::{HttpClient, check_status, redact};
+use crate::notify::http::{HttpClient, check_errcode_body, check_status, redact};
 use crate::notify::{
     BuildContext, Notifier, NotifyError, SendContext, render, template_field, value_or_file,
 };
@@ -38,30 +38,9 @@ pub fn sign(timestamp_ms: i64, secret: &str) -> String {
     percent_encoding::utf8_percent_encode(&b64, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// Interprets DingTalk's answer body.
+/// Interprets DingTalk's answer body (130101 is its rate limit).
 pub fn check_body(body: &str) -> Result<(), NotifyError> {
-    let v: serde_json::Value = serde_json::from_str(body).map_err(|_| {
-        NotifyError::new(
-            "api_error",
-            true,
-            format!("dingtalk: unparseable response {body:?}"),
-        )
-    })?;
-    let code = v.get("errcode").and_then(|c| c.as_i64()).unwrap_or(-1);
-    if code == 0 {
-        return Ok(());
-    }
-    let msg = v.get("errmsg").and_then(|m| m.as_str()).unwrap_or("");
-    let retryable = matches!(code, -1 | 130101);
-    Err(NotifyError::new(
-        if code == 130101 {
-            "rate_limited"
-        } else {
-            "api_error"
-        },
-        retryable,
-        format!("dingtalk errcode {code}: {msg}"),
-    ))
+    check_errcode_body("dingtalk", body, 130101)
 }
 
 impl DingTalkNotifier {

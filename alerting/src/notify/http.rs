@@ -120,6 +120,30 @@ pub fn check_status(url: &str, status: u16, body: &str) -> Result<(), NotifyErro
     ))
 }
 
+/// Interprets the `{"errcode":…,"errmsg":…}` body DingTalk and WeCom robots answer with status
+/// 200: `errcode` 0 is success; -1 ("busy"), `rate_limited_code` and an unreadable body are
+/// retryable, any other code is a permanent `api_error`.
+pub fn check_errcode_body(channel: &str, body: &str, rate_limited_code: i64) -> Result<(), NotifyError> {
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|_| {
+        NotifyError::new(
+            "api_error",
+            true,
+            format!("{channel}: unparseable response {body:?}"),
+        )
+    })?;
+    let code = v.get("errcode").and_then(|c| c.as_i64()).unwrap_or(-1);
+    if code == 0 {
+        return Ok(());
+    }
+    let msg = v.get("errmsg").and_then(|m| m.as_str()).unwrap_or("");
+    let rate_limited = code == rate_limited_code;
+    Err(NotifyError::new(
+        if rate_limited { "rate_limited" } else { "api_error" },
+        rate_limited || code == -1,
+        format!("{channel} errcode {code}: {msg}"),
+    ))
+}
+
 /// Strips query strings (robot tokens live there) from URLs shown in errors and logs.
 pub fn redact(url: &str) -> String {
     match url.split_once('?') {

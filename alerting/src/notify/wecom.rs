@@ -6,7 +6,7 @@ use futures::future::BoxFuture;
 
 use crate::config::WeComConfig;
 use crate::error::AlertingError;
-use crate::notify::http::{HttpClient, check_status};
+use crate::notify::http::{HttpClient, check_errcode_body, check_status};
 use crate::notify::{
     BuildContext, Notifier, NotifyError, SendContext, render, template_field, value_or_file,
 };
@@ -22,25 +22,9 @@ pub struct WeComNotifier {
     client: HttpClient,
 }
 
-/// Interprets WeCom's answer body.
+/// Interprets WeCom's answer body (45009 is its rate limit).
 pub fn check_body(body: &str) -> Result<(), NotifyError> {
-    let v: serde_json::Value = serde_json::from_str(body)
-        .map_err(|_| NotifyError::new("api_error", true, format!("wecom: unparseable response {body:?}")))?;
-    let code = v.get("errcode").and_then(|c| c.as_i64()).unwrap_or(-1);
-    if code == 0 {
-        return Ok(());
-    }
-    let msg = v.get("errmsg").and_then(|m| m.as_str()).unwrap_or("");
-    let retryable = matches!(code, -1 | 45009);
-    Err(NotifyError::new(
-        if code == 45009 {
-            "rate_limited"
-        } else {
-            "api_error"
-        },
-        retryable,
-        format!("wecom errcode {code}: {msg}"),
-    ))
+    check_errcode_body("wecom", body, 45009)
 }
 
 /// Cuts `s` to at most `max` bytes on a char boundary.
