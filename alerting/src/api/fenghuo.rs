@@ -563,5 +563,8 @@ async fn routes_test(State(s): State<ApiState>, body: Bytes) -> Response {
 
 async fn config_info(State(s): State<ApiState>) -> Response {
     let rt = s.engine.runtime();
-    ok(json!({"warnings": rt.loaded.warnings, "original": rt.loaded.original}))
+    ok(json!({
+        "warnings": rt.loaded.warnings,
+        "original": crate::config::redact::redact(&rt.loaded.original),
+    }))
 }

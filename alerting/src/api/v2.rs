@@ -393,7 +393,7 @@ async fn get_status(State(s): State<ApiState>) -> Response {
             "buildDate": "",
             "goVersion": "rust",
         },
-        "config": {"original": rt.loaded.original},
+        "config": {"original": crate::config::redact::redact(&rt.loaded.original)},
         "uptime": fmt_time(s.engine.started_at),
     }))
 }

@@ -7,6 +7,7 @@
 
 pub mod limits;
 pub mod receivers;
+pub mod redact;
 pub mod timeinterval;
 
 use std::collections::{BTreeMap, BTreeSet};

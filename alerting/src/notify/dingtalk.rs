@@ -9,7 +9,7 @@ use sha2::Sha256;
 
 use crate::config::DingTalkConfig;
 use crate::error::AlertingError;
-use crate::notify::http::{HttpClient, check_errcode_body, check_status, redact};
+use crate::notify::http::{HttpClient, check_errcode_body, check_status};
 use crate::notify::{
     BuildContext, Notifier, NotifyError, SendContext, render, template_field, value_or_file,
 };
@@ -124,7 +124,7 @@ impl Notifier for DingTalkNotifier {
         Box::pin(async move {
             let (url, body) = self.request(data, ctx)?;
             let (status, text) = self.client.post_json(&url, &body).await?;
-            check_status(&redact(&url), status, &text)?;
+            check_status(&url, status, &text)?;
             check_body(&text)
         })
     }

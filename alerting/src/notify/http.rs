@@ -91,7 +91,11 @@ impl HttpClient {
         }
         let resp = req.send().await.map_err(|e| {
             let reason = if e.is_timeout() { "timeout" } else { "connect" };
-            NotifyError::new(reason, true, format!("POST {}: {e}", redact(url)))
+            NotifyError::new(
+                reason,
+                true,
+                format!("POST {}: {}", redact(url), transport_error(e)),
+            )
         })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
@@ -144,10 +148,32 @@ pub fn check_errcode_body(channel: &str, body: &str, rate_limited_code: i64) -> 
     ))
 }
 
-/// Strips query strings (robot tokens live there) from URLs shown in errors and logs.
+/// What errors and logs show of a receiver URL: scheme, host and port only. Robot tokens live in
+/// query strings (DingTalk, WeCom) or paths (Feishu, Slack), and Alertmanager treats these URLs as
+/// secrets, so nothing after the authority is shown.
 pub fn redact(url: &str) -> String {
-    match url.split_once('?') {
-        Some((base, _)) => format!("{base}?<redacted>"),
-        None => url.to_string(),
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}/<redacted>",
+                u.scheme(),
+                u.host_str().unwrap_or_default()
+            )
+        }
+        Err(_) => "<redacted>".to_string(),
     }
+}
+
+/// A transport error with its causes but without the request URL reqwest puts in its message.
+pub fn transport_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
 }

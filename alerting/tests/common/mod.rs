@@ -114,3 +114,18 @@ pub async fn sink() -> (Sink, String) {
     });
     (s, format!("http://{addr}"))
 }
+
+/// Serves the Alertmanager v2 and fenghuo APIs of `e` on 127.0.0.1; returns the base URL.
+pub async fn serve_api(e: Arc<Engine>) -> String {
+    use fenghuo_alerting::api::{ApiState, fenghuo, v2};
+    let st = ApiState { engine: e };
+    let app = v2::router(st.clone()).merge(fenghuo::router(st));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = l.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    format!("http://{addr}")
+}
