@@ -4,19 +4,10 @@
 use std::fmt;
 
 use chrono::Duration;
+use fenghuo_storage::model::duration::{UNITS, format_millis};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::AlertingError;
-
-const UNITS: [(&str, i64); 7] = [
-    ("y", 365 * 24 * 3600 * 1000),
-    ("w", 7 * 24 * 3600 * 1000),
-    ("d", 24 * 3600 * 1000),
-    ("h", 3600 * 1000),
-    ("m", 60 * 1000),
-    ("s", 1000),
-    ("ms", 1),
-];
 
 /// A non-negative duration written the Prometheus way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
@@ -97,21 +88,7 @@ const MAX_MS: i64 = 100 * 365 * 24 * 3600 * 1000;
 
 impl fmt::Display for PromDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ms = self.0.num_milliseconds();
-        if ms == 0 {
-            return f.write_str("0s");
-        }
-        if ms < 0 {
-            f.write_str("-")?;
-            ms = -ms;
-        }
-        for (unit, size) in UNITS {
-            if ms >= size {
-                write!(f, "{}{}", ms / size, unit)?;
-                ms %= size;
-            }
-        }
-        Ok(())
+        f.write_str(&format_millis(self.0.num_milliseconds()))
     }
 }
 

@@ -1,16 +1,10 @@
 //! Prometheus's `model.Duration`: `1y2w3d4h5m6s7ms`, each unit at most once and in that order,
 //! plus its canonical `String()` form, which promtool prints in unit-test messages.
 
-/// Milliseconds per unit, largest first, with the unit's suffix.
-const UNITS: [(&str, i64); 7] = [
-    ("y", 365 * 24 * 3_600_000),
-    ("w", 7 * 24 * 3_600_000),
-    ("d", 24 * 3_600_000),
-    ("h", 3_600_000),
-    ("m", 60_000),
-    ("s", 1_000),
-    ("ms", 1),
-];
+use fenghuo_storage::model::duration::UNITS;
+
+/// Prometheus's `model.Duration.String()`: `0s`, `1m30s`, `1w`, `1y2d`.
+pub use fenghuo_storage::model::duration::format_millis as format_duration;
 
 /// Parses a Prometheus duration into milliseconds; the error text is Prometheus's.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
@@ -61,28 +55,6 @@ pub fn parse_duration_allow_negative(s: &str) -> Result<i64, String> {
             .map_err(|_| format!("not a valid duration string: {s:?}")),
         _ => parse_duration(s),
     }
-}
-
-/// Prometheus's `model.Duration.String()`: `0s`, `1m30s`, `1w`, `1y2d`.
-pub fn format_duration(ms: i64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    let mut rest = ms;
-    if rest < 0 {
-        out.push('-');
-        rest = rest.saturating_neg();
-    }
-    for (unit, mult) in UNITS {
-        let n = rest / mult;
-        if n > 0 {
-            out.push_str(&n.to_string());
-            out.push_str(unit);
-            rest -= n * mult;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -57,15 +57,11 @@ impl PromDuration {
                 i += 1;
             }
             let (rank, ms) = match &s[ustart..i] {
-                "y" => (0, 365 * 24 * 3_600_000u128),
-                "w" => (1, 7 * 24 * 3_600_000),
-                "d" => (2, 24 * 3_600_000),
-                "h" => (3, 3_600_000),
-                "m" => (4, 60_000),
-                "s" => (5, 1_000),
-                "ms" => (6, 1),
                 "" => return Err(format!("duration {s:?} is missing a unit")),
-                u => return Err(format!("unknown unit {u:?} in duration {s:?}")),
+                u => match UNITS.iter().position(|(name, _)| *name == u) {
+                    Some(rank) => (rank, UNITS[rank].1.unsigned_abs() as u128),
+                    None => return Err(format!("unknown unit {u:?} in duration {s:?}")),
+                },
             };
             if last_unit_rank != usize::MAX && rank <= last_unit_rank {
                 return Err(format!("not a valid duration string: {s:?}"));
@@ -87,26 +83,41 @@ impl fmt::Debug for PromDuration {
 impl fmt::Display for PromDuration {
     /// Prometheus's formatting: largest units first, `0s` for zero.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut ms = self.0.as_millis();
-        if ms == 0 {
-            return f.write_str("0s");
-        }
-        for (unit, size) in [
-            ("y", 365 * 24 * 3_600_000u128),
-            ("w", 7 * 24 * 3_600_000),
-            ("d", 24 * 3_600_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-            ("ms", 1),
-        ] {
-            if ms >= size {
-                write!(f, "{}{unit}", ms / size)?;
-                ms %= size;
-            }
-        }
-        Ok(())
+        f.write_str(&format_millis(self.as_millis_i64()))
     }
+}
+
+/// Prometheus's duration units, largest first, with their length in milliseconds.
+pub const UNITS: [(&str, i64); 7] = [
+    ("y", 365 * 24 * 3_600_000),
+    ("w", 7 * 24 * 3_600_000),
+    ("d", 24 * 3_600_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
+/// Prometheus's `model.Duration.String()` of `ms` milliseconds: largest units first (`1y2d`,
+/// `1m30s`, `1h1ms`), `0s` for zero, a leading `-` when negative.
+pub fn format_millis(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    if ms < 0 {
+        out.push('-');
+    }
+    let mut rest = ms.unsigned_abs();
+    for (unit, size) in UNITS {
+        let size = size.unsigned_abs();
+        if rest >= size {
+            out.push_str(&(rest / size).to_string());
+            out.push_str(unit);
+            rest %= size;
+        }
+    }
+    out
 }
 
 impl<'de> Deserialize<'de> for PromDuration {
@@ -133,5 +144,24 @@ impl PromDuration {
     /// For `#[serde(deserialize_with = ...)]` on `std::time::Duration` fields.
     pub fn deserialize_std<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         PromDuration::deserialize(d).map(|p| p.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_prometheus() {
+        assert_eq!(format_millis(0), "0s");
+        assert_eq!(format_millis(90_000), "1m30s");
+        assert_eq!(format_millis(3_600_001), "1h1ms");
+        assert_eq!(format_millis(-300_000), "-5m");
+        assert_eq!(format_millis(i64::MIN).chars().next(), Some('-'));
+        assert_eq!(PromDuration::from_secs(15 * 86_400).to_string(), "2w1d");
+        assert_eq!(
+            PromDuration::parse("2w1d").map(|d| d.to_string()).as_deref(),
+            Ok("2w1d")
+        );
     }
 }
