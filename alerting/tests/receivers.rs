@@ -374,6 +374,59 @@ async fn rate_budget_folds_into_digest() {
     );
 }
 
+/// A digest bigger than WeCom's 4096-byte message is sent as numbered parts: every alert of the
+/// digest appears in the messages, in order, none cut off.
+#[tokio::test]
+async fn a_digest_over_the_size_limit_keeps_every_alert() {
+    let (sink, base) = sink().await;
+    let c = cfg(&format!(
+        "  wecom_configs:\n  - webhook_url: '{base}/cgi-bin/webhook/send?key=K'\n    rate_limit: {{messages: 2, per: 10m}}\n"
+    ));
+    let (e, clock) = engine(&c);
+    let n = 300;
+    let alerts: Vec<_> = (0..n)
+        .map(|i| {
+            alert(&[
+                ("alertname", &format!("Alert{i:03}")),
+                ("instance", "db-primary-1"),
+            ])
+        })
+        .collect();
+    let _ = e.ingest_posted("anonymous", alerts);
+    clock.advance(Duration::seconds(30));
+    let r = e.tick().await;
+    assert_eq!(r.deliveries.len(), n);
+    assert!(
+        r.deliveries.iter().all(|d| d.outcome == "sent"),
+        "{:?}",
+        r.deliveries.iter().find(|d| d.outcome != "sent")
+    );
+    let reqs = sink.requests.lock().clone();
+    assert!(reqs.len() > 3, "the digest was split: {} requests", reqs.len());
+    let mut text = String::new();
+    for (i, req) in reqs.iter().enumerate() {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let content = body["markdown"]["content"].as_str().unwrap_or_default();
+        assert!(content.len() <= 4096, "request {i}: {} bytes", content.len());
+        if i > 0 {
+            assert!(
+                content.starts_with(&format!("(part {i}/{})", reqs.len() - 1)),
+                "{content}"
+            );
+        }
+        text.push_str(content);
+    }
+    let mut last = 0;
+    for i in 0..n {
+        let name = format!("**Alert{i:03}**");
+        let at = text
+            .find(&name)
+            .unwrap_or_else(|| panic!("{name} missing from the digest"));
+        assert!(i < 2 || at > last, "{name} out of order");
+        last = at;
+    }
+}
+
 #[tokio::test]
 async fn test_receiver_sends_a_marked_test_message() {
     let (sink, base) = sink().await;

@@ -9,6 +9,7 @@ pub mod feishu;
 pub mod http;
 pub mod ratelimit;
 pub mod slack;
+pub mod split;
 pub mod webhook;
 pub mod wecom;
 

@@ -1,6 +1,7 @@
-//! WeCom (WeChat Work) group robot: `{"msgtype":"markdown","markdown":{"content":...}}`, content
-//! capped at WeCom's 4096 bytes, mentions as `<@userid>`. A 200 answer with `errcode` != 0 is a
-//! failure (45009 "api freq out of limit" and -1 "busy" are retryable).
+//! WeCom (WeChat Work) group robot: `{"msgtype":"markdown","markdown":{"content":...}}`; content
+//! over WeCom's 4096 bytes is sent as several numbered messages (never cut), mentions as
+//! `<@userid>`. A 200 answer with `errcode` != 0 is a failure (45009 "api freq out of limit" and
+//! -1 "busy" are retryable).
 
 use futures::future::BoxFuture;
 
@@ -27,18 +28,6 @@ pub fn check_body(body: &str) -> Result<(), NotifyError> {
     check_errcode_body("wecom", body, 45009)
 }
 
-/// Cuts `s` to at most `max` bytes on a char boundary.
-pub fn truncate_bytes(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max.saturating_sub(3);
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}
-
 impl WeComNotifier {
     pub fn new(ctx: &mut BuildContext<'_>, receiver: &str, c: &WeComConfig) -> Result<Self, AlertingError> {
         let url = value_or_file(ctx.base_dir, &c.webhook_url, &c.webhook_url_file)?.ok_or_else(|| {
@@ -61,7 +50,8 @@ impl WeComNotifier {
         })
     }
 
-    pub fn body(&self, data: &NotificationData, ctx: &SendContext) -> Result<Vec<u8>, NotifyError> {
+    /// The request bodies for `data`: one, or several when the content exceeds WeCom's limit.
+    pub fn bodies(&self, data: &NotificationData, ctx: &SendContext) -> Result<Vec<Vec<u8>>, NotifyError> {
         let mut content = render(ctx, &self.content, Escape::None, data)?
             .trim_end()
             .to_string();
@@ -69,9 +59,13 @@ impl WeComNotifier {
             let m: Vec<String> = self.mentions.iter().map(|u| format!("<@{u}>")).collect();
             content = format!("{content}\n{}", m.join(" "));
         }
-        let content = truncate_bytes(&content, MAX_CONTENT_BYTES);
-        let body = serde_json::json!({"msgtype": "markdown", "markdown": {"content": content}});
-        Ok(serde_json::to_vec(&body).unwrap_or_default())
+        Ok(crate::notify::split::split(&content, MAX_CONTENT_BYTES)
+            .into_iter()
+            .map(|content| {
+                let body = serde_json::json!({"msgtype": "markdown", "markdown": {"content": content}});
+                serde_json::to_vec(&body).unwrap_or_default()
+            })
+            .collect())
     }
 }
 
@@ -86,10 +80,13 @@ impl Notifier for WeComNotifier {
         ctx: &'a SendContext,
     ) -> BoxFuture<'a, Result<(), NotifyError>> {
         Box::pin(async move {
-            let body = self.body(data, ctx)?;
-            let (status, text) = self.client.post_json(&self.url, &body).await?;
-            check_status(&self.url, status, &text)?;
-            check_body(&text)
+            // Parts go out in order; a failed part fails the notification (retried whole).
+            for body in self.bodies(data, ctx)? {
+                let (status, text) = self.client.post_json(&self.url, &body).await?;
+                check_status(&self.url, status, &text)?;
+                check_body(&text)?;
+            }
+            Ok(())
         })
     }
 }
@@ -99,7 +96,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn body_errors_and_truncation() {
+    fn body_errors() {
         assert!(check_body(r#"{"errcode":0,"errmsg":"ok"}"#).is_ok());
         assert_eq!(
             check_body(r#"{"errcode":45009,"errmsg":"freq"}"#)
@@ -113,8 +110,5 @@ mod tests {
                 .map(|e| e.retryable),
             Some(false)
         );
-        let long = "告".repeat(2000);
-        let t = truncate_bytes(&long, MAX_CONTENT_BYTES);
-        assert!(t.len() <= MAX_CONTENT_BYTES);
     }
 }
