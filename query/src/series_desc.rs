@@ -501,26 +501,10 @@ pub fn parse_series(line: &str) -> Result<(Labels, Vec<SeqValue>), String> {
     Ok((labels, values))
 }
 
-/// The absolute bucket indexes and counts of one side of a histogram, in index order.
-fn indexed_buckets(spans: &[BucketSpan], buckets: &[f64]) -> Vec<(i32, f64)> {
-    let mut out = Vec::with_capacity(buckets.len());
-    let mut idx = 0i32;
-    let mut it = buckets.iter();
-    for (n, s) in spans.iter().enumerate() {
-        idx = if n == 0 { s.offset } else { idx + s.offset };
-        for _ in 0..s.length {
-            let Some(c) = it.next() else { return out };
-            out.push((idx, *c));
-            idx += 1;
-        }
-    }
-    out
-}
-
 /// `Compact(math.MaxInt)` of one side: one span from the first to the last non-empty bucket
 /// (empty buckets in between are kept, gaps between spans are filled with zeros).
 fn compact_side(spans: &[BucketSpan], buckets: &[f64]) -> (Option<i32>, Vec<f64>) {
-    let b = indexed_buckets(spans, buckets);
+    let b = crate::histogram::buckets::sparse(spans, buckets);
     let nonzero: Vec<&(i32, f64)> = b.iter().filter(|(_, c)| *c != 0.0).collect();
     let (Some(first), Some(last)) = (nonzero.first(), nonzero.last()) else {
         return (None, Vec::new());
@@ -588,67 +572,9 @@ pub fn histogram_test_expression(h: &FloatHistogram) -> String {
     format!("{{{{{}}}}}", res.join(" "))
 }
 
-/// One bucket as `Bucket.String` prints it: `(lower,upper]:count`.
-fn bucket_string(lower: f64, upper: f64, lower_incl: bool, upper_incl: bool, count: f64) -> String {
-    let g = crate::gofmt::g;
-    format!(
-        "{}{},{}{}:{}",
-        if lower_incl { '[' } else { '(' },
-        g(lower),
-        g(upper),
-        if upper_incl { ']' } else { ')' },
-        g(count)
-    )
-}
-
 /// A histogram as `FloatHistogram.String` prints it (what `{{ $value }}` renders for a histogram
 /// sample): `{count:4, sum:5, [-2,-1):1, [-0.001,0.001]:2, (0.5,1]:1}`.
-pub fn histogram_string(h: &FloatHistogram) -> String {
-    use fenghuo_storage::model::bucket_bound;
-    let g = crate::gofmt::g;
-    let custom = h.uses_custom_buckets();
-    let mut parts = vec![format!("{{count:{}, sum:{}", g(h.count), g(h.sum))];
-    let bounds = |idx: i32, positive: bool| -> (f64, f64, bool, bool) {
-        let (lo, hi) = if positive {
-            (
-                bucket_bound(idx - 1, h.schema, &h.custom_values),
-                bucket_bound(idx, h.schema, &h.custom_values),
-            )
-        } else {
-            (
-                -bucket_bound(idx, h.schema, &h.custom_values),
-                -bucket_bound(idx - 1, h.schema, &h.custom_values),
-            )
-        };
-        if custom {
-            (lo, hi, idx == 0, true)
-        } else {
-            (lo, hi, lo < 0.0, hi > 0.0)
-        }
-    };
-    let neg = indexed_buckets(&h.negative_spans, &h.negative_buckets);
-    for (idx, c) in neg.iter().rev().filter(|(_, c)| *c != 0.0) {
-        let (lo, hi, li, ui) = bounds(*idx, false);
-        parts.push(bucket_string(lo, hi, li, ui, *c));
-    }
-    if h.zero_count != 0.0 {
-        parts.push(bucket_string(
-            -h.zero_threshold,
-            h.zero_threshold,
-            true,
-            true,
-            h.zero_count,
-        ));
-    }
-    for (idx, c) in indexed_buckets(&h.positive_spans, &h.positive_buckets)
-        .iter()
-        .filter(|(_, c)| *c != 0.0)
-    {
-        let (lo, hi, li, ui) = bounds(*idx, true);
-        parts.push(bucket_string(lo, hi, li, ui, *c));
-    }
-    format!("{}}}", parts.join(", "))
-}
+pub use crate::histogram::to_go_string as histogram_string;
 
 #[cfg(test)]
 mod tests {

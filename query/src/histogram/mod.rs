@@ -964,7 +964,7 @@ fn zero_bucket_trim(z: &Bucket, rhs: f64, has_neg: bool, has_pos: bool, upper: b
     (z.count * (up - rhs) / (up - lower), (rhs + up) / 2.0)
 }
 
-/// Prometheus's `FloatHistogram.String()` (used by `count_values`).
+/// Prometheus's `FloatHistogram.String()` (`count_values` labels, rule templates, promtool output).
 pub fn to_go_string(h: &FloatHistogram) -> String {
     use crate::gofmt::g;
     let mut out = format!("{{count:{}, sum:{}", g(h.count), g(h.sum));
