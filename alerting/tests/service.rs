@@ -117,3 +117,37 @@ impl NowPlus for ManualClock {
         self.now() + d
     }
 }
+
+/// A reload while a group's delivery is still in flight (slow receiver) neither sends the group a
+/// second time nor loses the in-flight marker: the group's timers and delivery state carry over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_during_a_delivery_does_not_send_twice() {
+    let (sink, url) = sink().await;
+    sink.delay_ms.store(800, std::sync::atomic::Ordering::SeqCst);
+    let cfg = format!(
+        "route:\n  receiver: r\n  group_by: [alertname]\n  group_wait: 30s\n  group_interval: 5m\nreceivers:\n- name: r\n  webhook_configs: [{{url: '{url}/h'}}]\n"
+    );
+    let (e, clock) = engine(&cfg);
+    let _ = e.ingest_posted("anonymous", vec![alert(&[("alertname", "Slow")])]);
+    clock.advance(Duration::seconds(30));
+    e.tick_detached().await;
+    // The delivery is under way; reload the same config, then keep ticking as the service does.
+    let loaded =
+        fenghuo_alerting::config::load_str(&cfg, std::path::Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(e.reload(loaded).is_ok());
+    for _ in 0..3 {
+        clock.advance(Duration::seconds(20));
+        e.tick_detached().await;
+    }
+    e.drain().await;
+    assert_eq!(sink.requests.lock().len(), 1, "one delivery, not two");
+    // The group is not stuck in flight: a new alert goes out at the next group_interval.
+    let _ = e.ingest_posted(
+        "anonymous",
+        vec![alert(&[("alertname", "Slow"), ("instance", "b")])],
+    );
+    clock.advance(Duration::minutes(5));
+    e.tick().await;
+    e.drain().await;
+    assert_eq!(sink.requests.lock().len(), 2);
+}

@@ -32,7 +32,7 @@ use crate::silence::Silence;
 use crate::store::{AlertStateStore, StateKind, StateOp};
 pub use delivery::{FailureNotice, GroupDelivery};
 pub use runtime::Runtime;
-pub use state::{Ack, AggrGroup, EscalationState, StoredAlert, TenantState};
+pub use state::{Ack, AggrGroup, EscalationState, GroupId, StoredAlert, TenantState};
 pub use tick::{Delivery, TickReport};
 
 /// The tenant used when a request names none.
@@ -199,8 +199,23 @@ impl Engine {
         let now = self.now();
         for t in tenants {
             let mut st = t.lock();
+            // Groups that exist under the new config keep their timers and their in-flight
+            // marker: a delivery still under way must not be started again by the rebuilt group
+            // (its completion clears the marker on the group with the same id).
+            let before: BTreeMap<GroupId, (Ts, bool, bool)> = st
+                .groups
+                .iter()
+                .map(|(id, g)| (id.clone(), (g.next_flush, g.has_flushed, g.in_flight)))
+                .collect();
             st.groups.clear();
             rebuild_groups(&rt, &mut st, now);
+            for (id, g) in st.groups.iter_mut() {
+                if let Some(&(next_flush, has_flushed, in_flight)) = before.get(id) {
+                    g.next_flush = next_flush;
+                    g.has_flushed = has_flushed;
+                    g.in_flight = in_flight;
+                }
+            }
             let _ = self.persist(&mut st);
         }
         Ok(())
