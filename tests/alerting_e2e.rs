@@ -2,13 +2,18 @@
 //! `prometheus-alertmanager`) creates, queries and expires silences and queries alerts; a real
 //! Prometheus (Debian `prometheus`) fires a rule and fenghuo delivers the mail to a real SMTP
 //! listener (Debian `python3-aiosmtpd`); silences survive `POST /-/reload` and kill -9; fenghuo's
-//! route tester and config checker agree with amtool's. Missing programs make the tests fail.
+//! route tester and config checker agree with amtool's; real process restarts (kill -9 and SIGTERM)
+//! neither lose a pending notification nor re-send a delivered one; SIGHUP keeps silences, acks,
+//! the notification log and escalation progress. Missing programs make the tests fail.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Fenghuo, free_port, http, wait_for};
@@ -282,4 +287,246 @@ fn routing_and_validation_agree_with_amtool() {
         .output()
         .expect("fenghuo");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// A webhook receiver on 127.0.0.1: records (path, body) of every POST and answers 200.
+struct HookSink {
+    port: u16,
+    got: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl HookSink {
+    fn start() -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind hook sink");
+        let port = l.local_addr().map(|a| a.port()).expect("port");
+        let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().flatten() {
+                let mut conn = conn;
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                // Headers, then Content-Length bytes of body.
+                let (head_end, len) = loop {
+                    let Ok(n) = conn.read(&mut chunk) else {
+                        break (0, 0);
+                    };
+                    if n == 0 {
+                        break (0, 0);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                if head_end == 0 {
+                    continue;
+                }
+                while buf.len() < head_end + len {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+                if let Ok(mut g) = g.lock() {
+                    g.push((path, body));
+                }
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        HookSink { port, got }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Requests to `path` whose body mentions `text`.
+    fn count(&self, path: &str, text: &str) -> usize {
+        self.got
+            .lock()
+            .map(|g| g.iter().filter(|(p, b)| p == path && b.contains(text)).count())
+            .unwrap_or(0)
+    }
+}
+
+/// Posts one alert without endsAt (it stays firing for resolve_timeout, 5m).
+fn post_alert(node: &Fenghuo, labels: serde_json::Value) {
+    let r = http()
+        .post(node.url("/api/v2/alerts"))
+        .json(&serde_json::json!([{"labels": labels}]))
+        .send()
+        .expect("post alerts");
+    assert_eq!(r.status().as_u16(), 200, "{}", node.log());
+}
+
+fn restart(dir: &Path) -> Fenghuo {
+    Fenghuo::start_in(
+        &dir.join("data"),
+        &["--config.file", &dir.join("fenghuo.yml").display().to_string()],
+    )
+}
+
+/// Real process restarts: an alert still in group_wait when the process is killed is delivered
+/// after the restart, once; a delivered notification is not sent again after kill -9 or SIGTERM.
+#[test]
+fn restarts_neither_lose_pending_nor_resend_delivered_notifications() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start();
+    let mut node = start(
+        &format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 3s\n  group_interval: 2s\n  repeat_interval: 1h\n\
+             receivers:\n- name: hook\n  webhook_configs: [{{url: '{}'}}]\n",
+            hook.url("/hook")
+        ),
+        dir.path(),
+    );
+    post_alert(
+        &node,
+        serde_json::json!({"alertname": "PendingE2E", "instance": "a"}),
+    );
+    // Killed inside group_wait: nothing was sent yet.
+    node.kill9();
+    assert_eq!(hook.count("/hook", "PendingE2E"), 0);
+    let mut node = restart(dir.path());
+    wait_for(
+        "the pending notification after kill -9",
+        Duration::from_secs(30),
+        || (hook.count("/hook", "PendingE2E") >= 1).then_some(()),
+    );
+    // Several group_intervals pass: still exactly one (the notification log dedups).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hook.count("/hook", "PendingE2E"), 1, "{}", node.log());
+
+    // A graceful restart and a kill -9 restart re-send nothing.
+    assert!(node.stop().success(), "clean exit on SIGTERM");
+    let mut node = restart(dir.path());
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        hook.count("/hook", "PendingE2E"),
+        1,
+        "re-sent after SIGTERM restart"
+    );
+    node.kill9();
+    let node = restart(dir.path());
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        hook.count("/hook", "PendingE2E"),
+        1,
+        "re-sent after kill -9 restart"
+    );
+    // The group still works: a new alert in it goes out at the next group_interval.
+    post_alert(
+        &node,
+        serde_json::json!({"alertname": "PendingE2E", "instance": "b"}),
+    );
+    wait_for("the group's update", Duration::from_secs(30), || {
+        (hook.count("/hook", "PendingE2E") >= 2).then_some(())
+    });
+    let got = hook.got.lock().map(|g| g.clone()).unwrap_or_default();
+    let last: serde_json::Value = serde_json::from_str(&got[got.len() - 1].1).unwrap_or_default();
+    assert_eq!(last["alerts"].as_array().map(|a| a.len()), Some(2), "{last}");
+}
+
+/// SIGHUP re-reads the config and keeps silences, acks, the notification log and escalation
+/// progress: nothing is re-sent, the escalation continues with its next step.
+#[test]
+fn sighup_keeps_silences_acks_nflog_and_escalation_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start();
+    let config = format!(
+        "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1m\n  repeat_interval: 1h\n  routes:\n  - matchers: ['team=\"db\"']\n    receiver: hook\n    escalation: db\n\
+         receivers:\n- name: hook\n  webhook_configs: [{{url: '{h}'}}]\n- name: lead\n  webhook_configs: [{{url: '{l}'}}]\n- name: boss\n  webhook_configs: [{{url: '{b}'}}]\n\
+         fenghuo:\n  escalation_policies:\n  - name: db\n    steps:\n    - {{wait: 3s, receivers: [lead]}}\n    - {{wait: 5s, receivers: [boss]}}\n",
+        h = hook.url("/hook"),
+        l = hook.url("/lead"),
+        b = hook.url("/boss"),
+    );
+    let node = start(&config, dir.path());
+    post_alert(&node, serde_json::json!({"alertname": "EscE2E", "team": "db"}));
+    post_alert(&node, serde_json::json!({"alertname": "AckedE2E"}));
+    post_alert(&node, serde_json::json!({"alertname": "SilencedE2E"}));
+    let sil: serde_json::Value = http()
+        .post(node.url("/api/v2/silences"))
+        .json(&serde_json::json!({
+            "matchers": [{"name": "alertname", "value": "SilencedE2E", "isRegex": false, "isEqual": true}],
+            "startsAt": "2020-01-01T00:00:00Z",
+            "endsAt": "2099-01-01T00:00:00Z",
+            "createdBy": "ci", "comment": "e2e"
+        }))
+        .send()
+        .expect("silence")
+        .json()
+        .unwrap_or_default();
+    let sil_id = sil["silenceID"].as_str().unwrap_or_default().to_string();
+    assert_eq!(sil_id.len(), 36, "{sil}");
+    wait_for("step 1 of the escalation", Duration::from_secs(30), || {
+        (hook.count("/lead", "EscE2E") == 1).then_some(())
+    });
+    assert_eq!(hook.count("/hook", "AckedE2E"), 1);
+    let r = http()
+        .post(node.url("/api/v1/alerting/acks"))
+        .json(&serde_json::json!({"groupKey": "{}:{alertname=\"AckedE2E\"}", "by": "alice", "ttl": "1h"}))
+        .send()
+        .expect("ack");
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().unwrap_or_default());
+
+    // SIGHUP with a changed config (one more receiver) while step 2 is pending.
+    std::fs::write(
+        dir.path().join("alertmanager.yml"),
+        config.replace("receivers:\n", "receivers:\n- name: extra\n"),
+    )
+    .expect("rewrite config");
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(node.child.id().to_string())
+        .status();
+    wait_for("the reload", Duration::from_secs(10), || {
+        let v: serde_json::Value = http()
+            .get(node.url("/api/v2/receivers"))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        v.as_array()?.iter().any(|r| r["name"] == "extra").then_some(())
+    });
+    let acks: serde_json::Value = http()
+        .get(node.url("/api/v1/alerting/acks"))
+        .send()
+        .expect("acks")
+        .json()
+        .unwrap_or_default();
+    assert_eq!(acks["data"][0]["by"], "alice", "ack kept: {acks}");
+    let s: serde_json::Value = http()
+        .get(node.url(&format!("/api/v2/silence/{sil_id}")))
+        .send()
+        .expect("silence")
+        .json()
+        .unwrap_or_default();
+    assert_eq!(s["status"]["state"], "active", "silence kept: {s}");
+    let esc: serde_json::Value = http()
+        .get(node.url("/api/v1/alerting/escalations"))
+        .send()
+        .expect("escalations")
+        .json()
+        .unwrap_or_default();
+    assert_eq!(esc["data"][0]["next_step"], 1, "escalation progress kept: {esc}");
+    wait_for("step 2 of the escalation", Duration::from_secs(30), || {
+        (hook.count("/boss", "EscE2E") == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(hook.count("/lead", "EscE2E"), 1, "step 1 not repeated");
+    assert_eq!(hook.count("/hook", "EscE2E"), 1, "not re-sent after SIGHUP");
+    assert_eq!(hook.count("/hook", "AckedE2E"), 1, "not re-sent after SIGHUP");
+    assert_eq!(hook.count("/hook", "SilencedE2E"), 0, "still silenced");
 }
