@@ -602,19 +602,7 @@ fn avg_hist_over_time(w: &Window, ctx: &FnCtx, pos: usize) -> Out {
             }
         }
     }
-    if reset && not_reset {
-        ctx.q
-            .annotate(Annotation::counter_reset_collision(pos, HistogramOp::Agg));
-    }
-    if reconciled {
-        ctx.q
-            .annotate(Annotation::mismatched_custom_buckets(pos, HistogramOp::Agg));
-    }
-    if failed {
-        ctx.q.annotate(Annotation::mixed_exponential_custom_histograms(
-            w.metric_name(),
-            pos,
-        ));
+    if annotate_histogram_sum(w, ctx, pos, reset && not_reset, reconciled, failed) {
         return Ok(None);
     }
     let result = if incremental {
@@ -632,6 +620,34 @@ fn avg_hist_over_time(w: &Window, ctx: &FnCtx, pos: usize) -> Out {
         sum
     };
     histo(result)
+}
+
+/// The annotations of summing a window's histograms (`sum_over_time`, `avg_over_time`), as
+/// Prometheus adds them; true when the sum failed (mixed exponential and custom buckets), which
+/// leaves the step without a result.
+fn annotate_histogram_sum(
+    w: &Window,
+    ctx: &FnCtx,
+    pos: usize,
+    counter_reset_collision: bool,
+    reconciled: bool,
+    failed: bool,
+) -> bool {
+    if counter_reset_collision {
+        ctx.q
+            .annotate(Annotation::counter_reset_collision(pos, HistogramOp::Agg));
+    }
+    if reconciled {
+        ctx.q
+            .annotate(Annotation::mismatched_custom_buckets(pos, HistogramOp::Agg));
+    }
+    if failed {
+        ctx.q.annotate(Annotation::mixed_exponential_custom_histograms(
+            w.metric_name(),
+            pos,
+        ));
+    }
+    failed
 }
 
 pub(crate) fn sum_over_time(w: &Window, _: &[f64], ctx: &FnCtx) -> Out {
@@ -666,19 +682,7 @@ pub(crate) fn sum_over_time(w: &Window, _: &[f64], ctx: &FnCtx) -> Out {
                 Err(_) => failed = true,
             }
         }
-        if reset && not_reset {
-            ctx.q
-                .annotate(Annotation::counter_reset_collision(pos, HistogramOp::Agg));
-        }
-        if reconciled {
-            ctx.q
-                .annotate(Annotation::mismatched_custom_buckets(pos, HistogramOp::Agg));
-        }
-        if failed {
-            ctx.q.annotate(Annotation::mixed_exponential_custom_histograms(
-                w.metric_name(),
-                pos,
-            ));
+        if annotate_histogram_sum(w, ctx, pos, reset && not_reset, reconciled, failed) {
             return Ok(None);
         }
         return histo(sum);
