@@ -114,7 +114,7 @@ pub struct Stats {
     pub by_alertname: Vec<CountEntry>,
     pub by_severity: Vec<CountEntry>,
     pub by_receiver: Vec<CountEntry>,
-    /// Mean time to acknowledge, seconds (null when nothing was acked).
+    /// Mean time to acknowledge, seconds: first ack of each incident (null when nothing was acked).
     pub mtta_seconds: Option<f64>,
     /// Mean time to resolve, seconds (null when nothing resolved).
     pub mttr_seconds: Option<f64>,
@@ -140,6 +140,7 @@ pub fn stats(events: &[HistoryEvent], start: Ts, end: Ts) -> Stats {
     };
     let (mut by_name, mut by_sev, mut by_recv) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     let (mut tta, mut ttr) = (Vec::new(), Vec::new());
+    let mut acked: std::collections::BTreeSet<(&str, Ts)> = std::collections::BTreeSet::new();
     for e in events {
         match e.kind {
             EventKind::Fired => {
@@ -180,7 +181,11 @@ pub fn stats(events: &[HistoryEvent], start: Ts, end: Ts) -> Stats {
             EventKind::DeliveryFailed => s.delivery_failures += 1,
             EventKind::Acked => {
                 s.acks += 1;
-                if let Some(st) = e.started_at {
+                // Time to acknowledge is measured once per incident (group and firing start):
+                // later acks of the same incident (re-acks, other people) do not count again.
+                if let Some(st) = e.started_at
+                    && acked.insert((e.group_key.as_str(), st))
+                {
                     tta.push((e.ts - st).num_milliseconds() as f64 / 1000.0);
                 }
             }
@@ -209,4 +214,84 @@ pub fn stats(events: &[HistoryEvent], start: Ts, end: Ts) -> Stats {
     noisy.truncate(10);
     s.noisiest = noisy;
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone, Utc};
+
+    fn ev(ts: Ts, kind: EventKind, name: &str, sev: &str) -> HistoryEvent {
+        let mut labels = LabelSet::new();
+        labels.insert("alertname".into(), name.into());
+        if !sev.is_empty() {
+            labels.insert("severity".into(), sev.into());
+        }
+        HistoryEvent::new(ts, kind).with_labels(&labels)
+    }
+
+    #[test]
+    fn counts_mtta_mttr_and_noisiest() {
+        let t0 = Utc
+            .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let m = |n: i64| t0 + Duration::minutes(n);
+        let mut events = vec![
+            ev(m(0), EventKind::Fired, "Disk", "critical"),
+            ev(m(0), EventKind::Fired, "Cpu", "warning"),
+            ev(m(1), EventKind::Fired, "Cpu", "warning"),
+        ];
+        for (at, name, recv) in [
+            (1, "Disk", "ops"),
+            (1, "Cpu", "ops"),
+            (2, "Cpu", "dev"),
+            (3, "Cpu", "ops"),
+        ] {
+            let mut e = ev(m(at), EventKind::Notified, name, "");
+            e.receiver = recv.into();
+            events.push(e);
+        }
+        // Disk acked after 4m, then acked again by someone else after 10m (same incident);
+        // Cpu's group acked after 6m.
+        for (at, key) in [(4, "g-disk"), (10, "g-disk"), (6, "g-cpu")] {
+            let mut e = ev(m(at), EventKind::Acked, "", "");
+            e.group_key = key.into();
+            e.started_at = Some(t0);
+            events.push(e);
+        }
+        // Disk resolved after 20m, Cpu after 40m.
+        for (at, name) in [(20, "Disk"), (40, "Cpu")] {
+            let mut e = ev(m(at), EventKind::Resolved, name, "");
+            e.started_at = Some(t0);
+            events.push(e);
+        }
+        let s = stats(&events, t0, m(60));
+        assert_eq!((s.fired, s.resolved, s.notifications, s.acks), (3, 2, 4, 3));
+        assert_eq!(s.mtta_seconds, Some(300.0), "first acks only: (4m + 6m) / 2");
+        assert_eq!(s.mttr_seconds, Some(1800.0), "(20m + 40m) / 2");
+        let names: Vec<(&str, u64, u64)> = s
+            .by_alertname
+            .iter()
+            .map(|c| (c.name.as_str(), c.fired, c.notifications))
+            .collect();
+        assert_eq!(names, vec![("Cpu", 2, 3), ("Disk", 1, 1)]);
+        let recv: Vec<(&str, u64)> = s
+            .by_receiver
+            .iter()
+            .map(|c| (c.name.as_str(), c.notifications))
+            .collect();
+        assert_eq!(recv, vec![("dev", 1), ("ops", 3)]);
+        let sev: Vec<(&str, u64, u64)> = s
+            .by_severity
+            .iter()
+            .map(|c| (c.name.as_str(), c.fired, c.notifications))
+            .collect();
+        assert_eq!(sev, vec![("critical", 1, 0), ("none", 0, 4), ("warning", 2, 0)]);
+        assert_eq!(s.noisiest[0].name, "Cpu");
+        assert_eq!(s.noisiest[1].name, "Disk");
+        // Nothing acked or resolved: no means.
+        let s = stats(&events[..3], t0, m(60));
+        assert_eq!((s.mtta_seconds, s.mttr_seconds), (None, None));
+    }
 }

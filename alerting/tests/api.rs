@@ -295,6 +295,30 @@ async fn generic_ingest_ack_history_stats() {
         "acked 2m30s after firing (first ack)"
     );
     assert_eq!(s["data"]["by_severity"][0]["name"], "critical");
+    assert_eq!(s["data"]["resolved"], 1);
+    assert_eq!(
+        s["data"]["mttr_seconds"], 150.0,
+        "resolved when the ingest said so"
+    );
+    assert_eq!(s["data"]["by_alertname"][0]["name"], "BackupFailed");
+    assert_eq!(s["data"]["by_alertname"][0]["fired"], 1);
+    // Receiver "r" has no integrations, so nothing was notified (by_receiver: unit tests).
+    assert_eq!(s["data"]["by_receiver"], json!([]));
+    assert_eq!(s["data"]["noisiest"][0]["name"], "BackupFailed");
+    // A range that ends before anything happened counts nothing.
+    let s: Value = c
+        .get(format!(
+            "{base}/api/v1/alerting/stats?start=2024-03-01T00:00:00Z&end=2024-03-02T00:00:00Z"
+        ))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.json())
+        .unwrap_or_else(|| panic!())
+        .await
+        .unwrap_or_default();
+    assert_eq!(s["data"]["fired"], 0, "{s}");
+    assert!(s["data"]["mtta_seconds"].is_null());
     // Preview a template.
     let p: Value = c
         .post(format!("{base}/api/v1/alerting/templates/preview"))
