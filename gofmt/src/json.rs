@@ -56,6 +56,9 @@ pub fn json_string(s: &str) -> String {
 /// Appends `s` as `encoding/json` writes a string: `<`, `>` and `&` as `\u003c`…, U+2028 and
 /// U+2029 escaped, other control characters as `\u00NN` (Rust strings cannot hold the invalid
 /// UTF-8 Go would replace).
+///
+/// Backspace and form feed are `\u0008` and `\u000c` as Go up to 1.21 writes them (Go 1.22 and
+/// later write `\b` and `\f`).
 pub fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {

@@ -12,6 +12,9 @@ pub fn quote(s: &str) -> String {
 
 /// Writes `s` as a Go `strconv.Quote` string literal: `"`, `\` and the C escapes backslashed,
 /// other ASCII control characters as `\xNN`.
+///
+/// Known difference: Go also escapes non-ASCII characters that are not printable (`\u00a0`,
+/// `\u200b`, `\u2028`, C1 controls), which needs Unicode category tables; they pass through here.
 pub fn write_quoted(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
     f.write_char('"')?;
     for c in s.chars() {
