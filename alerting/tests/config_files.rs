@@ -177,3 +177,61 @@ fn user_template_files() {
         "TEAM preview [FIRING:1] TestAlert (example:9100 warning)"
     );
 }
+
+#[derive(serde::Deserialize)]
+struct ParityCases {
+    cases: Vec<ParityCase>,
+}
+
+#[derive(serde::Deserialize)]
+struct ParityCase {
+    name: String,
+    config: String,
+    amtool: String,
+    fenghuo: Option<String>,
+    why: Option<String>,
+}
+
+/// `check-config` agrees with the real `amtool check-config` (Debian `prometheus-alertmanager`)
+/// on every case of `tests/testdata/alerting/check-config-cases.yml`: both accept or both reject
+/// (differences are listed with their reason), and accepted files report the same counts.
+#[test]
+fn check_config_agrees_with_amtool() {
+    let text = std::fs::read_to_string(root().join("tests/testdata/alerting/check-config-cases.yml"))
+        .unwrap_or_else(|e| panic!("cases: {e}"));
+    let cases: ParityCases = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("cases: {e}"));
+    assert!(cases.cases.len() > 30);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for c in &cases.cases {
+        let f = dir.path().join(format!("{}.yml", c.name));
+        std::fs::write(&f, &c.config).unwrap_or_else(|e| panic!("{e}"));
+        let out = std::process::Command::new("amtool")
+            .arg("check-config")
+            .arg(&f)
+            .output()
+            .unwrap_or_else(|e| panic!("amtool missing (apt-get install -y prometheus-alertmanager): {e}"));
+        let am_text =
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let am_ok = !am_text.contains("FAILED");
+        assert_eq!(am_ok, c.amtool == "ok", "{}: amtool says\n{am_text}", c.name);
+        let (fh_text, fh_ok) = cli::check_config_files(std::slice::from_ref(&f));
+        let want = c.fenghuo.as_deref().unwrap_or(&c.amtool) == "ok";
+        assert_eq!(
+            fh_ok, want,
+            "{}: fenghuo says\n{fh_text}\namtool says\n{am_text}",
+            c.name
+        );
+        if c.fenghuo.is_some() {
+            assert!(c.why.is_some(), "{}: a difference needs its reason", c.name);
+        }
+        if am_ok && fh_ok {
+            for line in am_text.lines().filter(|l| l.starts_with(" - ")) {
+                assert!(
+                    fh_text.contains(line),
+                    "{}: {line:?} missing from\n{fh_text}",
+                    c.name
+                );
+            }
+        }
+    }
+}
