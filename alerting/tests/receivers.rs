@@ -427,6 +427,74 @@ async fn a_digest_over_the_size_limit_keeps_every_alert() {
     }
 }
 
+/// A template that parses but fails when executed (index out of range, missing handlebars
+/// partial data) fails that delivery visibly: a permanent failure, a failure notice to the
+/// failure receiver, a history event; other groups and receivers keep working.
+#[tokio::test]
+async fn a_template_failing_at_send_time_is_a_visible_failure() {
+    let (sink, base) = sink().await;
+    *sink.answers.lock() = vec![(200, "ok".into())];
+    let c = format!(
+        r#"
+route:
+  receiver: broken
+  group_by: [alertname]
+  group_wait: 30s
+  routes:
+  - matchers: [alertname="Fine"]
+    receiver: ops
+receivers:
+- name: broken
+  slack_configs:
+  - api_url: '{base}/services/T/B/X'
+    title: '{{{{ (index .Alerts 5).Labels.alertname }}}}'
+- name: ops
+  webhook_configs: [{{url: '{base}/ops'}}]
+fenghuo:
+  delivery: {{max_attempts: 3, failure_receiver: ops}}
+"#
+    );
+    let (e, clock) = engine(&c);
+    let _ = e.ingest_posted(
+        "anonymous",
+        vec![alert(&[("alertname", "Broken")]), alert(&[("alertname", "Fine")])],
+    );
+    clock.advance(Duration::seconds(30));
+    let r = e.tick().await;
+    let broken: Vec<_> = r.deliveries.iter().filter(|d| d.receiver == "broken").collect();
+    assert_eq!(broken.len(), 1);
+    assert_eq!(broken[0].outcome, "failed");
+    let err = broken[0].error.clone().unwrap_or_default();
+    assert!(err.contains("index"), "{err}");
+    assert!(
+        r.deliveries
+            .iter()
+            .any(|d| d.receiver == "ops" && d.outcome == "sent"),
+        "{:?}",
+        r.deliveries
+    );
+    // Permanent: the failure notice goes out on the next step, without waiting for retries.
+    clock.advance(Duration::seconds(1));
+    let r = e.tick().await;
+    assert!(
+        r.deliveries
+            .iter()
+            .any(|d| d.kind == "delivery_failure" && d.outcome == "sent"),
+        "{:?}",
+        r.deliveries
+    );
+    assert_eq!(
+        sink.requests
+            .lock()
+            .iter()
+            .filter(|q| q.uri.starts_with("/services"))
+            .count(),
+        0
+    );
+    let notices = e.delivery_failures("anonymous").unwrap_or_default();
+    assert_eq!(notices.len(), 1);
+}
+
 #[tokio::test]
 async fn test_receiver_sends_a_marked_test_message() {
     let (sink, base) = sink().await;
