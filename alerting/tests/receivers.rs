@@ -495,6 +495,54 @@ fenghuo:
     assert_eq!(notices.len(), 1);
 }
 
+/// The ack link in an IM message works: following it (GET shows a form, POST acknowledges)
+/// records who acked, and the silence link points at the external URL's silence form.
+#[tokio::test]
+async fn the_ack_link_in_a_message_acknowledges_the_group() {
+    let (sink, base) = sink().await;
+    let c = cfg(&format!(
+        "  dingtalk_configs:\n  - webhook_url: '{base}/robot/send?access_token=T'\n"
+    ));
+    let (d, e, _) = fire(&c).await;
+    assert_eq!(d[0].outcome, "sent", "{:?}", d[0].error);
+    let body: Value = serde_json::from_slice(&sink.requests.lock()[0].body).unwrap_or_default();
+    let text = body["markdown"]["text"].as_str().unwrap_or_default().to_string();
+    let link = text
+        .split("[Acknowledge](")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no ack link in {text}"))
+        .to_string();
+    assert!(
+        link.starts_with("http://fh.test:9093/api/v1/alerting/ack?"),
+        "{link}"
+    );
+    assert!(
+        text.contains("[Silence](http://fh.test:9093/#/silences/new?filter="),
+        "{text}"
+    );
+    let api = serve_api(e.clone()).await;
+    let link = link.replace("http://fh.test:9093", &api);
+    let c = reqwest::Client::new();
+    let page = match c.get(&link).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => panic!("{e}"),
+    };
+    assert!(page.contains("<form"), "{page}");
+    assert_eq!(e.acks("anonymous").map(|a| a.len()).ok(), Some(0));
+    let r = c
+        .post(&link)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("by=carol&ttl=15m")
+        .send()
+        .await;
+    assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
+    let acks = e.acks("anonymous").unwrap_or_default();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].by, "carol");
+    assert_eq!(acks[0].expires_at - acks[0].at, Duration::minutes(15));
+}
+
 #[tokio::test]
 async fn test_receiver_sends_a_marked_test_message() {
     let (sink, base) = sink().await;
