@@ -32,6 +32,19 @@ var formats = []format{
 	{'e', 0}, {'e', 2}, {'e', 6}, {'e', 20}, {'E', 3}, {'f', 0}, {'f', 1}, {'f', 2}, {'f', 6}, {'f', 20},
 }
 
+var parseInputs = []string{
+	"0", "-0", "1", "+1", "-1.5", ".5", "5.", "+.5", "1.e5", "1e5", "1E5", "1e+05", "1.5e-7", "00012",
+	"1_000", "1_000.5", "1_000e1_0", "1e5_0", "1__0", "_1", "1_", "1.2.3", "1e5e5", "1e", "e5", "1e+", ".",
+	"", " 1", "1 ", "abc", "Hello World",
+	"Inf", "INF", "+Inf", "-inf", "infinity", "+infinity", "-Infinity", "--Inf", "infinit", "infx",
+	"NaN", "nan", "+NaN", "-nan",
+	"0x1p-3", "-0x1P-3", "0X1P+2", "0x.8p1", "0x1.8p1", "0x_1p0", "0x1_0p0", "0x1f", "0x1p", "0x", "0b101", "0o7",
+	"0x1.fffffffffffffp1023", "0x1.fffffffffffff8p1023", "0x1p-1074", "0x1p-1075", "0x1p-2000", "0x1p2000",
+	"0x123456789abcdef0123p0",
+	"1e400", "-1e400", "1e-400", "4.9e-324", "2e-324", "1.7976931348623157e308", "1.7976931348623159e308",
+	"12345678901234567890123", "0.1", "0.30000000000000004", "9007199254740993",
+}
+
 var strs = []string{
 	"", "a", "a\"b\\c", "\n\r\t\a\b\f\v", "\x00\x1f\x7f", "ü→€😀", "{job=\"x\"}", "a<b>&c",
 }
@@ -43,7 +56,7 @@ func main() {
 	fmt.Println("// The values are Go's shortest text of each float, π and e included.")
 	fmt.Println("#![allow(clippy::approx_constant)]")
 	fmt.Println()
-	fmt.Println("use fenghuo_gofmt::{format_float, json_number, json_string, quote, sample_value};")
+	fmt.Println("use fenghuo_gofmt::{format_float, json_number, json_string, parse_float, quote, sample_value};")
 	fmt.Println()
 	fmt.Println("/// `(value, fmt, prec, strconv.FormatFloat(value, fmt, prec, 64))`.")
 	fmt.Println("const FORMAT_FLOAT: &[(f64, u8, i32, &str)] = &[")
@@ -77,6 +90,18 @@ func main() {
 			f = 'e'
 		}
 		fmt.Printf("(%s, %q),\n", lit(v), strconv.FormatFloat(v, f, -1, 64))
+	}
+	fmt.Println("];")
+	fmt.Println()
+	fmt.Println("/// `(s, strconv.ParseFloat(s, 64))`: the value as FormatFloat(v, 'g', -1) prints it, or the error.")
+	fmt.Println("const PARSE_FLOAT: &[(&str, Result<&str, &str>)] = &[")
+	for _, s := range parseInputs {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			fmt.Printf("(%q, Err(%q)),\n", s, err.Error())
+		} else {
+			fmt.Printf("(%q, Ok(%q)),\n", s, strconv.FormatFloat(v, 'g', -1, 64))
+		}
 	}
 	fmt.Println("];")
 	fmt.Println()
@@ -119,6 +144,14 @@ fn json_numbers_match_go() {
 fn sample_values_match_prometheus() {
     for &(v, want) in SAMPLE_VALUE {
         assert_eq!(sample_value(v), want, "MarshalFloat({v:e})");
+    }
+}
+
+#[test]
+fn parse_float_matches_go() {
+    for &(s, want) in PARSE_FLOAT {
+        let got = parse_float(s).map(|v| format_float(v, b'g', -1)).map_err(|e| e.to_string());
+        assert_eq!(got.as_ref().map(String::as_str).map_err(String::as_str), want, "ParseFloat({s:?})");
     }
 }
 

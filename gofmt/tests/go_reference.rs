@@ -3,7 +3,7 @@
 // The values are Go's shortest text of each float, π and e included.
 #![allow(clippy::approx_constant)]
 
-use fenghuo_gofmt::{format_float, json_number, json_string, quote, sample_value};
+use fenghuo_gofmt::{format_float, json_number, json_string, parse_float, quote, sample_value};
 
 /// `(value, fmt, prec, strconv.FormatFloat(value, fmt, prec, 64))`.
 const FORMAT_FLOAT: &[(f64, u8, i32, &str)] = &[
@@ -1903,6 +1903,137 @@ const SAMPLE_VALUE: &[(f64, &str)] = &[
     (f64::NAN, "NaN"),
 ];
 
+/// `(s, strconv.ParseFloat(s, 64))`: the value as FormatFloat(v, 'g', -1) prints it, or the error.
+const PARSE_FLOAT: &[(&str, Result<&str, &str>)] = &[
+    ("0", Ok("0")),
+    ("-0", Ok("-0")),
+    ("1", Ok("1")),
+    ("+1", Ok("1")),
+    ("-1.5", Ok("-1.5")),
+    (".5", Ok("0.5")),
+    ("5.", Ok("5")),
+    ("+.5", Ok("0.5")),
+    ("1.e5", Ok("100000")),
+    ("1e5", Ok("100000")),
+    ("1E5", Ok("100000")),
+    ("1e+05", Ok("100000")),
+    ("1.5e-7", Ok("1.5e-07")),
+    ("00012", Ok("12")),
+    ("1_000", Ok("1000")),
+    ("1_000.5", Ok("1000.5")),
+    ("1_000e1_0", Ok("1e+13")),
+    ("1e5_0", Ok("1e+50")),
+    (
+        "1__0",
+        Err("strconv.ParseFloat: parsing \"1__0\": invalid syntax"),
+    ),
+    ("_1", Err("strconv.ParseFloat: parsing \"_1\": invalid syntax")),
+    ("1_", Err("strconv.ParseFloat: parsing \"1_\": invalid syntax")),
+    (
+        "1.2.3",
+        Err("strconv.ParseFloat: parsing \"1.2.3\": invalid syntax"),
+    ),
+    (
+        "1e5e5",
+        Err("strconv.ParseFloat: parsing \"1e5e5\": invalid syntax"),
+    ),
+    ("1e", Err("strconv.ParseFloat: parsing \"1e\": invalid syntax")),
+    ("e5", Err("strconv.ParseFloat: parsing \"e5\": invalid syntax")),
+    ("1e+", Err("strconv.ParseFloat: parsing \"1e+\": invalid syntax")),
+    (".", Err("strconv.ParseFloat: parsing \".\": invalid syntax")),
+    ("", Err("strconv.ParseFloat: parsing \"\": invalid syntax")),
+    (" 1", Err("strconv.ParseFloat: parsing \" 1\": invalid syntax")),
+    ("1 ", Err("strconv.ParseFloat: parsing \"1 \": invalid syntax")),
+    ("abc", Err("strconv.ParseFloat: parsing \"abc\": invalid syntax")),
+    (
+        "Hello World",
+        Err("strconv.ParseFloat: parsing \"Hello World\": invalid syntax"),
+    ),
+    ("Inf", Ok("+Inf")),
+    ("INF", Ok("+Inf")),
+    ("+Inf", Ok("+Inf")),
+    ("-inf", Ok("-Inf")),
+    ("infinity", Ok("+Inf")),
+    ("+infinity", Ok("+Inf")),
+    ("-Infinity", Ok("-Inf")),
+    (
+        "--Inf",
+        Err("strconv.ParseFloat: parsing \"--Inf\": invalid syntax"),
+    ),
+    (
+        "infinit",
+        Err("strconv.ParseFloat: parsing \"infinit\": invalid syntax"),
+    ),
+    (
+        "infx",
+        Err("strconv.ParseFloat: parsing \"infx\": invalid syntax"),
+    ),
+    ("NaN", Ok("NaN")),
+    ("nan", Ok("NaN")),
+    (
+        "+NaN",
+        Err("strconv.ParseFloat: parsing \"+NaN\": invalid syntax"),
+    ),
+    (
+        "-nan",
+        Err("strconv.ParseFloat: parsing \"-nan\": invalid syntax"),
+    ),
+    ("0x1p-3", Ok("0.125")),
+    ("-0x1P-3", Ok("-0.125")),
+    ("0X1P+2", Ok("4")),
+    ("0x.8p1", Ok("1")),
+    ("0x1.8p1", Ok("3")),
+    ("0x_1p0", Ok("1")),
+    ("0x1_0p0", Ok("16")),
+    (
+        "0x1f",
+        Err("strconv.ParseFloat: parsing \"0x1f\": invalid syntax"),
+    ),
+    (
+        "0x1p",
+        Err("strconv.ParseFloat: parsing \"0x1p\": invalid syntax"),
+    ),
+    ("0x", Err("strconv.ParseFloat: parsing \"0x\": invalid syntax")),
+    (
+        "0b101",
+        Err("strconv.ParseFloat: parsing \"0b101\": invalid syntax"),
+    ),
+    ("0o7", Err("strconv.ParseFloat: parsing \"0o7\": invalid syntax")),
+    ("0x1.fffffffffffffp1023", Ok("1.7976931348623157e+308")),
+    (
+        "0x1.fffffffffffff8p1023",
+        Err("strconv.ParseFloat: parsing \"0x1.fffffffffffff8p1023\": value out of range"),
+    ),
+    ("0x1p-1074", Ok("5e-324")),
+    ("0x1p-1075", Ok("0")),
+    ("0x1p-2000", Ok("0")),
+    (
+        "0x1p2000",
+        Err("strconv.ParseFloat: parsing \"0x1p2000\": value out of range"),
+    ),
+    ("0x123456789abcdef0123p0", Ok("5.373003642731685e+21")),
+    (
+        "1e400",
+        Err("strconv.ParseFloat: parsing \"1e400\": value out of range"),
+    ),
+    (
+        "-1e400",
+        Err("strconv.ParseFloat: parsing \"-1e400\": value out of range"),
+    ),
+    ("1e-400", Ok("0")),
+    ("4.9e-324", Ok("5e-324")),
+    ("2e-324", Ok("0")),
+    ("1.7976931348623157e308", Ok("1.7976931348623157e+308")),
+    (
+        "1.7976931348623159e308",
+        Err("strconv.ParseFloat: parsing \"1.7976931348623159e308\": value out of range"),
+    ),
+    ("12345678901234567890123", Ok("1.2345678901234568e+22")),
+    ("0.1", Ok("0.1")),
+    ("0.30000000000000004", Ok("0.30000000000000004")),
+    ("9007199254740993", Ok("9.007199254740992e+15")),
+];
+
 /// `(s, strconv.Quote(s), json.Marshal(s))`.
 const STRINGS: &[(&str, &str, &str)] = &[
     ("", r#""""#, r#""""#),
@@ -1954,6 +2085,20 @@ fn json_numbers_match_go() {
 fn sample_values_match_prometheus() {
     for &(v, want) in SAMPLE_VALUE {
         assert_eq!(sample_value(v), want, "MarshalFloat({v:e})");
+    }
+}
+
+#[test]
+fn parse_float_matches_go() {
+    for &(s, want) in PARSE_FLOAT {
+        let got = parse_float(s)
+            .map(|v| format_float(v, b'g', -1))
+            .map_err(|e| e.to_string());
+        assert_eq!(
+            got.as_ref().map(String::as_str).map_err(String::as_str),
+            want,
+            "ParseFloat({s:?})"
+        );
     }
 }
 
