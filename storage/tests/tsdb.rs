@@ -354,6 +354,82 @@ fn graceful_close_loses_nothing() {
     assert_eq!(snapshot(&db, "a"), expected);
 }
 
+/// A graceful close leaves no open chunk in the head column family: open
+/// chunks become (dense) chunks and the window is merged; writes after a
+/// restart continue the same series, duplicates of closed-out samples are
+/// still recognised, and compaction merges the pieces again.
+#[test]
+fn close_moves_open_chunks_to_chunks_and_writes_continue_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let l = [("__name__", "g"), ("instance", "a")];
+    let write = |db: &Tsdb, from: i64, to: i64| {
+        for i in from..to {
+            clock.set(T0 + i * 15_000);
+            db.append(
+                &tenant("a"),
+                batch(vec![series(&l, &[(T0 + i * 15_000, (i * 3) as f64 / 2.0)])]),
+            )
+            .unwrap();
+            if i % 40 == 39 {
+                db.checkpoint().unwrap();
+            }
+        }
+    };
+    let db = open(dir.path(), TsdbOptions::default(), &clock);
+    write(&db, 0, 100);
+    let before = db.stats();
+    assert!(before.head_chunks > 0, "{before:?}");
+    db.close().unwrap();
+    let st = db.stats();
+    let head_sst = st
+        .sst_bytes_by_cf
+        .iter()
+        .find(|(cf, _)| *cf == "head")
+        .map(|(_, n)| *n)
+        .unwrap();
+    assert!(
+        head_sst < 4096,
+        "head holds only meta records after close: {st:?}"
+    );
+    assert_eq!(st.persisted_samples, 100, "{st:?}");
+    drop(db);
+
+    let db = open(dir.path(), TsdbOptions::default(), &clock);
+    assert_eq!(db.stats().active_series, 1, "the series is still in the head");
+    // A resent sample that went to disk at close is a duplicate, a changed
+    // one a conflict.
+    let resent = db
+        .append(
+            &tenant("a"),
+            batch(vec![series(&l, &[(T0 + 99 * 15_000, 99.0 * 3.0 / 2.0)])]),
+        )
+        .unwrap();
+    assert!(resent.rejected.is_empty(), "{resent:?}");
+    let changed = db
+        .append(&tenant("a"), batch(vec![series(&l, &[(T0 + 99 * 15_000, 1.0)])]))
+        .unwrap();
+    assert_eq!(changed.rejected.len(), 1);
+    assert!(matches!(
+        changed.rejected[0].reason,
+        RejectReason::DuplicateTimestamp
+    ));
+    write(&db, 100, 300);
+    db.checkpoint().unwrap();
+    db.compact(true).unwrap();
+    let got = all(&db, "a");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].floats.len(), 300);
+    assert!(got[0].floats.windows(2).all(|w| w[0].t < w[1].t));
+    assert!(
+        got[0]
+            .floats
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.v == (i as i64 * 3) as f64 / 2.0)
+    );
+}
+
 #[test]
 fn shard_count_cannot_change() {
     let dir = tempfile::tempdir().unwrap();

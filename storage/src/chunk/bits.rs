@@ -45,8 +45,7 @@ impl BitWriter {
     #[inline]
     pub fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
-            self.buf.push(0);
-            self.free = 8;
+            self.push_byte();
         }
         self.free -= 1;
         if let (true, Some(last)) = (bit, self.buf.last_mut()) {
@@ -60,8 +59,7 @@ impl BitWriter {
         let mut n = n.min(64);
         while n > 0 {
             if self.free == 0 {
-                self.buf.push(0);
-                self.free = 8;
+                self.push_byte();
             }
             let take = n.min(self.free);
             let shift = n - take;
@@ -77,6 +75,18 @@ impl BitWriter {
 
     pub fn shrink_to_fit(&mut self) {
         self.buf.shrink_to_fit();
+    }
+
+    /// Appends an empty byte, growing by a quarter rather than doubling:
+    /// the head holds one open chunk per series, and doubling left a third
+    /// of that memory unused on average.
+    #[inline]
+    fn push_byte(&mut self) {
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve_exact((self.buf.len() / 4).max(16));
+        }
+        self.buf.push(0);
+        self.free = 8;
     }
 }
 

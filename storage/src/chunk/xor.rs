@@ -70,7 +70,7 @@ impl XorAppender {
         let free = ((8 - (it.r.position_bits() % 8)) % 8) as u8;
         let used_bytes = HEADER_LEN + it.r.position_bits().div_ceil(8);
         let mut buf = bytes[..used_bytes.min(bytes.len())].to_vec();
-        buf.reserve(16);
+        buf.reserve_exact(16);
         let (t, v) = last.map(|s| (s.t, s.v.to_bits())).unwrap_or((0, 0));
         Ok(Self {
             w: BitWriter::from_parts(buf, free),

@@ -81,8 +81,9 @@ pub struct ShardState {
     pub full_checkpoint: bool,
     /// Identity hashing of label sets in the head.
     pub hasher: LabelsHasher,
-    /// Checkpoints since open chunks were last written whole (bounds the
-    /// number of head segments per chunk).
+    /// Checkpoint counter modulo the rebase period: which series' open
+    /// chunks the next checkpoint writes whole (bounds head segments per
+    /// chunk).
     pub checkpoints_since_rebase: u32,
 }
 

@@ -32,7 +32,6 @@ use super::head::{
 };
 use super::keys;
 use super::shard::Shard;
-use super::symbols::Sym;
 use crate::chunk::{self, ChunkKind};
 use crate::codec::i64_sortable;
 use crate::error::StorageError;
@@ -41,25 +40,47 @@ use crate::metrics;
 /// Series records and postings are resolved and written this many at a time.
 const RESOLVE_SLICE: usize = 4096;
 
-/// Every this many checkpoints, open chunks are written whole again so a
-/// chunk never has more than this many head segments.
+/// Every this many checkpoints, a series' open chunks are written whole
+/// again so a chunk never has more than this many head segments.
 const REBASE_EVERY: u32 = 4;
+
+/// Head column family operations, in order, in one buffer.
+#[derive(Default)]
+struct HeadBatch {
+    batch: WriteBatch,
+    puts: usize,
+}
+
+impl HeadBatch {
+    fn delete_range(&mut self, cf: &rocksdb::ColumnFamily, from: &[u8], to: &[u8]) {
+        self.batch.delete_range_cf(cf, from, to);
+    }
+
+    fn put(&mut self, cf: &rocksdb::ColumnFamily, key: &[u8], value: &[u8]) {
+        self.batch.put_cf(cf, key, value);
+        self.puts += 1;
+    }
+}
 
 #[derive(Default)]
 struct Plan {
     applied: u64,
     next_sid: u64,
-    /// (sid, series-by-labels key, series record)
-    /// New series: (sid, tenant index, interned labels), resolved to
-    /// strings only while writing (symbols are not released before the
-    /// checkpoint finishes, so the ids stay valid).
-    series_records: Vec<(u64, u32, Box<[Sym]>)>,
-    head_puts: Vec<(Vec<u8>, Vec<u8>)>,
-    head_range_deletes: Vec<(Vec<u8>, Vec<u8>)>,
+    /// New series, by id: their labels are read from the head only while
+    /// writing, slice by slice (series leave the head only when this
+    /// checkpoint finishes, so every id still resolves). A cold start
+    /// creates millions; copying their labels into the plan cost as much
+    /// memory as the labels themselves.
+    series_records: Vec<u64>,
+    /// The head column family's changes, written straight into what becomes
+    /// the state batch: at high cardinality every series changes between
+    /// checkpoints, and a key and value allocation per series doubled the
+    /// checkpoint's transient memory.
+    head: HeadBatch,
     idle: Vec<(u64, i64)>,
     chunks: Vec<(u64, Pending)>,
-    /// (series, partition, tenant index, interned labels) to index.
-    postings: Vec<(u64, i32, u32, Box<[Sym]>)>,
+    /// (series, partition) pairs to index, sorted; resolved like
+    /// `series_records`.
     postings_todo: Vec<(u64, i32)>,
     metadata: Vec<(u32, String, Vec<u8>, Vec<u8>)>,
     exemplar_puts: Vec<(Vec<u8>, Vec<u8>)>,
@@ -116,26 +137,36 @@ fn ooo_to_pending(cfg: &super::apply::Config, ooo: OooBuffer, next_id: &mut u64,
     }
 }
 
-fn build_plan(st: &mut ShardState) -> Plan {
+/// `last`: the store is closing; open chunks are cut and written as chunks
+/// (dense, compressed) instead of head segments, so a stopped store keeps no
+/// uncompressed head data and no superseded segments.
+fn build_plan(st: &mut ShardState, last: bool, cf_head: &rocksdb::ColumnFamily) -> Plan {
     let full = std::mem::take(&mut st.full_checkpoint);
-    st.checkpoints_since_rebase += 1;
-    let rebase = full || st.checkpoints_since_rebase >= REBASE_EVERY;
-    if rebase {
-        st.checkpoints_since_rebase = 0;
-    }
+    // Each checkpoint rebases the quarter of the series whose id falls in
+    // its turn, rather than every series every fourth checkpoint: the same
+    // bound on segments per chunk, without a checkpoint that rewrites the
+    // whole head at once (at high cardinality that batch, and the memtable
+    // it lands in, set the process's peak memory).
+    st.checkpoints_since_rebase = (st.checkpoints_since_rebase + 1) % REBASE_EVERY;
+    let turn = u64::from(st.checkpoints_since_rebase);
     let cfg = st.cfg.clone();
     let mut plan = Plan {
         applied: st.applied_index,
         next_sid: st.next_sid,
         ..Default::default()
     };
+    if last {
+        // One tombstone over the whole column family instead of one per
+        // series; the meta records planned below are put after it.
+        plan.head.delete_range(cf_head, &[0u8; 8], &[0xffu8; 9]);
+    }
     let mut next_id = st.next_pending_id;
     let mut todo = std::mem::take(&mut st.postings_todo);
     for s in st.series.values_mut() {
         if let Some(ooo) = s.ooo.take() {
             ooo_to_pending(&cfg, *ooo, &mut next_id, &mut s.pending);
         }
-        if s.flags & F_CLOSING != 0 {
+        if last || s.flags & F_CLOSING != 0 {
             cut_heads(s, &mut next_id);
         }
         for p in &s.pending {
@@ -143,7 +174,7 @@ fn build_plan(st: &mut ShardState) -> Plan {
             plan.chunks.push((s.sid, p.clone()));
         }
         if full || s.flags & F_NEW != 0 {
-            plan.series_records.push((s.sid, s.tenant, s.labels.clone()));
+            plan.series_records.push(s.sid);
         }
         if full && s.postings_partition != i32::MIN {
             todo.push((s.sid, s.postings_partition));
@@ -151,20 +182,19 @@ fn build_plan(st: &mut ShardState) -> Plan {
         if s.flags & F_CLOSING != 0 {
             plan.closing.push(s.sid);
             plan.idle.push((s.sid, s.max_t));
-            let (from, to) = keys::head_series_range(s.sid);
-            plan.head_range_deletes.push((from.to_vec(), to.to_vec()));
-        } else if full || s.flags & F_DIRTY != 0 || !s.pending.is_empty() {
-            plan_head(s, rebase, &mut plan);
+            if !last {
+                let (from, to) = keys::head_series_range(s.sid);
+                plan.head.delete_range(cf_head, &from, &to);
+            }
+        } else if full || last || s.flags & F_DIRTY != 0 || !s.pending.is_empty() {
+            let rebase = full || s.sid % u64::from(REBASE_EVERY) == turn;
+            plan_head(s, rebase, last, cf_head, &mut plan.head);
         }
         s.flags &= !(F_NEW | F_DIRTY | F_HEAD_CUT | F_HHEAD_CUT);
     }
     st.next_pending_id = next_id;
     todo.sort_unstable();
     todo.dedup();
-    for &(sid, p) in &todo {
-        let Some(s) = st.series.get(&sid) else { continue };
-        plan.postings.push((sid, p, s.tenant, s.labels.clone()));
-    }
     plan.postings_todo = todo;
     for (ti, th) in st.tenants.iter_mut().enumerate() {
         let tenant = th.id.as_str();
@@ -208,15 +238,14 @@ fn build_plan(st: &mut ShardState) -> Plan {
 /// The head column family writes of a dirty series: its meta record and
 /// the bytes its open chunks gained since the last checkpoint (from the
 /// last, possibly partial, byte on). A cut chunk's segments are deleted.
-fn plan_head(s: &mut MemSeries, rebase: bool, plan: &mut Plan) {
+fn plan_head(s: &mut MemSeries, rebase: bool, last: bool, cf: &rocksdb::ColumnFamily, head: &mut HeadBatch) {
     let meta = keys::HeadMeta {
         max_t: s.max_t,
         last_write: s.last_write,
         flushed_max_t: s.flushed_max_t,
         postings_partition: s.postings_partition,
     };
-    plan.head_puts
-        .push((keys::head_meta_key(s.sid).to_vec(), keys::encode_head_meta(&meta)));
+    head.put(cf, &keys::head_meta_key(s.sid), &keys::encode_head_meta(&meta));
     let float = s.head.as_ref().map(|h| (h.first_t(), h.count(), h.bytes()));
     let hist = s
         .hhead
@@ -226,19 +255,25 @@ fn plan_head(s: &mut MemSeries, rebase: bool, plan: &mut Plan) {
         (keys::HEAD_FLOAT, F_HEAD_CUT, float, &mut s.head_persisted),
         (keys::HEAD_HISTOGRAM, F_HHEAD_CUT, hist, &mut s.hhead_persisted),
     ] {
+        if last {
+            // The whole column family is range-deleted; nothing is open.
+            *persisted = 0;
+            continue;
+        }
         if rebase || s.flags & cut != 0 {
             let (from, to) = keys::head_kind_range(s.sid, kind);
-            plan.head_range_deletes.push((from.to_vec(), to.to_vec()));
+            head.delete_range(cf, &from, &to);
             *persisted = 0;
         }
         let Some((first_t, count, bytes)) = chunk else {
             continue;
         };
         let start = (*persisted as usize).saturating_sub(1).min(bytes.len());
-        plan.head_puts.push((
-            keys::head_segment_key(s.sid, kind, first_t, start as u32).to_vec(),
-            keys::encode_head_segment(count.min(u16::MAX as usize) as u16, &bytes[start..]),
-        ));
+        head.put(
+            cf,
+            &keys::head_segment_key(s.sid, kind, first_t, start as u32),
+            &keys::encode_head_segment(count.min(u16::MAX as usize) as u16, &bytes[start..]),
+        );
         *persisted = bytes.len() as u32;
     }
 }
@@ -271,10 +306,38 @@ fn disk_chunk(p: &Pending) -> Result<(Vec<u8>, u64), StorageError> {
 impl Shard {
     /// Persists the head and truncates the log. Safe to call at any time.
     pub fn checkpoint(&self) -> Result<CheckpointStats, StorageError> {
+        self.checkpoint_inner(false)
+    }
+
+    /// The checkpoint of a closing store: open chunks are cut and written
+    /// to the chunk column family (dense, compressed), and the head column
+    /// family keeps only meta records and is compacted, so its superseded
+    /// segments leave the disk. Series stay in the head with no open chunk;
+    /// a later sample simply starts a new one (and window compaction merges
+    /// the pieces), so writes after this are still correct.
+    pub fn checkpoint_last(&self) -> Result<CheckpointStats, StorageError> {
+        let stats = self.checkpoint_inner(true)?;
+        // The index column families were written at most once per series,
+        // into level 0 (LZ4); compacting them moves them to the bottom
+        // level (ZSTD) and drops the head's superseded segments.
+        for name in [
+            keys::CF_HEAD,
+            keys::CF_SERIES,
+            keys::CF_SERIES_BY_LABELS,
+            keys::CF_IDLE,
+            keys::CF_POSTINGS,
+        ] {
+            let cf = self.disk.cf(name)?;
+            self.disk.db().compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(stats)
+    }
+
+    fn checkpoint_inner(&self, last: bool) -> Result<CheckpointStats, StorageError> {
         let _m = self.maintenance.lock();
         let started = Instant::now();
-        let mut plan = build_plan(&mut self.state.write());
-        let bytes = match self.write_plan(&plan) {
+        let mut plan = build_plan(&mut self.state.write(), last, self.disk.cf(keys::CF_HEAD)?);
+        let bytes = match self.write_plan(&mut plan) {
             Ok(b) => b,
             Err(e) => {
                 let mut st = self.state.write();
@@ -303,7 +366,7 @@ impl Shard {
             shard = self.id,
             applied_index = plan.applied,
             chunks = plan.chunks.len(),
-            heads = plan.head_puts.len(),
+            heads = plan.head.puts,
             evicted,
             bytes,
             "Checkpoint done."
@@ -316,12 +379,11 @@ impl Shard {
         })
     }
 
-    fn write_plan(&self, plan: &Plan) -> Result<u64, StorageError> {
+    fn write_plan(&self, plan: &mut Plan) -> Result<u64, StorageError> {
         let d = &self.disk;
-        let (cf_series, cf_by_labels, cf_head, cf_idle) = (
+        let (cf_series, cf_by_labels, cf_idle) = (
             d.cf(keys::CF_SERIES)?,
             d.cf(keys::CF_SERIES_BY_LABELS)?,
-            d.cf(keys::CF_HEAD)?,
             d.cf(keys::CF_IDLE)?,
         );
         let (cf_postings, cf_chunks, cf_meta) = (
@@ -347,8 +409,9 @@ impl Shard {
             let mut b = WriteBatch::default();
             {
                 let st = self.state.read();
-                for (sid, ti, syms) in part {
-                    let tenant = tenant_of(*ti);
+                for sid in part {
+                    let Some(s) = st.series.get(sid) else { continue };
+                    let (tenant, syms) = (tenant_of(s.tenant), &s.labels);
                     let pairs = label_pairs(&st.symbols, syms);
                     b.put_cf(
                         cf_series,
@@ -362,14 +425,15 @@ impl Shard {
             b.put_cf(cf_meta, keys::META_NEXT_SID, plan.next_sid.to_be_bytes());
             d.write(b)?;
         }
-        for part in plan.postings.chunks(RESOLVE_SLICE) {
+        for part in plan.postings_todo.chunks(RESOLVE_SLICE) {
             let mut b = WriteBatch::default();
             {
                 let st = self.state.read();
-                for (sid, p, ti, syms) in part {
-                    let tenant = tenant_of(*ti);
+                for (sid, p) in part {
+                    let Some(s) = st.series.get(sid) else { continue };
+                    let tenant = tenant_of(s.tenant);
                     b.put_cf(cf_postings, keys::posting_key(*p, tenant, "", "", *sid), []);
-                    for (n, v) in label_pairs(&st.symbols, syms) {
+                    for (n, v) in label_pairs(&st.symbols, &s.labels) {
                         b.put_cf(cf_postings, keys::posting_key(*p, tenant, n, v, *sid), []);
                     }
                 }
@@ -380,7 +444,8 @@ impl Shard {
         if self.fail_state_batch.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StorageError::Io("injected failure before the state batch".into()));
         }
-        let mut b = WriteBatch::default();
+        // The head's operations were planned into the batch already.
+        let mut b = std::mem::take(&mut plan.head.batch);
         let mut windows = std::collections::BTreeSet::new();
         let mut partition_samples: BTreeMap<i32, u64> = BTreeMap::new();
         for (sid, p) in &plan.chunks {
@@ -397,13 +462,6 @@ impl Shard {
             let key = keys::partition_samples_key(p);
             let old = d.get_meta_u64(&key)?.unwrap_or(0);
             b.put_cf(cf_meta, key, (old + n).to_be_bytes());
-        }
-        // Range deletions first: a cut chunk's new segments come after.
-        for (from, to) in &plan.head_range_deletes {
-            b.delete_range_cf(cf_head, from, to);
-        }
-        for (k, v) in &plan.head_puts {
-            b.put_cf(cf_head, k, v);
         }
         for (sid, max_t) in &plan.idle {
             b.put_cf(cf_idle, keys::sid_key(*sid), keys::encode_idle(*max_t));

@@ -10,7 +10,7 @@
 //! Compaction runs on the shard's maintenance thread, never concurrently
 //! with a checkpoint, so no chunk can appear in a window while it is merged.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rocksdb::{ReadOptions, WriteBatch};
 
@@ -51,9 +51,31 @@ struct Group {
     values: Vec<Vec<u8>>,
 }
 
+/// How long a closing store spends merging windows before it stops (the
+/// server's shutdown grace period is 30 s by default).
+const CLOSE_BUDGET: Duration = Duration::from_secs(10);
+
 impl Shard {
     /// Compacts dirty windows: sealed ones, or all of them with `force`.
     pub fn compact(&self, force: bool) -> Result<CompactStats, StorageError> {
+        self.compact_inner(force, force, None)
+    }
+
+    /// Compaction at close: every dirty window, sealed or not, until the
+    /// time budget is spent (a window merged early is merged again if
+    /// more data arrives in it after a restart), then a RocksDB compaction
+    /// of the chunk column family so it sits at the bottom level's
+    /// stronger compression.
+    pub fn compact_on_close(&self) -> Result<CompactStats, StorageError> {
+        self.compact_inner(true, true, Some(Instant::now() + CLOSE_BUDGET))
+    }
+
+    fn compact_inner(
+        &self,
+        force: bool,
+        full: bool,
+        deadline: Option<Instant>,
+    ) -> Result<CompactStats, StorageError> {
         let _m = self.maintenance.lock();
         let (max_seen, floor_t) = {
             let st = self.state.read();
@@ -76,6 +98,9 @@ impl Shard {
             if !(sealed || force) {
                 continue;
             }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
             if w_end <= floor_t {
                 // Retention is dropping it anyway.
                 self.clear_marker(w)?;
@@ -96,7 +121,7 @@ impl Shard {
             );
             total.add(s);
         }
-        if force {
+        if full && deadline.is_none_or(|d| Instant::now() < d) {
             // Also let RocksDB drop our tombstones and recompress at the
             // bottom level now (benchmarks measure disk right after).
             let cf = self.disk.cf(keys::CF_CHUNKS)?;
@@ -111,7 +136,7 @@ impl Shard {
                 .map(|s| u64::from(s.head_persisted) + u64::from(s.hhead_persisted) + 64)
                 .sum()
         };
-        if force || self.disk.cf_sst_bytes(keys::CF_HEAD) > live + live / 2 + (4 << 20) {
+        if full || self.disk.cf_sst_bytes(keys::CF_HEAD) > live + live / 2 + (4 << 20) {
             let cf = self.disk.cf(keys::CF_HEAD)?;
             self.disk.db().compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
         }

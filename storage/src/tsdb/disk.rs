@@ -62,8 +62,10 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
             o.set_bottommost_compression_type(DBCompressionType::Zstd);
         }
         keys::CF_HEAD => {
-            // Rewritten every checkpoint; XOR chunks barely compress.
+            // Rewritten every checkpoint; XOR chunks barely compress. What
+            // reaches the bottom level (meta records after a close) does.
             o.set_compression_type(DBCompressionType::None);
+            o.set_bottommost_compression_type(DBCompressionType::Lz4);
         }
         _ => {
             o.set_compression_type(DBCompressionType::Lz4);

@@ -316,12 +316,26 @@ impl Tsdb {
             if s.is_failed() {
                 continue;
             }
-            if let Err(e) = s.checkpoint() {
+            if let Err(e) = s.checkpoint_last() {
                 tracing::error!(shard = s.id, error = %e, "Final checkpoint failed; the log keeps the data.");
                 result = Err(e);
+                continue;
+            }
+            // Everything is durable now; merging the windows the run left
+            // unmerged only makes the stopped store denser (a failure here
+            // loses nothing, the chunks stay as they are).
+            if let Err(e) = s.compact_on_close() {
+                tracing::warn!(shard = s.id, error = %e, "Compaction at close failed.");
             }
         }
-        tracing::info!(dir = %self.inner.dir.display(), "Storage closed.");
+        let stats = self.stats();
+        tracing::info!(
+            dir = %self.inner.dir.display(),
+            disk_bytes = stats.disk_bytes,
+            persisted_samples = stats.persisted_samples,
+            sst_bytes_by_cf = ?stats.sst_bytes_by_cf,
+            "Storage closed."
+        );
         result
     }
 
