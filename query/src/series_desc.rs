@@ -45,7 +45,7 @@ pub fn parse_number(s: &str) -> Option<f64> {
     if let Some(i) = parse_go_int(t) {
         return Some(i as f64);
     }
-    parse_go_float(t)
+    fenghuo_gofmt::parse_float(t).ok()
 }
 
 fn parse_go_int(s: &str) -> Option<i64> {
@@ -71,50 +71,6 @@ fn parse_go_int(s: &str) -> Option<i64> {
         lower.parse::<i64>().ok()?
     };
     Some(if neg { -v } else { v })
-}
-
-/// Go's `strconv.ParseFloat` (decimal, hex floats, Inf/NaN).
-pub fn parse_go_float(s: &str) -> Option<f64> {
-    let lower = s.to_ascii_lowercase();
-    let (neg, body) = match lower.as_bytes().first()? {
-        b'-' => (true, &lower[1..]),
-        b'+' => (false, &lower[1..]),
-        _ => (false, lower.as_str()),
-    };
-    let v = match body {
-        "inf" | "infinity" => f64::INFINITY,
-        "nan" => f64::NAN,
-        _ if body.starts_with("0x") => parse_hex_float(body)?,
-        _ => {
-            if !body
-                .bytes()
-                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'+' | b'-' | b'_'))
-            {
-                return None;
-            }
-            body.replace('_', "").parse::<f64>().ok()?
-        }
-    };
-    Some(if neg { -v } else { v })
-}
-
-fn parse_hex_float(s: &str) -> Option<f64> {
-    let rest = s.strip_prefix("0x")?;
-    let (mant, exp) = match rest.find('p') {
-        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
-        None => (rest, 0),
-    };
-    let (ip, fp) = mant.split_once('.').unwrap_or((mant, ""));
-    let mut v = 0f64;
-    for c in ip.chars().filter(|c| *c != '_') {
-        v = v * 16.0 + c.to_digit(16)? as f64;
-    }
-    let mut scale = 1.0 / 16.0;
-    for c in fp.chars() {
-        v += c.to_digit(16)? as f64 * scale;
-        scale /= 16.0;
-    }
-    Some(v * 2f64.powi(exp))
 }
 
 /// Go's `strconv.Unquote` for `"…"`, `'…'` and `` `…` `` literals; returns
@@ -285,7 +241,9 @@ fn number_prefix(s: &str) -> Option<(f64, &str)> {
     let rest = &s[i..];
     for word in ["inf", "nan"] {
         if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(word) {
-            let v = parse_go_float(&s[..i + 3])?;
+            // The sign applies to the word, so `-NaN` is accepted as in Prometheus's series notation.
+            let v = fenghuo_gofmt::parse_float(&rest[..3]).ok()?;
+            let v = if s.starts_with('-') { -v } else { v };
             return Some((v, &s[i + 3..]));
         }
     }
@@ -314,7 +272,7 @@ fn number_prefix(s: &str) -> Option<(f64, &str)> {
             i = j;
         }
     }
-    let v = parse_go_float(&s[..i])?;
+    let v = fenghuo_gofmt::parse_float(&s[..i]).ok()?;
     Some((v, &s[i..]))
 }
 

@@ -85,19 +85,9 @@ fn known(name: &str, html: bool) -> Option<(usize, bool)> {
         .map(|(_, a, v)| (*a, *v))
 }
 
-/// Go's `strconv.ParseFloat` error text.
+/// Go's `strconv.ParseFloat`, with its error text.
 fn parse_float(s: &str) -> Result<f64, String> {
-    let t = s.trim_start_matches('+');
-    let lower = t.to_ascii_lowercase();
-    let ok = !t.is_empty()
-        && (lower
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '-' | '+' | '_'))
-            || matches!(lower.trim_start_matches('-'), "inf" | "infinity" | "nan"));
-    match t.parse::<f64>() {
-        Ok(v) if ok => Ok(v),
-        _ => Err(format!("strconv.ParseFloat: parsing {s:?}: invalid syntax")),
-    }
+    fenghuo_gofmt::parse_float(s).map_err(|e| e.to_string())
 }
 
 /// Prometheus's `convertToFloat`.

@@ -81,7 +81,8 @@ fn split_histograms(input: &Vector, arg_pos: usize, ctx: &FnCtx) -> Split {
             continue;
         }
         let le = e.metric.get("le").unwrap_or("");
-        let Some(upper) = parse_go_float(le) else {
+        // Prometheus parses bucket bounds with strconv.ParseFloat.
+        let Some(upper) = fenghuo_gofmt::parse_float(le).ok() else {
             ctx.q.annotate(Annotation::bad_bucket_label(
                 e.metric.metric_name().unwrap_or(""),
                 le,
@@ -116,57 +117,6 @@ fn split_histograms(input: &Vector, arg_pos: usize, ctx: &FnCtx) -> Split {
         }
     }
     Split { classic, native }
-}
-
-/// Go's `strconv.ParseFloat` for bucket labels.
-pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
-    if s.is_empty() {
-        return None;
-    }
-    let lower = s.to_ascii_lowercase();
-    let t = lower.trim_start_matches(['+', '-']);
-    if matches!(t, "inf" | "infinity" | "nan") {
-        let neg = lower.starts_with('-');
-        return Some(match t {
-            "nan" => f64::NAN,
-            _ if neg => f64::NEG_INFINITY,
-            _ => f64::INFINITY,
-        });
-    }
-    if t.starts_with("0x") {
-        return crate::functions::histograms::parse_hex_float(&lower);
-    }
-    if s.bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        return s.parse::<f64>().ok();
-    }
-    None
-}
-
-/// Hexadecimal floats (`0x1p-3`, `0x1f`) as Go parses them.
-pub(crate) fn parse_hex_float(s: &str) -> Option<f64> {
-    let (neg, rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let rest = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X"))?;
-    let (mant, exp) = match rest.find(['p', 'P']) {
-        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
-        None => (rest, 0),
-    };
-    let (int_part, frac_part) = mant.split_once('.').unwrap_or((mant, ""));
-    let mut v = 0f64;
-    for c in int_part.chars().filter(|c| *c != '_') {
-        v = v * 16.0 + c.to_digit(16)? as f64;
-    }
-    let mut scale = 1.0 / 16.0;
-    for c in frac_part.chars() {
-        v += c.to_digit(16)? as f64 * scale;
-        scale /= 16.0;
-    }
-    let v = v * 2f64.powi(exp);
-    Some(if neg { -v } else { v })
 }
 
 pub(crate) fn quantile(vals: &[Vector], ctx: &FnCtx) -> Result<Vector, QueryError> {
@@ -335,16 +285,6 @@ pub(crate) fn fraction(vals: &[Vector], ctx: &FnCtx) -> Result<Vector, QueryErro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_float_parsing() {
-        assert_eq!(parse_go_float("+Inf"), Some(f64::INFINITY));
-        assert_eq!(parse_go_float("0.5"), Some(0.5));
-        assert_eq!(parse_go_float("1e3"), Some(1000.0));
-        assert_eq!(parse_go_float("0x1p-3"), Some(0.125));
-        assert_eq!(parse_go_float("Hello World"), None);
-        assert_eq!(parse_go_float(""), None);
-    }
 
     #[test]
     fn open_metrics_floats() {

@@ -584,7 +584,10 @@ fn convert_nhcb(l: &LoadCmd) -> Vec<SeriesWrite> {
             continue;
         };
         let le = if kind == 0 {
-            match labels.get("le").and_then(parse::parse_go_float) {
+            match labels
+                .get("le")
+                .and_then(|le| fenghuo_gofmt::parse_float(le).ok())
+            {
                 Some(le) if !le.is_nan() => Some(le),
                 _ => continue,
             }

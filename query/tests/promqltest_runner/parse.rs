@@ -3,7 +3,7 @@
 
 use fenghuo_storage::model::Labels;
 
-pub use fenghuo_query::series_desc::{SeqValue, parse_go_float, parse_number, parse_series, unquote_prefix};
+pub use fenghuo_query::series_desc::{SeqValue, parse_number, parse_series, unquote_prefix};
 
 #[derive(Clone, Debug)]
 pub struct ExpectCmd {
