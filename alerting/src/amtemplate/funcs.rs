@@ -56,6 +56,36 @@ pub const FUNCS: &[(&str, usize, bool)] = &[
     (FINAL_HTML, 1, true),
 ];
 
+/// The largest string one function call may build. A template's whole output is capped at
+/// 4 MiB; without a bound per call, chained `reReplaceAll`/`join` calls on a short template
+/// could build gigabytes in variables before anything is written.
+pub const MAX_RESULT_BYTES: usize = 4 << 20;
+
+fn check_size(func: &str, size: usize) -> Result<(), String> {
+    if size > MAX_RESULT_BYTES {
+        return Err(format!(
+            "{func}: result of {size} bytes exceeds the {MAX_RESULT_BYTES}-byte limit"
+        ));
+    }
+    Ok(())
+}
+
+/// `Regexp.ReplaceAllString` (with `$1` expansion) that stops once the result would exceed
+/// [`MAX_RESULT_BYTES`].
+fn bounded_replace_all(re: &regex::Regex, src: &str, repl: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(src) {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&src[last..m.start()]);
+        caps.expand(repl, &mut out);
+        last = m.end();
+        check_size("reReplaceAll", out.len() + src.len() - last)?;
+    }
+    out.push_str(&src[last..]);
+    Ok(out)
+}
+
 pub fn is_func(name: &str) -> bool {
     FUNCS.iter().any(|(n, _, _)| *n == name)
 }
@@ -444,7 +474,14 @@ impl FuncSet for AmFuncs {
             "toLower" => Value::str(s(0)?.to_lowercase()),
             "title" => Value::str(title(&s(0)?)),
             "trimSpace" => Value::str(s(0)?.trim().to_string()),
-            "join" => Value::str(want_strings(&args[1])?.join(&s(0)?)),
+            "join" => {
+                let items = want_strings(&args[1])?;
+                let sep = s(0)?;
+                let size = items.iter().map(String::len).sum::<usize>()
+                    + sep.len().saturating_mul(items.len().saturating_sub(1));
+                check_size("join", size)?;
+                Value::str(items.join(&sep))
+            }
             "match" => {
                 let re = regex::Regex::new(&s(0)?).map_err(|e| format!("error parsing regexp: {e}"))?;
                 Value::Bool(re.is_match(&s(1)?))
@@ -458,7 +495,7 @@ impl FuncSet for AmFuncs {
             "reReplaceAll" => {
                 let re = regex::Regex::new(&s(0)?)
                     .map_err(|e| format!("regexp: Compile({:?}): {e}", s(0).unwrap_or_default()))?;
-                Value::str(re.replace_all(&s(2)?, s(1)?.as_str()).into_owned())
+                Value::str(bounded_replace_all(&re, &s(2)?, &s(1)?)?)
             }
             "stringSlice" => {
                 let items: Result<Vec<String>, String> = args.iter().map(want_str).collect();

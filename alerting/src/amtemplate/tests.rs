@@ -145,3 +145,37 @@ fn runaway_recursion_and_output_are_errors_not_crashes() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(h.join().ok(), Some((true, true)));
 }
+
+#[test]
+fn huge_intermediate_strings_are_errors_not_gigabytes() {
+    let g = GoTemplates::new().unwrap_or_else(|e| panic!("{e}"));
+    let k = "k".repeat(1000);
+    // Two chained replacements of every empty match would build ~1 GB in a variable.
+    let src = format!(
+        r#"{{{{ $a := reReplaceAll "" "{k}" "{k}" }}}}{{{{ $b := reReplaceAll "" "{k}" $a }}}}{{{{ len $b }}}}"#
+    );
+    let t = g.compile(&src).unwrap_or_else(|e| panic!("{e}"));
+    let r = t.render(&data(), false, t0());
+    assert!(r.as_ref().is_err_and(|e| e.contains("reReplaceAll")), "{r:?}");
+    // Within the limit, reReplaceAll still expands groups like Go's ReplaceAllString.
+    let t = g
+        .compile(r#"{{ reReplaceAll "(a)(b)" "$2$1${1}x" "zabab" }}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.render(&data(), false, t0()).as_deref(), Ok("zbaaxbaax"));
+    // join of a list that would exceed the limit.
+    let t = g
+        .compile(&format!(
+            r#"{{{{ $l := stringSlice "{k}" "{k}" }}}}{{{{ $s := join "{}" $l }}}}{{{{ len $s }}}}"#,
+            "s".repeat(5 << 20)
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(t.render(&data(), false, t0()).is_err_and(|e| e.contains("join")));
+    // printf refuses Go-sized widths (checked against Go in ruler::gotemplate::fmt).
+    let t = g
+        .compile(r#"{{ printf "%0999999999d" 1 }}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t.render(&data(), false, t0()).as_deref(),
+        Ok("%!(NOVERB)%!(EXTRA int=1)")
+    );
+}

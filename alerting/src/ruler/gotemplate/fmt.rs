@@ -276,6 +276,28 @@ fn fmt_one(verb: char, v: &Value, fl: &Flags) -> String {
     }
 }
 
+/// Go's fmt rejects widths and precisions beyond a million (`tooLarge`): they would only make
+/// huge strings.
+fn too_large(x: i64) -> bool {
+    !(-1_000_000..=1_000_000).contains(&x)
+}
+
+/// Go's `parsenum`: the number at `i` and the index after it; a number that grows too large
+/// yields no number and consumes the rest of the format, as in Go.
+fn parse_num(chars: &[char], mut i: usize) -> (Option<usize>, usize) {
+    let mut num: i64 = 0;
+    let mut found = false;
+    while let Some(d) = chars.get(i).and_then(|c| c.to_digit(10)) {
+        if too_large(num) {
+            return (None, chars.len());
+        }
+        num = num * 10 + i64::from(d);
+        found = true;
+        i += 1;
+    }
+    (found.then_some(num as usize), i)
+}
+
 /// Go's `fmt.Sprintf`.
 pub fn sprintf(format: &str, args: &[Value]) -> String {
     let mut out = String::new();
@@ -305,41 +327,35 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         // Width.
         if i < chars.len() && chars[i] == '*' {
             i += 1;
-            if let Some(Value::Int(w)) = args.get(argi) {
-                if *w < 0 {
-                    fl.minus = true;
+            match args.get(argi) {
+                Some(Value::Int(w)) if !too_large(*w) => {
+                    if *w < 0 {
+                        fl.minus = true;
+                    }
+                    fl.width = Some(w.unsigned_abs() as usize);
                 }
-                fl.width = Some(w.unsigned_abs() as usize);
-            } else {
-                out.push_str("%!(BADWIDTH)");
+                _ => out.push_str("%!(BADWIDTH)"),
             }
             argi += 1;
         } else {
-            let start = i;
-            while i < chars.len() && chars[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i > start {
-                fl.width = chars[start..i].iter().collect::<String>().parse().ok();
-            }
+            let (w, next) = parse_num(&chars, i);
+            fl.width = w;
+            i = next;
         }
         // Precision.
         if i < chars.len() && chars[i] == '.' {
             i += 1;
             if i < chars.len() && chars[i] == '*' {
                 i += 1;
-                if let Some(Value::Int(p)) = args.get(argi) {
-                    fl.prec = Some((*p).max(0) as usize);
-                } else {
-                    out.push_str("%!(BADPREC)");
+                match args.get(argi) {
+                    Some(Value::Int(p)) if !too_large(*p) && *p >= 0 => fl.prec = Some(*p as usize),
+                    _ => out.push_str("%!(BADPREC)"),
                 }
                 argi += 1;
             } else {
-                let start = i;
-                while i < chars.len() && chars[i].is_ascii_digit() {
-                    i += 1;
-                }
-                fl.prec = Some(chars[start..i].iter().collect::<String>().parse().unwrap_or(0));
+                let (p, next) = parse_num(&chars, i);
+                fl.prec = Some(p.unwrap_or(0));
+                i = next;
             }
         }
         if fl.minus {
@@ -376,6 +392,33 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_widths_and_precisions_are_refused_like_go() {
+        // Outputs of Go 1.x fmt.Sprintf for the same calls.
+        assert_eq!(
+            sprintf("%0999999999d", &[Value::Int(1)]),
+            "%!(NOVERB)%!(EXTRA int=1)"
+        );
+        assert_eq!(
+            sprintf("%*d", &[Value::Int(10_000_000), Value::Int(1)]),
+            "%!(BADWIDTH)1"
+        );
+        assert_eq!(
+            sprintf("%.*f", &[Value::Int(2_000_000), Value::Float(1.5)]),
+            "%!(BADPREC)1.500000"
+        );
+        assert_eq!(
+            sprintf("%.99999999f|x", &[Value::Float(1.5)]),
+            "%!(NOVERB)%!(EXTRA float64=1.5)"
+        );
+        assert_eq!(sprintf("%-*d|", &[Value::Int(-3), Value::Int(7)]), "7  |");
+        assert_eq!(sprintf("%1000000d", &[Value::Int(1)]).len(), 1_000_000);
+        assert_eq!(
+            sprintf("%*d", &[Value::Int(1_000_000), Value::Int(1)]).len(),
+            1_000_000
+        );
+    }
 
     #[test]
     fn floats_print_like_go() {
