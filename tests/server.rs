@@ -25,6 +25,8 @@ fn operational_endpoints_answer() {
         "fenghuo_storage_checkpoint_duration_seconds",
         "fenghuo_ingest_received_bytes_total",
         "fenghuo_query_samples_loaded_total",
+        "fenghuo_query_duration_seconds_count{kind=\"range\"} 0",
+        "fenghuo_ingest_request_duration_seconds_count{protocol=\"2.0\"} 0",
         "fenghuo_alerting_alerts{state=\"active\"}",
         "fenghuo_alerting_tick_duration_seconds",
         "fenghuo_ruler_evaluation_duration_seconds",

@@ -61,5 +61,9 @@ pub fn register() {
     LazyLock::force(&WRITTEN);
     LazyLock::force(&REJECTED_SAMPLES);
     LazyLock::force(&RECEIVED_BYTES);
-    LazyLock::force(&REQUEST_DURATION);
+    // Histograms with a label are only exported once a child exists; the
+    // protocol values are known, so create them at zero.
+    for protocol in ["1.0", "2.0"] {
+        REQUEST_DURATION.with_label_values(&[protocol]);
+    }
 }

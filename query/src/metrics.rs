@@ -73,5 +73,9 @@ pub(crate) fn add_samples_loaded(n: u64) {
 /// Registers the engine's metrics now, so `/metrics` shows them (at zero)
 /// before the first query.
 pub fn register() {
-    metrics();
+    // A labelled histogram is only exported once a child exists; the kinds
+    // are known, so create both at zero.
+    for kind in ["instant", "range"] {
+        metrics().duration.with_label_values(&[kind]);
+    }
 }
