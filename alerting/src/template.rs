@@ -467,10 +467,13 @@ impl Templates {
                 name: name.into(),
                 message: "no registry".into(),
             })?;
-        h.render(name, data).map_err(|e| AlertingError::Template {
-            name: name.into(),
-            message: e.to_string(),
-        })
+        let mut out = BoundedOutput::default();
+        h.render_to_write(name, data, &mut out)
+            .map_err(|e| AlertingError::Template {
+                name: name.into(),
+                message: e.to_string(),
+            })?;
+        Ok(out.into_string())
     }
 
     /// Renders an ad-hoc template source (preview API) in its language; handlebars in strict
@@ -497,17 +500,50 @@ impl Templates {
                 h.register_template(name, t.clone());
             }
         }
-        h.render_template(src, &data).map_err(|e| {
-            if crate::amtemplate::looks_like_go(src)
-                && let Err(g) = self.go.compile(src)
-            {
-                return go_err(g);
-            }
-            AlertingError::Template {
-                name: "preview".into(),
-                message: e.to_string(),
-            }
-        })
+        let mut out = BoundedOutput::default();
+        h.render_template_to_write(src, &data, &mut out)
+            .map(|()| out.into_string())
+            .map_err(|e| {
+                if crate::amtemplate::looks_like_go(src)
+                    && let Err(g) = self.go.compile(src)
+                {
+                    return go_err(g);
+                }
+                AlertingError::Template {
+                    name: "preview".into(),
+                    message: e.to_string(),
+                }
+            })
+    }
+}
+
+/// The most a handlebars template may write (as Go templates): nested `#each` over the alerts
+/// of a preview request could otherwise render gigabytes from a few kilobytes.
+pub const MAX_OUTPUT_BYTES: usize = 4 << 20;
+
+/// Handlebars output that fails the render once it exceeds [`MAX_OUTPUT_BYTES`].
+#[derive(Default)]
+struct BoundedOutput(Vec<u8>);
+
+impl BoundedOutput {
+    fn into_string(self) -> String {
+        String::from_utf8(self.0).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+impl std::io::Write for BoundedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_OUTPUT_BYTES {
+            return Err(std::io::Error::other(format!(
+                "template output exceeds {MAX_OUTPUT_BYTES} bytes"
+            )));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -582,6 +618,32 @@ mod tests {
             "t1",
             "http://ack",
         )
+    }
+
+    #[test]
+    fn runaway_handlebars_output_is_an_error() {
+        let mut t = Templates::load(&[], Path::new(".")).unwrap_or_else(|_| panic_free());
+        let mut d = data();
+        let one = d.alerts[0].clone();
+        d.alerts = vec![one; 300];
+        // 300^3 * 10 bytes = 270 MB without a bound.
+        let src =
+            "{{#each alerts}}{{#each ../alerts}}{{#each ../../alerts}}xxxxxxxxxx{{/each}}{{/each}}{{/each}}";
+        let r = t.render_source(src, Escape::None, &d);
+        assert!(
+            r.as_ref().is_err_and(|e| e.to_string().contains("exceeds")),
+            "{:?}",
+            r.map(|s| s.len())
+        );
+        let name = t.add_inline("nested", src).unwrap_or_default();
+        assert!(t.render(&name, Escape::Html, &d).is_err());
+        // Ordinary output is unaffected.
+        assert_eq!(
+            t.render_source("{{#each alerts}}x{{/each}}", Escape::None, &d)
+                .map(|s| s.len())
+                .ok(),
+            Some(300)
+        );
     }
 
     #[test]
