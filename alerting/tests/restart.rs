@@ -4,7 +4,9 @@
 //!   restart, a sent one is not sent again, a failure is not reported twice, and the notice is
 //!   cleared once the delivery recovers;
 //! - rate budgets: a budget spent before the restart is still spent after it (the notification
-//!   waits for the next token, as a digest would, instead of exceeding the robot's limit).
+//!   waits for the next token, as a digest would, instead of exceeding the robot's limit);
+//! - escalation progress and acks: no step is redone, the next comes on time, an ack keeps
+//!   pausing and its expiry resumes escalation; ack links stay valid.
 
 mod common;
 
@@ -219,4 +221,93 @@ receivers:
     let r = e.tick().await;
     assert!(r.deliveries.is_empty(), "{:?}", r.deliveries);
     assert_eq!(robot.requests.lock().len(), 3);
+}
+
+/// Escalation progress and an ack survive restarts: a step done before a restart is not done
+/// again, the next step comes at its time, an ack made before a restart still pauses the
+/// escalation and its expiry (after another restart) resumes it.
+#[tokio::test]
+async fn escalation_progress_and_acks_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (s, base) = sink().await;
+    let cfg = format!(
+        r#"
+route:
+  receiver: db
+  group_by: [alertname]
+  group_wait: 30s
+  repeat_interval: 12h
+  escalation: oncall
+receivers:
+- name: db
+  webhook_configs: [{{url: '{base}/db'}}]
+- name: lead
+  webhook_configs: [{{url: '{base}/lead'}}]
+- name: boss
+  webhook_configs: [{{url: '{base}/boss'}}]
+fenghuo:
+  escalation_policies:
+  - name: oncall
+    steps:
+    - {{wait: 10m, receivers: [lead]}}
+    - {{wait: 20m, receivers: [boss], repeat: 3}}
+"#
+    );
+    let count = |path: &str| s.requests.lock().iter().filter(|r| r.uri == path).count();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let e = start(&cfg, dir.path(), &clock);
+    let _ = e.ingest_posted("anonymous", vec![alert(&[("alertname", "DbDown")])]);
+    clock.advance(Duration::seconds(30));
+    e.tick().await;
+    clock.advance(Duration::minutes(10));
+    e.tick().await;
+    assert_eq!((count("/db"), count("/lead"), count("/boss")), (1, 1, 0));
+
+    let e = restart(e, &cfg, dir.path(), &clock).await;
+    clock.advance(Duration::minutes(10));
+    e.tick().await;
+    assert_eq!(
+        (count("/db"), count("/lead"), count("/boss")),
+        (1, 1, 0),
+        "step 1 not redone"
+    );
+    clock.advance(Duration::minutes(10));
+    e.tick().await;
+    assert_eq!(
+        count("/boss"),
+        1,
+        "step 2 at 20m after step 1, across the restart"
+    );
+
+    // Acked for 1h: no further steps, across a restart.
+    let key = e.group_views("anonymous").unwrap_or_default()[0].key.clone();
+    assert!(
+        e.ack_group("anonymous", &key, "alice", "", Some(Duration::hours(1)))
+            .is_ok()
+    );
+    let link = e.ack_url("anonymous", &key);
+    let e = restart(e, &cfg, dir.path(), &clock).await;
+    assert_eq!(
+        e.ack_url("anonymous", &key),
+        link,
+        "ack links in sent messages stay valid"
+    );
+    for _ in 0..5 {
+        clock.advance(Duration::minutes(10));
+        e.tick().await;
+    }
+    assert_eq!(
+        count("/boss"),
+        1,
+        "the ack still pauses escalation after the restart"
+    );
+    let e = restart(e, &cfg, dir.path(), &clock).await;
+    // The ack expires at 1h; the step's wait (20m) starts again then.
+    clock.advance(Duration::minutes(10));
+    e.tick().await;
+    clock.advance(Duration::minutes(20));
+    e.tick().await;
+    assert_eq!(count("/boss"), 2, "escalation resumed after the ack expired");
+    assert_eq!(events(&e, &clock, EventKind::AckExpired), 1);
+    assert_eq!(count("/db"), 1, "the group itself was never re-sent");
 }
