@@ -9,13 +9,25 @@
 # scrapes 15s apart. After the run each server gets SETTLE_SECONDS to flush
 # and compact (VictoriaMetrics is also asked to force a flush and a merge),
 # then a graceful stop; disk is measured after that. Reports samples per
-# server CPU-second, peak RSS per active series and bytes on disk per sample.
+# server CPU-second, peak RSS per active series and bytes on disk per sample,
+# then where each server's bytes are (by kind of file) and fenghuo's final
+# per-column-family sizes from its "Storage closed." log line.
 # Build first: cargo build --release --bin fenghuo --bin fenghuo-load
 set -euo pipefail
 H=${1:-100}; P=${2:-10}; R=${3:-240}; S=${4:-0}
 TARGET=${CARGO_TARGET_DIR:-$HOME/.cache/fenghuo-target}/release
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# Where the bytes are, per kind of file (after the graceful stop).
+breakdown() {
+    find "$1" -type f -printf '%s %p\n' | awk '
+        { n=$2; sub(".*/", "", n); k="other";
+          if ($2 ~ /\/log\//) k="shard-log"; else if (n ~ /\.sst$/) k="sst";
+          else if (n ~ /^LOG/) k="rocksdb-info-log"; else if (n ~ /^MANIFEST/) k="manifest";
+          else if (n ~ /\.log$/) k="rocksdb-wal"; else if (n ~ /^OPTIONS/) k="options";
+          b[k]+=$1 }
+        END { for (k in b) printf "  %-18s %12d\n", k, b[k] }' | sort
+}
 mkdir -p "$WORK/vm" "$WORK/fh"
 
 victoria-metrics -storageDataPath="$WORK/vm" -httpListenAddr=127.0.0.1:18428 -retentionPeriod=100y \
@@ -40,3 +52,6 @@ FHPID=$!
 sleep 2
 "$TARGET/fenghuo-load" --url http://127.0.0.1:19800/api/v1/write --hosts "$H" --pods-per-host "$P" \
     --rounds "$R" --pid "$FHPID" --data-dir "$WORK/fh" --stop-server --name fenghuo --settle-seconds "$S"
+echo "victoria-metrics files:"; breakdown "$WORK/vm"
+echo "fenghuo files:"; breakdown "$WORK/fh"
+grep -E "Storage closed" "$WORK/fh.log" | tail -1 || true
