@@ -575,6 +575,24 @@ async fn test_receiver_sends_a_marked_test_message() {
         res[1]["error"].as_str().unwrap_or_default().contains("93000"),
         "{res:?}"
     );
+    // The same over HTTP, with a sample alert of the caller's.
+    *sink.answers.lock() = vec![(200, r#"{"errcode":0,"errmsg":"ok"}"#.into())];
+    let api = serve_api(e.clone()).await;
+    let before = sink.requests.lock().len();
+    let r = reqwest::Client::new()
+        .post(format!("{api}/api/v1/alerting/receivers/r/test"))
+        .json(&serde_json::json!([{"labels": {"alertname": "MyProbe"}}]))
+        .send()
+        .await;
+    let (status, v) = match r {
+        Ok(r) => (r.status().as_u16(), r.json::<Value>().await.unwrap_or_default()),
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"].as_array().map(|a| a.len()), Some(2), "{v}");
+    let reqs = sink.requests.lock().clone();
+    assert_eq!(reqs.len(), before + 2);
+    assert!(String::from_utf8_lossy(&reqs[before].body).contains("MyProbe"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

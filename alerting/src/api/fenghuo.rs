@@ -503,11 +503,19 @@ async fn test_receiver(
         vec![]
     } else {
         match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => match v.get("alerts").cloned().map(serde_json::from_value) {
-                Some(Ok(a)) => a,
-                Some(Err(e)) => return bad(format!("invalid alerts: {e}")),
-                None => vec![],
-            },
+            // `{"alerts": [...]}` or the bare array; anything else is refused, not ignored.
+            Ok(v) => {
+                let list = match v {
+                    Value::Array(_) => Some(v),
+                    Value::Object(mut o) => o.remove("alerts"),
+                    _ => return bad("expected {\"alerts\": [...]} or an array of alerts"),
+                };
+                match list.map(serde_json::from_value) {
+                    Some(Ok(a)) => a,
+                    Some(Err(e)) => return bad(format!("invalid alerts: {e}")),
+                    None => vec![],
+                }
+            }
             Err(e) => return bad(format!("invalid JSON: {e}")),
         }
     };
