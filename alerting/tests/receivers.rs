@@ -543,6 +543,87 @@ async fn the_ack_link_in_a_message_acknowledges_the_group() {
     assert_eq!(acks[0].expires_at - acks[0].at, Duration::minutes(15));
 }
 
+/// Whole request bodies of the Chinese IM robots, with user templates so every byte is known:
+/// each equals the vendor's documented message object exactly (no missing or extra fields).
+#[tokio::test]
+async fn im_bodies_are_exactly_the_documented_objects() {
+    let (sink, base) = sink().await;
+    let c = cfg(&format!(
+        r#"  dingtalk_configs:
+  - webhook_url: '{base}/ding?access_token=T'
+    secret: S
+    title: '{{{{ .CommonLabels.alertname }}}} title'
+    text: '{{{{ .Status }}}} text'
+    at_user_ids: [u1]
+  wecom_configs:
+  - webhook_url: '{base}/wecom?key=K'
+    content: '{{{{ .Status }}}} content'
+  feishu_configs:
+  - webhook_url: '{base}/feishu'
+    secret: F
+    title: '{{{{ .CommonLabels.alertname }}}} title'
+    content: '{{{{ .Status }}}} content'
+"#
+    ));
+    *sink.answers.lock() = vec![(200, r#"{"errcode":0,"errmsg":"ok","code":0}"#.into())];
+    let (d, _, _) = fire(&c).await;
+    assert!(d.iter().all(|d| d.outcome == "sent"), "{d:?}");
+    let reqs = sink.requests.lock().clone();
+    let body = |prefix: &str| -> Value {
+        reqs.iter()
+            .find(|r| r.uri.starts_with(prefix))
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or_default())
+            .unwrap_or_else(|| panic!("no request to {prefix}"))
+    };
+    let ts_ms = (t0() + Duration::seconds(30)).timestamp_millis();
+    assert_eq!(
+        body("/ding"),
+        serde_json::json!({
+            "msgtype": "markdown",
+            "markdown": {"title": "DiskFull title", "text": "firing text\n\n@u1"},
+            "at": {"atMobiles": [], "atUserIds": ["u1"], "isAtAll": false},
+        })
+    );
+    assert!(
+        reqs.iter().any(|r| r.uri
+            == format!(
+                "/ding?access_token=T&timestamp={ts_ms}&sign={}",
+                percent_encoding::utf8_percent_encode(
+                    &hmac_b64(b"S", format!("{ts_ms}\nS").as_bytes()),
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            )),
+        "{:?}",
+        reqs.iter().map(|r| r.uri.clone()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        body("/wecom"),
+        serde_json::json!({"msgtype": "markdown", "markdown": {"content": "firing content"}})
+    );
+    let ts = ts_ms / 1000;
+    assert_eq!(
+        body("/feishu"),
+        serde_json::json!({
+            "timestamp": ts.to_string(),
+            "sign": hmac_b64(format!("{ts}\nF").as_bytes(), b""),
+            "msg_type": "interactive",
+            "card": {
+                "config": {"wide_screen_mode": true},
+                "header": {"title": {"tag": "plain_text", "content": "DiskFull title"}, "template": "red"},
+                "elements": [{"tag": "markdown", "content": "firing content"}],
+            },
+        })
+    );
+    for r in &reqs {
+        assert_eq!(
+            r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{}",
+            r.uri
+        );
+    }
+}
+
 #[tokio::test]
 async fn test_receiver_sends_a_marked_test_message() {
     let (sink, base) = sink().await;
