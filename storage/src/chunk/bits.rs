@@ -77,13 +77,15 @@ impl BitWriter {
         self.buf.shrink_to_fit();
     }
 
-    /// Appends an empty byte, growing by a quarter rather than doubling:
-    /// the head holds one open chunk per series, and doubling left a third
-    /// of that memory unused on average.
+    /// Appends an empty byte. Past 256 bytes the buffer grows by a quarter
+    /// rather than doubling: the head holds one open chunk per series, and
+    /// doubling left a third of that memory unused on average.
     #[inline]
     fn push_byte(&mut self) {
-        if self.buf.len() == self.buf.capacity() {
-            self.buf.reserve_exact((self.buf.len() / 4).max(16));
+        let len = self.buf.len();
+        if len == self.buf.capacity() {
+            self.buf
+                .reserve_exact(if len < 256 { len.max(16) } else { len / 4 });
         }
         self.buf.push(0);
         self.free = 8;

@@ -339,6 +339,8 @@ pub fn decode_into(bytes: &[u8], out: &mut Vec<Sample>) -> Result<(), StorageErr
 /// Encodes sorted samples as one XOR chunk.
 pub fn encode(samples: &[Sample]) -> Vec<u8> {
     let mut a = XorAppender::new();
+    // Whole chunks at once: size for ~2 bytes a sample up front.
+    a.w.bytes_mut().reserve(samples.len().min(MAX_SAMPLES) * 2);
     for s in samples.iter().take(MAX_SAMPLES) {
         a.append(s.t, s.v);
     }
