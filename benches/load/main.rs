@@ -47,6 +47,11 @@ struct Args {
     concurrency: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Timestamp of the first round in milliseconds (default: so that the
+    /// last round is a minute in the past). Runs that must send the same
+    /// payload to several servers pass the same value.
+    #[arg(long)]
+    start_ms: Option<i64>,
     /// PID of the server, to read its CPU time and peak RSS from /proc.
     #[arg(long)]
     pid: Option<u32>,
@@ -463,9 +468,11 @@ fn encode_rounds(args: &Args) -> (Vec<Vec<u8>>, usize, u64) {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let interval_ms = args.interval * 1000;
-    // Start far enough back that the last round is a minute in the past.
-    let start = now - (args.rounds as i64) * interval_ms - 60_000;
-    let start = start - start.rem_euclid(interval_ms);
+    let start = args.start_ms.unwrap_or_else(|| {
+        // Far enough back that the last round is a minute in the past.
+        let start = now - (args.rounds as i64) * interval_ms - 60_000;
+        start - start.rem_euclid(interval_ms)
+    });
     let mut bodies = Vec::new();
     let mut samples = 0u64;
     let mut encoder = snap::raw::Encoder::new();
