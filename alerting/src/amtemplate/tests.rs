@@ -147,6 +147,26 @@ fn runaway_recursion_and_output_are_errors_not_crashes() {
 }
 
 #[test]
+fn loops_that_write_nothing_run_into_the_step_limit() {
+    let g = GoTemplates::new().unwrap_or_else(|e| panic!("{e}"));
+    // Neither loop writes a byte, so the output cap never fires; ranging over a huge integer
+    // must neither allocate its whole list nor run for minutes.
+    for src in [
+        r#"{{ range 1000000000000 }}{{ end }}"#,
+        r#"{{ range $i := 100000 }}{{ range $j := 100000 }}{{ end }}{{ end }}"#,
+    ] {
+        let t = g.compile(src).unwrap_or_else(|e| panic!("{e}"));
+        let r = t.render(&data(), false, t0());
+        assert!(r.as_ref().is_err_and(|e| e.contains("steps")), "{src}: {r:?}");
+    }
+    // Ordinary integer ranges still count from zero, with break and else.
+    let t = g
+        .compile(r#"{{ range $i := 5 }}{{ if eq $i 3 }}{{ break }}{{ end }}{{ $i }}{{ end }}|{{ range 0 }}x{{ else }}empty{{ end }}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.render(&data(), false, t0()).as_deref(), Ok("012|empty"));
+}
+
+#[test]
 fn huge_intermediate_strings_are_errors_not_gigabytes() {
     let g = GoTemplates::new().unwrap_or_else(|e| panic!("{e}"));
     let k = "k".repeat(1000);

@@ -50,6 +50,11 @@ pub trait FuncSet {
 const MAX_DEPTH: usize = 1000;
 /// Largest output a template may produce; stops runaway `range` loops.
 const MAX_OUTPUT: usize = 4 << 20;
+/// Most nodes and loop iterations one execution may take. Go has no such limit, but a
+/// template that writes nothing (`{{ range 1000000000 }}{{ end }}`, nested ranges) would
+/// otherwise hold a notification worker or an API request for minutes. Real templates,
+/// even over groups of thousands of alerts, take well under a million.
+const MAX_STEPS: u64 = 10_000_000;
 
 enum Flow {
     Normal,
@@ -63,6 +68,7 @@ struct State<'a> {
     vars: Vec<(String, Value)>,
     out: String,
     depth: usize,
+    steps: u64,
 }
 
 type EResult<T> = Result<T, String>;
@@ -75,6 +81,7 @@ pub fn execute(tree: &Tree, data: &Value, funcs: &dyn FuncSet) -> Result<String,
         vars: vec![("$".into(), data.clone())],
         out: String::new(),
         depth: 0,
+        steps: 0,
     };
     let root = tree.root.clone();
     st.walk_list(data, &root)?;
@@ -102,7 +109,20 @@ impl State<'_> {
         Ok(Flow::Normal)
     }
 
+    /// Counts one step of execution against [`MAX_STEPS`].
+    fn step(&mut self) -> EResult<()> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return Err(format!(
+                "template: {}: execution exceeds {} steps",
+                self.tree.name, MAX_STEPS
+            ));
+        }
+        Ok(())
+    }
+
     fn walk(&mut self, dot: &Value, node: &Node) -> EResult<Flow> {
+        self.step()?;
         if self.out.len() > MAX_OUTPUT {
             return Err(format!(
                 "template: {}: output exceeds {} bytes",
@@ -183,19 +203,25 @@ impl State<'_> {
         let mut p = b.pipe.clone();
         let decl = std::mem::take(&mut p.decl);
         let v = self.eval_pipe(dot, &p)?;
-        let items: Vec<(Value, Value)> = match &v {
-            Value::List(l) => l
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (Value::Int(i as i64), e.clone()))
-                .collect(),
-            Value::Map(m) => m
-                .entries
-                .iter()
-                .map(|(k, e)| (Value::str(k.clone()), e.clone()))
-                .collect(),
-            Value::Int(n) => (0..(*n).max(0)).map(|i| (Value::Int(i), Value::Int(i))).collect(),
-            Value::Nil => Vec::new(),
+        // Ranging over an integer yields 0..n without building the list first: a huge n must
+        // run into the step limit, not allocate gigabytes.
+        let (items, count): (Vec<(Value, Value)>, i64) = match &v {
+            Value::List(l) => (
+                l.iter()
+                    .enumerate()
+                    .map(|(i, e)| (Value::Int(i as i64), e.clone()))
+                    .collect(),
+                0,
+            ),
+            Value::Map(m) => (
+                m.entries
+                    .iter()
+                    .map(|(k, e)| (Value::str(k.clone()), e.clone()))
+                    .collect(),
+                0,
+            ),
+            Value::Int(n) => (Vec::new(), (*n).max(0)),
+            Value::Nil => (Vec::new(), 0),
             other => {
                 return self.fail(
                     b.pipe.pos,
@@ -205,7 +231,8 @@ impl State<'_> {
             }
         };
         let is_int = matches!(v, Value::Int(_));
-        if items.is_empty() {
+        let len = if is_int { count } else { items.len() as i64 };
+        if len == 0 {
             let r = match &b.else_list {
                 Some(e) => self.walk_list(dot, e),
                 None => Ok(Flow::Normal),
@@ -213,7 +240,14 @@ impl State<'_> {
             self.vars.truncate(mark);
             return r.map(|_| Flow::Normal);
         }
-        for (k, e) in items {
+        let mut items = items.into_iter();
+        for i in 0..len {
+            self.step()?;
+            let (k, e) = if is_int {
+                (Value::Int(i), Value::Int(i))
+            } else {
+                items.next().unwrap_or((Value::Nil, Value::Nil))
+            };
             match decl.len() {
                 0 => {}
                 1 => self
