@@ -425,6 +425,30 @@ async fn a_digest_over_the_size_limit_keeps_every_alert() {
         assert!(i < 2 || at > last, "{name} out of order");
         last = at;
     }
+    // Every part past the digest's first was charged to the budget (one token per 5 minutes):
+    // a new group waits until that deficit is paid back, not just for the next token.
+    let parts = reqs.len() - 1; // the first request is the single message before the digest
+    let _ = e.ingest_posted("anonymous", vec![alert(&[("alertname", "Late")])]);
+    clock.advance(Duration::seconds(30));
+    let r = e.tick().await;
+    let outcomes: Vec<&str> = r.deliveries.iter().map(|d| d.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["deferred"]);
+    clock.advance(Duration::minutes(5));
+    let r = e.tick().await;
+    assert!(
+        r.deliveries.iter().all(|d| d.outcome != "sent"),
+        "sent one token after a {parts}-part digest: {:?}",
+        r.deliveries
+    );
+    clock.advance(Duration::minutes(5 * parts as i64 - 5));
+    let r = e.tick().await;
+    assert_eq!(
+        r.deliveries.iter().filter(|d| d.outcome == "sent").count(),
+        1,
+        "{:?}",
+        r.deliveries
+    );
+    assert_eq!(sink.requests.lock().len(), reqs.len() + 1);
 }
 
 /// A template that parses but fails when executed (index out of range, missing handlebars

@@ -671,6 +671,10 @@ impl Engine {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
         // (indices of jobs covered, data to send, integration)
         let mut sends: Vec<(Vec<usize>, NotificationData, Integration)> = Vec::new();
+        let ctx = SendContext {
+            templates: rt.templates.clone(),
+            now,
+        };
         let mut buckets: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, j) in jobs.iter().enumerate() {
             match &j.integration.limiter {
@@ -692,6 +696,7 @@ impl Engine {
                 }
                 continue;
             }
+            let first_of_bucket = sends.len();
             let singles = if idxs.len() <= avail {
                 idxs.len()
             } else {
@@ -710,11 +715,16 @@ impl Engine {
                     sends.push((rest.to_vec(), d, integ.clone()));
                 }
             }
+            // A message split into parts posts each part: the parts past the first are charged
+            // too, so the next messages to this robot wait until the budget has recovered.
+            let extra: usize = sends[first_of_bucket..]
+                .iter()
+                .map(|(_, data, integ)| integ.notifier.messages(data, &ctx).saturating_sub(1))
+                .sum();
+            if extra > 0 {
+                lim.charge(u32::try_from(extra).unwrap_or(u32::MAX), now);
+            }
         }
-        let ctx = SendContext {
-            templates: rt.templates.clone(),
-            now,
-        };
         let dry = self.opts.dry_run;
         let send_timeout = rt
             .loaded

@@ -126,6 +126,10 @@ impl Notifier for DingTalkNotifier {
         "dingtalk"
     }
 
+    fn messages(&self, data: &NotificationData, ctx: &SendContext) -> usize {
+        self.requests(data, ctx).map(|(_, b)| b.len().max(1)).unwrap_or(1)
+    }
+
     fn notify<'a>(
         &'a self,
         data: &'a NotificationData,

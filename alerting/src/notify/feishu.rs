@@ -134,6 +134,10 @@ impl Notifier for FeishuNotifier {
         "feishu"
     }
 
+    fn messages(&self, data: &NotificationData, ctx: &SendContext) -> usize {
+        self.bodies(data, ctx).map(|b| b.len().max(1)).unwrap_or(1)
+    }
+
     fn notify<'a>(
         &'a self,
         data: &'a NotificationData,

@@ -65,6 +65,11 @@ pub trait Notifier: Send + Sync {
         data: &'a NotificationData,
         ctx: &'a SendContext,
     ) -> BoxFuture<'a, Result<(), NotifyError>>;
+    /// How many messages `notify` will post for `data`: more than one when a text over the
+    /// vendor's size limit is split into parts. Each part costs a token of a rate budget.
+    fn messages(&self, _data: &NotificationData, _ctx: &SendContext) -> usize {
+        1
+    }
 }
 
 /// What a notifier needs at send time besides the data.

@@ -43,7 +43,8 @@ impl TokenBucket {
     /// Continues from a persisted state (clamped to the current capacity).
     pub fn restore(&mut self, s: BucketState) {
         if s.tokens.is_finite() {
-            self.tokens = s.tokens.clamp(0.0, self.capacity);
+            // A deficit (see `charge`) survives a restart too.
+            self.tokens = s.tokens.min(self.capacity);
             self.last = s.last;
         }
     }
@@ -79,6 +80,14 @@ impl TokenBucket {
         }
     }
 
+    /// Charges `n` more tokens for messages already decided on (the extra parts of a split
+    /// message). The budget may go into deficit: later messages then wait until it has recovered,
+    /// so the robot's rate over time stays within the budget.
+    pub fn charge(&mut self, n: u32, now: Ts) {
+        self.refill(now);
+        self.tokens -= f64::from(n);
+    }
+
     /// When the next whole token will be available.
     pub fn next_token_at(&mut self, now: Ts) -> Ts {
         self.refill(now);
@@ -109,5 +118,27 @@ mod tests {
         assert_eq!(b.next_token_at(now), now + Duration::seconds(3));
         assert!(b.take(now + Duration::seconds(3)));
         assert_eq!(b.available(now + Duration::minutes(5)), 20);
+    }
+
+    #[test]
+    fn charged_parts_put_the_budget_into_deficit() {
+        let now = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let mut b = TokenBucket::new(20, Duration::minutes(1), now);
+        for _ in 0..19 {
+            assert!(b.take(now));
+        }
+        // The last token pays for a message split into four parts: three more are charged.
+        assert!(b.take(now));
+        b.charge(3, now);
+        assert_eq!(b.available(now), 0);
+        // Four tokens (12 s at 20/min) to get back to one whole token.
+        assert_eq!(b.next_token_at(now), now + Duration::seconds(12));
+        let mut restored = TokenBucket::new(20, Duration::minutes(1), now);
+        restored.restore(b.state());
+        assert_eq!(restored.next_token_at(now), now + Duration::seconds(12));
+        assert!(!b.clone().take(now + Duration::seconds(11)));
+        assert!(b.take(now + Duration::seconds(12)));
     }
 }
