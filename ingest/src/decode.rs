@@ -243,7 +243,7 @@ fn series_write(
     now_ms: i64,
     limits: &IngestLimits,
 ) -> Result<SeriesWrite, IngestError> {
-    let mut out_samples = Vec::with_capacity(samples.len() + 1);
+    let mut out_samples = Vec::with_capacity(samples.len());
     for (t, v) in samples {
         validate::sample_timestamp(&labels, t, now_ms, limits)?;
         out_samples.push(Sample { t, v });
@@ -256,28 +256,18 @@ fn series_write(
             h: std::sync::Arc::new(validate::histogram(&labels, h)?),
         });
     }
-    if limits.created_timestamp_zero_ingestion && created_timestamp > 0 {
-        let first = out_samples
-            .iter()
-            .map(|s| s.t)
-            .chain(out_histograms.iter().map(|h| h.t))
-            .min();
-        if first.is_some_and(|f| created_timestamp < f) && !out_samples.is_empty() {
-            out_samples.insert(
-                0,
-                Sample {
-                    t: created_timestamp,
-                    v: 0.0,
-                },
-            );
-        }
-    }
     Ok(SeriesWrite {
         labels,
         samples: out_samples,
         histograms: out_histograms,
         exemplars,
-        created_timestamp,
+        // Storage turns it into a zero sample where that is in order (see
+        // `SeriesWrite::created_zero_at`); without the option it is ignored, as in Prometheus.
+        created_timestamp: if limits.created_timestamp_zero_ingestion {
+            created_timestamp.max(0)
+        } else {
+            0
+        },
     })
 }
 

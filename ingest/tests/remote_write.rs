@@ -10,7 +10,7 @@ use fenghuo_ingest::{IngestLimits, LocalDistributor, router};
 use fenghuo_proto::{Message, rw1, rw2};
 use fenghuo_storage::api::{Queryable, SelectHints};
 use fenghuo_storage::memory::MemStore;
-use fenghuo_storage::model::{Matcher, TenantId};
+use fenghuo_storage::model::{FloatHistogram, Matcher, TenantId};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -100,6 +100,52 @@ const V1: &[(&str, &str)] = &[
     ("Content-Encoding", "snappy"),
     ("X-Prometheus-Remote-Write-Version", "0.1.0"),
 ];
+
+const V2: &[(&str, &str)] = &[
+    (
+        "Content-Type",
+        "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+    ),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+];
+
+fn v2_body(req: &rw2::Request) -> Vec<u8> {
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
+}
+
+fn stored_histograms(store: &MemStore, metric: &str) -> Vec<(i64, FloatHistogram)> {
+    let q = store.querier(&TenantId::new("anonymous").unwrap()).unwrap();
+    let hints = SelectHints {
+        start: i64::MIN,
+        end: i64::MAX,
+        max_samples: None,
+    };
+    q.select(&[Matcher::equal("__name__", metric)], &hints)
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| s.histograms.into_iter().map(|h| (h.t, (*h.h).clone())))
+        .collect()
+}
+
+/// An integer native histogram as Prometheus sends it: schema 0, two positive buckets (2 and 3
+/// observations, as deltas), one in the zero bucket.
+fn native_histogram(t: i64) -> rw2::Histogram {
+    use fenghuo_proto::rw1::histogram::{Count, ZeroCount};
+    rw2::Histogram {
+        count: Some(Count::CountInt(6)),
+        sum: 10.5,
+        schema: 0,
+        zero_threshold: 0.001,
+        zero_count: Some(ZeroCount::ZeroCountInt(1)),
+        positive_spans: vec![rw2::BucketSpan { offset: 0, length: 2 }],
+        positive_deltas: vec![2, 1],
+        timestamp: t,
+        ..Default::default()
+    }
+}
 
 #[tokio::test]
 async fn v1_write_is_stored_and_answered_204() {
@@ -210,6 +256,9 @@ async fn bad_input_battery() {
     let limits = IngestLimits {
         max_request_bytes: 64 * 1024,
         max_labels_per_series: 8,
+        max_series_per_request: 4,
+        max_label_name_bytes: 32,
+        max_label_value_bytes: 64,
         ..Default::default()
     };
     let app = app(&store, limits);
@@ -234,6 +283,39 @@ async fn bad_input_battery() {
     let many_labels: Vec<_> = std::iter::once(label("__name__", "m"))
         .chain((0..20).map(|i| label(&format!("l{i:02}"), "v")))
         .collect();
+    let too_many_series: Vec<TestSeries> = (0..5)
+        .map(|i| (vec![label("__name__", &format!("s{i}"))], vec![(NOW, 1.0)]))
+        .collect();
+    let v2_no_empty_symbol = v2_body(&rw2::Request {
+        symbols: vec!["__name__".into(), "m".into()],
+        timeseries: vec![rw2::TimeSeries {
+            labels_refs: vec![0, 1],
+            samples: vec![rw2::Sample {
+                value: 1.0,
+                timestamp: NOW,
+            }],
+            ..Default::default()
+        }],
+    });
+    let v2_floats_and_histograms = v2_body(&rw2::Request {
+        symbols: vec!["".into(), "__name__".into(), "m".into()],
+        timeseries: vec![rw2::TimeSeries {
+            labels_refs: vec![1, 2],
+            samples: vec![rw2::Sample {
+                value: 1.0,
+                timestamp: NOW,
+            }],
+            histograms: vec![native_histogram(NOW)],
+            ..Default::default()
+        }],
+    });
+    let v2_dangling_symbol = v2_body(&rw2::Request {
+        symbols: vec!["".into(), "__name__".into()],
+        timeseries: vec![rw2::TimeSeries {
+            labels_refs: vec![1, 9],
+            ..Default::default()
+        }],
+    });
     /// name, body, headers, expected status, text the answer must contain.
     type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
     let cases: Vec<Case> = vec![
@@ -303,6 +385,54 @@ async fn bad_input_battery() {
             "21 labels, more than the limit of 8",
         ),
         (
+            "too many series",
+            v1_request(too_many_series),
+            V1.to_vec(),
+            400,
+            "request has 5 series, more than the limit of 4",
+        ),
+        (
+            "label name too long",
+            v1_request(vec![(
+                vec![label("__name__", "m"), label(&"n".repeat(33), "v")],
+                vec![(NOW, 1.0)],
+            )]),
+            V1.to_vec(),
+            400,
+            "label name of 33 bytes exceeds the limit of 32",
+        ),
+        (
+            "label value too long",
+            v1_request(vec![(
+                vec![label("__name__", "m"), label("pod", &"v".repeat(65))],
+                vec![(NOW, 1.0)],
+            )]),
+            V1.to_vec(),
+            400,
+            "value of label \"pod\" has 65 bytes, more than the limit of 64",
+        ),
+        (
+            "v2 symbols without the leading empty string",
+            v2_no_empty_symbol,
+            V2.to_vec(),
+            400,
+            "symbols table must start with the empty string",
+        ),
+        (
+            "v2 series with floats and histograms",
+            v2_floats_and_histograms,
+            V2.to_vec(),
+            400,
+            "series carries both float samples and histograms for series {__name__=\"m\"}",
+        ),
+        (
+            "v2 dangling symbol reference",
+            v2_dangling_symbol,
+            V2.to_vec(),
+            400,
+            "symbol reference 9 is out of range (table has 2 symbols)",
+        ),
+        (
             "bad tenant",
             v1_request(vec![]),
             [V1, &[("X-Scope-OrgID", "a|b")]].concat(),
@@ -349,4 +479,176 @@ async fn conflicting_duplicate_is_reported_and_exact_duplicate_is_idempotent() {
         a.body
     );
     assert_eq!(stored(&store, "anonymous", "d"), vec![(NOW, 1.0)]);
+}
+
+#[tokio::test]
+async fn v2_native_histograms_are_stored_and_counted() {
+    let store = MemStore::new();
+    let app = app(&store, IngestLimits::default());
+    let req = rw2::Request {
+        symbols: vec!["".into(), "__name__".into(), "rpc_latency_seconds".into()],
+        timeseries: vec![rw2::TimeSeries {
+            labels_refs: vec![1, 2],
+            histograms: vec![native_histogram(NOW - 15_000), native_histogram(NOW)],
+            ..Default::default()
+        }],
+    };
+    let a = post(&app, v2_body(&req), V2).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(a.headers["x-prometheus-remote-write-samples-written"], "0");
+    assert_eq!(a.headers["x-prometheus-remote-write-histograms-written"], "2");
+    let got = stored_histograms(&store, "rpc_latency_seconds");
+    assert_eq!(got.len(), 2);
+    let (t, h) = &got[1];
+    assert_eq!(*t, NOW);
+    assert_eq!((h.count, h.sum, h.zero_count), (6.0, 10.5, 1.0));
+    assert_eq!(
+        h.positive_buckets,
+        vec![2.0, 3.0],
+        "deltas become absolute counts"
+    );
+    assert!(stored(&store, "anonymous", "rpc_latency_seconds").is_empty());
+}
+
+#[tokio::test]
+async fn v2_created_timestamps_give_zero_samples_only_when_enabled() {
+    let request = |t: i64, ct: i64| rw2::Request {
+        symbols: vec![
+            "".into(),
+            "__name__".into(),
+            "http_requests_total".into(),
+            "rpc_latency_seconds".into(),
+        ],
+        timeseries: vec![
+            rw2::TimeSeries {
+                labels_refs: vec![1, 2],
+                samples: vec![rw2::Sample {
+                    value: 42.0,
+                    timestamp: t,
+                }],
+                created_timestamp: ct,
+                ..Default::default()
+            },
+            rw2::TimeSeries {
+                labels_refs: vec![1, 3],
+                histograms: vec![native_histogram(t)],
+                created_timestamp: ct,
+                ..Default::default()
+            },
+        ],
+    };
+    // Off (the default, as in Prometheus): the created timestamp is ignored.
+    let store = MemStore::new();
+    let off = app(&store, IngestLimits::default());
+    let a = post(&off, v2_body(&request(NOW - 60_000, NOW - 3_600_000)), V2).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(
+        stored(&store, "anonymous", "http_requests_total"),
+        vec![(NOW - 60_000, 42.0)]
+    );
+    assert_eq!(stored_histograms(&store, "rpc_latency_seconds").len(), 1);
+
+    // On: a zero sample (a zero histogram) at the created timestamp, not counted as written.
+    let store = MemStore::new();
+    let on = app(
+        &store,
+        IngestLimits {
+            created_timestamp_zero_ingestion: true,
+            ..Default::default()
+        },
+    );
+    let ct = NOW - 3_600_000;
+    let a = post(&on, v2_body(&request(NOW - 60_000, ct)), V2).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(a.headers["x-prometheus-remote-write-samples-written"], "1");
+    assert_eq!(a.headers["x-prometheus-remote-write-histograms-written"], "1");
+    assert_eq!(
+        stored(&store, "anonymous", "http_requests_total"),
+        vec![(ct, 0.0), (NOW - 60_000, 42.0)]
+    );
+    let hs = stored_histograms(&store, "rpc_latency_seconds");
+    assert_eq!(hs.len(), 2);
+    assert_eq!((hs[0].0, hs[0].1.count, hs[0].1.schema), (ct, 0.0, 0));
+    // Every later write of a long-running counter repeats its (old) created timestamp: that is
+    // in the past of the series, so it is ignored, and the write still succeeds.
+    let a = post(&on, v2_body(&request(NOW, ct)), V2).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(
+        stored(&store, "anonymous", "http_requests_total"),
+        vec![(ct, 0.0), (NOW - 60_000, 42.0), (NOW, 42.0)]
+    );
+    assert_eq!(stored_histograms(&store, "rpc_latency_seconds").len(), 3);
+}
+
+/// A distributor that holds every push until the test opens the gate.
+struct GatedDistributor {
+    inner: LocalDistributor,
+    entered: std::sync::atomic::AtomicUsize,
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl fenghuo_ingest::Distributor for GatedDistributor {
+    fn push(
+        &self,
+        tenant: &TenantId,
+        batch: fenghuo_storage::model::WriteBatch,
+    ) -> Result<fenghuo_storage::api::AppendOutcome, fenghuo_ingest::IngestError> {
+        self.entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.opened.wait(open).unwrap();
+        }
+        drop(open);
+        self.inner.push(tenant, batch)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_503_and_retried_requests_then_succeed() {
+    let store = MemStore::new();
+    let gate = Arc::new(GatedDistributor {
+        inner: LocalDistributor::new(Arc::new(store.clone())),
+        entered: Default::default(),
+        open: std::sync::Mutex::new(false),
+        opened: std::sync::Condvar::new(),
+    });
+    let state = IngestState::with_clock(
+        gate.clone(),
+        IngestLimits {
+            max_inflight_requests: 1,
+            ..Default::default()
+        },
+        Box::new(|| NOW),
+    );
+    let app = router(Arc::new(state));
+    let body = |v: f64| v1_request(vec![(vec![label("__name__", "busy")], vec![(NOW, v)])]);
+    let first = tokio::spawn({
+        let app = app.clone();
+        let body = body(1.0);
+        async move { post(&app, body, V1).await }
+    });
+    // Wait (not a timing assertion) until the first request holds the only slot.
+    for _ in 0..2000 {
+        if gate.entered.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(gate.entered.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let a = post(&app, body(2.0), V1).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    assert!(
+        a.body.contains("too many concurrent write requests (limit 1)"),
+        "{}",
+        a.body
+    );
+    *gate.open.lock().unwrap() = true;
+    gate.opened.notify_all();
+    let a = first.await.unwrap();
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    // Prometheus retries the 503; the retry gets in once the slot is free.
+    let a = post(&app, body(1.0), V1).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.body);
+    assert_eq!(stored(&store, "anonymous", "busy"), vec![(NOW, 1.0)]);
 }

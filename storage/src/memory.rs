@@ -60,6 +60,25 @@ impl Appender for MemStore {
         }
         for sw in batch.series {
             let series = data.series.entry(sw.labels.clone()).or_default();
+            let newest = series
+                .floats
+                .keys()
+                .next_back()
+                .into_iter()
+                .chain(series.histograms.keys().next_back())
+                .copied()
+                .max()
+                .unwrap_or(i64::MIN);
+            if let Some(t) = sw.created_zero_at(newest, i64::MIN) {
+                match sw.histograms.first().filter(|_| sw.samples.is_empty()) {
+                    Some(first) => {
+                        series.histograms.insert(t, Arc::new(first.h.zero_like()));
+                    }
+                    None => {
+                        series.floats.insert(t, 0.0);
+                    }
+                }
+            }
             for s in sw.samples {
                 match series.floats.get(&s.t) {
                     Some(v) if !same_value(*v, s.v) => out.rejected.push(Rejection {

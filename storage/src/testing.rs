@@ -42,6 +42,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("duplicates", duplicates),
     ("stale_markers_are_stored_as_is", stale_markers_are_stored_as_is),
     ("histograms", histograms),
+    ("created_timestamps", created_timestamps),
     ("max_samples", max_samples),
     ("tenant_isolation", tenant_isolation),
     ("label_apis", label_apis),
@@ -380,6 +381,95 @@ pub fn histograms(s: &dyn TestStore) {
         }]),
     );
     assert_eq!(again.histograms_written, 1, "duplicate histogram is idempotent");
+}
+
+/// Remote write 2.0's created timestamp becomes a zero sample (a zero histogram for histogram
+/// series) only where that is in order; elsewhere it is dropped without failing the write.
+pub fn created_timestamps(s: &dyn TestStore) {
+    let t = tenant("t1");
+    let with_ct = |name: &str, samples: &[(i64, f64)], ct: i64| SeriesWrite {
+        created_timestamp: ct,
+        ..series(&[("__name__", name)], samples)
+    };
+    // A new counter: zero at its created timestamp, then the sample; the zero is not counted.
+    let out = append(
+        s,
+        &t,
+        batch(vec![with_ct("requests", &[(T0 + 15_000, 5.0)], T0 + 1_000)]),
+    );
+    assert_eq!(
+        (out.samples_written, out.rejected.len()),
+        (1, 0),
+        "{:?}",
+        out.rejected
+    );
+    // Later writes repeat the same (now old) created timestamp: ignored, never rejected.
+    let out = append(
+        s,
+        &t,
+        batch(vec![with_ct("requests", &[(T0 + 30_000, 9.0)], T0 + 1_000)]),
+    );
+    assert_eq!(
+        (out.samples_written, out.rejected.len()),
+        (1, 0),
+        "{:?}",
+        out.rejected
+    );
+    // A counter reset: a new created timestamp after the last sample gives a new zero.
+    let out = append(
+        s,
+        &t,
+        batch(vec![with_ct("requests", &[(T0 + 60_000, 2.0)], T0 + 45_000)]),
+    );
+    assert_eq!(
+        (out.samples_written, out.rejected.len()),
+        (1, 0),
+        "{:?}",
+        out.rejected
+    );
+    let got = select(s, &[eq("__name__", "requests")]);
+    assert_eq!(
+        floats(&got[0]),
+        vec![
+            (T0 + 1_000, 0.0),
+            (T0 + 15_000, 5.0),
+            (T0 + 30_000, 9.0),
+            (T0 + 45_000, 0.0),
+            (T0 + 60_000, 2.0)
+        ]
+    );
+    // A created timestamp equal to the first sample's, or none, adds nothing.
+    append(s, &t, batch(vec![with_ct("same", &[(T0, 1.0)], T0)]));
+    append(s, &t, batch(vec![with_ct("none", &[(T0, 1.0)], 0)]));
+    assert_eq!(floats(&select(s, &[eq("__name__", "same")])[0]), vec![(T0, 1.0)]);
+    assert_eq!(floats(&select(s, &[eq("__name__", "none")])[0]), vec![(T0, 1.0)]);
+    // A histogram series gets a zero histogram with the first histogram's schema.
+    let out = append(
+        s,
+        &t,
+        batch(vec![SeriesWrite {
+            labels: labels(&[("__name__", "latency_ct")]),
+            histograms: vec![HistogramSample {
+                t: T0 + 15_000,
+                h: hist(1),
+            }],
+            created_timestamp: T0 + 5_000,
+            ..Default::default()
+        }]),
+    );
+    assert_eq!(
+        (out.histograms_written, out.rejected.len()),
+        (1, 0),
+        "{:?}",
+        out.rejected
+    );
+    let got = select(s, &[eq("__name__", "latency_ct")]);
+    assert!(got[0].floats.is_empty());
+    assert_eq!(got[0].histograms.len(), 2);
+    assert_eq!(got[0].histograms[0].t, T0 + 5_000);
+    assert_eq!(*got[0].histograms[0].h, hist(1).zero_like());
+    assert_eq!(got[0].histograms[0].h.count, 0.0);
+    assert_eq!(got[0].histograms[0].h.schema, hist(1).schema);
 }
 
 pub fn max_samples(s: &dyn TestStore) {

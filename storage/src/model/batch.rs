@@ -59,6 +59,24 @@ pub struct SeriesWrite {
     pub created_timestamp: i64,
 }
 
+impl SeriesWrite {
+    /// Where remote write 2.0's created timestamp puts a zero sample, if anywhere: as
+    /// Prometheus's created-timestamp zero ingestion does, only strictly before the write's first
+    /// sample and strictly after everything the series already holds (`series_max_t`), so it is
+    /// never out of order, and not before the store's lower bound `min_valid`. Ingest sets
+    /// `created_timestamp` only when the operator enabled this.
+    pub fn created_zero_at(&self, series_max_t: i64, min_valid: i64) -> Option<i64> {
+        let ct = self.created_timestamp;
+        let first = self
+            .samples
+            .iter()
+            .map(|s| s.t)
+            .chain(self.histograms.iter().map(|h| h.t))
+            .min()?;
+        (ct > 0 && ct < first && ct > series_max_t && ct >= min_valid).then_some(ct)
+    }
+}
+
 /// A validated batch for one tenant.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteBatch {

@@ -41,6 +41,18 @@ pub struct FloatHistogram {
 }
 
 impl FloatHistogram {
+    /// The zero sample at a series' created timestamp: a counter reset by definition, with this
+    /// histogram's schema, zero threshold and custom bounds so it does not force a new chunk.
+    pub fn zero_like(&self) -> Self {
+        Self {
+            counter_reset_hint: CounterResetHint::CounterReset,
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            custom_values: self.custom_values.clone(),
+            ..Self::default()
+        }
+    }
+
     pub fn uses_custom_buckets(&self) -> bool {
         self.schema == CUSTOM_BUCKETS_SCHEMA
     }

@@ -302,6 +302,24 @@ impl ShardState {
                 });
             };
             let mut stored_any = false;
+            if sw.created_timestamp > 0
+                && let Some(t) = sw.created_zero_at(series.max_t, min_valid)
+            {
+                // Not counted as written, and never a rejection: Prometheus drops a created
+                // timestamp that is out of order (ErrOutOfOrderCT) without failing the write.
+                let verdict = match sw.histograms.first().filter(|_| sw.samples.is_empty()) {
+                    Some(first) => {
+                        let zero = Arc::new(first.h.zero_like());
+                        add_histogram(&cfg, series, disk, t, &zero, &mut self.next_pending_id)?
+                    }
+                    None => add_float(&cfg, series, disk, t, 0.0, &mut self.next_pending_id)?,
+                };
+                if matches!(verdict, Verdict::Stored) {
+                    stored_any = true;
+                    note_partition(&cfg, series, t, &mut self.postings_todo);
+                    self.max_seen_t = self.max_seen_t.max(t);
+                }
+            }
             for s in &sw.samples {
                 if s.t < min_valid {
                     reject(&mut out, s.t, RejectReason::OutOfBounds);
