@@ -6,7 +6,8 @@ mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Fenghuo, get_json, http, remote_write_v1};
+use common::{Fenghuo, get_json, http, remote_write_v1, remote_write_v1_request, v1_request};
+use fenghuo_proto::rw1;
 use serde_json::json;
 
 fn now_ms() -> i64 {
@@ -141,6 +142,27 @@ fn tenants_never_see_each_other() {
     };
     write("bank-a", 1.0);
     write("bank-b", 2.0);
+    // bank-a also sends a counter with metadata and an exemplar.
+    let mut req = v1_request(&[(
+        vec![("__name__", "secret_total"), ("owner", "bank-a")],
+        vec![(t, 5.0)],
+    )]);
+    req.timeseries[0].exemplars.push(rw1::Exemplar {
+        labels: vec![rw1::Label {
+            name: "trace_id".into(),
+            value: "a1b2".into(),
+        }],
+        value: 5.0,
+        timestamp: t,
+    });
+    req.metadata.push(rw1::MetricMetadata {
+        r#type: 1,
+        metric_family_name: "secret_total".into(),
+        help: "bank-a's counter".into(),
+        unit: String::new(),
+    });
+    let (status, body) = remote_write_v1_request(&node.url("/api/v1/write"), Some("bank-a"), &req);
+    assert_eq!(status, 204, "{body}");
     let ask = |tenant: &str, path: &str, params: &[(&str, &str)]| -> serde_json::Value {
         http()
             .get(node.url(path))
@@ -161,6 +183,54 @@ fn tenants_never_see_each_other() {
     assert_eq!(series["data"], json!([]));
     let anonymous = node.query("secret", t as f64 / 1000.0);
     assert_eq!(anonymous["data"]["result"], json!([]));
+    // Every read endpoint: bank-a sees its own data, bank-b none of it.
+    let (start, end) = (format!("{}", t / 1000 - 60), format!("{}", t / 1000 + 60));
+    let window = [("start", start.as_str()), ("end", end.as_str())];
+    let range = |tenant: &str| {
+        ask(
+            tenant,
+            "/api/v1/query_range",
+            &[("query", "secret_total"), ("step", "15"), window[0], window[1]],
+        )["data"]["result"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!((range("bank-a"), range("bank-b")), (1, 0));
+    let series =
+        |tenant: &str| ask(tenant, "/api/v1/series", &[("match[]", "{owner=\"bank-a\"}")])["data"].clone();
+    assert_eq!(series("bank-a").as_array().map_or(0, Vec::len), 2);
+    assert_eq!(series("bank-b"), json!([]));
+    let names = |tenant: &str| ask(tenant, "/api/v1/label/__name__/values", &[])["data"].clone();
+    assert_eq!(names("bank-a"), json!(["secret", "secret_total"]));
+    assert_eq!(names("bank-b"), json!(["secret"]));
+    let labels = ask("bank-b", "/api/v1/labels", &[("match[]", "secret_total")]);
+    assert_eq!(labels["data"], json!([]), "{labels}");
+    let metadata = |tenant: &str| ask(tenant, "/api/v1/metadata", &[])["data"].clone();
+    assert_eq!(
+        metadata("bank-a")["secret_total"],
+        json!([{"type": "counter", "help": "bank-a's counter", "unit": ""}])
+    );
+    assert_eq!(metadata("bank-b"), json!({}));
+    let exemplars = |tenant: &str| {
+        ask(
+            tenant,
+            "/api/v1/query_exemplars",
+            &[("query", "secret_total"), window[0], window[1]],
+        )["data"]
+            .clone()
+    };
+    let a = exemplars("bank-a");
+    assert_eq!(a[0]["exemplars"][0]["labels"], json!({"trace_id": "a1b2"}), "{a}");
+    assert_eq!(exemplars("bank-b"), json!([]));
+    let status = |tenant: &str| ask(tenant, "/api/v1/status/tsdb", &[])["data"].clone();
+    let (a, b) = (status("bank-a"), status("bank-b"));
+    assert_eq!(a["headStats"]["numSeries"], 2, "{a}");
+    assert_eq!(b["headStats"]["numSeries"], 1, "{b}");
+    assert_eq!(
+        b["seriesCountByMetricName"],
+        json!([{"name": "secret", "value": 1}]),
+        "{b}"
+    );
 }
 
 /// Bad queries get Prometheus's error types and status codes; the node keeps
@@ -414,4 +484,100 @@ fn grafana_style_requests() {
     assert_eq!(exemplars["data"], json!([]));
     let formatted = form("/api/v1/format_query", &[("query", "sum(rate(x[5m]))by(job)")]);
     assert_eq!(formatted["data"], "sum by (job) (rate(x[5m]))");
+    // Grafana's metric and label browsers pass `limit` and show Prometheus's warning.
+    let limited = get_json(&node.url("/api/v1/label/code/values"), &[("limit", "2")]);
+    assert_eq!(limited["data"], json!(["200", "404"]), "{limited}");
+    assert_eq!(limited["warnings"], json!(["results truncated due to limit"]));
+    let all = get_json(&node.url("/api/v1/label/code/values"), &[("limit", "3")]);
+    assert_eq!(all["data"], json!(["200", "404", "500"]));
+    assert!(all.get("warnings").is_none(), "{all}");
+    let limited = form(
+        "/api/v1/series",
+        &[("match[]", "http_requests_total"), ("limit", "1")],
+    );
+    assert_eq!(limited["data"].as_array().map_or(0, Vec::len), 1, "{limited}");
+    assert_eq!(limited["warnings"], json!(["results truncated due to limit"]));
+    let limited = form("/api/v1/labels", &[("limit", "2")]);
+    assert_eq!(limited["data"], json!(["__name__", "code"]), "{limited}");
+    let parsed = form("/api/v1/parse_query", &[("query", "sum by (job) (rate(x[5m]))")]);
+    assert_eq!(parsed["data"]["type"], "aggregation", "{parsed}");
+    assert_eq!(parsed["data"]["op"], "sum");
+    assert_eq!(parsed["data"]["grouping"], json!(["job"]));
+    assert_eq!(parsed["data"]["expr"]["type"], "call");
+    assert_eq!(parsed["data"]["expr"]["func"]["name"], "rate");
+    let status = get_json(&node.url("/api/v1/status/tsdb"), &[]);
+    let head = &status["data"]["headStats"];
+    assert_eq!(head["numSeries"], 3, "{status}");
+    for key in ["chunkCount", "minTime", "maxTime", "numLabelPairs"] {
+        assert!(head.get(key).is_some(), "headStats lacks {key}: {status}");
+    }
+    assert_eq!(
+        status["data"]["seriesCountByMetricName"],
+        json!([{"name": "http_requests_total", "value": 3}])
+    );
+    assert_eq!(
+        status["data"]["labelValueCountByLabelName"][0],
+        json!({"name": "code", "value": 3})
+    );
+}
+
+/// A sample written out of order (inside the window) is answered by queries in its place, and
+/// rejected writes show up in `/metrics` by reason.
+#[test]
+fn out_of_order_writes_are_queried_in_order_and_rejections_counted() {
+    let node = Fenghuo::start();
+    let t = now_ms() / 1000 * 1000;
+    let write = |samples: Vec<(i64, f64)>| {
+        remote_write_v1(
+            &node.url("/api/v1/write"),
+            None,
+            &[(vec![("__name__", "late")], samples)],
+        )
+    };
+    assert_eq!(write(vec![(t - 60_000, 1.0), (t, 4.0)]).0, 204);
+    assert_eq!(write(vec![(t - 40_000, 2.0), (t - 20_000, 3.0)]).0, 204);
+    let range = get_json(
+        &node.url("/api/v1/query_range"),
+        &[
+            ("query", "late"),
+            ("start", &format!("{}", t / 1000 - 60)),
+            ("end", &format!("{}", t / 1000)),
+            ("step", "20"),
+        ],
+    );
+    let values: Vec<&str> = range["data"]["result"][0]["values"]
+        .as_array()
+        .map(|v| v.iter().filter_map(|p| p[1].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(values, ["1", "2", "3", "4"], "{range}");
+    let count = node.query("count_over_time(late[2m])", t as f64 / 1000.0);
+    assert_eq!(count["data"]["result"][0]["value"][1], "4", "{count}");
+    // A conflicting value for an existing timestamp is refused (400) and counted per sample;
+    // an undecodable request is counted as a rejected request.
+    let (status, body) = write(vec![(t - 20_000, 99.0)]);
+    assert_eq!(status, 400, "{body}");
+    let garbage = http()
+        .post(node.url("/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .body(b"not snappy".to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+    let metrics = http().get(node.url("/metrics")).send().unwrap().text().unwrap();
+    for line in [
+        "fenghuo_ingest_rejected_samples_total{reason=\"duplicate_timestamp\"} 1",
+        "fenghuo_ingest_rejected_requests_total{reason=\"bad_snappy\"} 1",
+    ] {
+        assert!(metrics.contains(line), "/metrics lacks {line}:\n{metrics}");
+    }
+    let disk = metrics
+        .lines()
+        .find(|l| l.starts_with("fenghuo_storage_disk_bytes"))
+        .unwrap_or_else(|| panic!("no fenghuo_storage_disk_bytes:\n{metrics}"));
+    let bytes: f64 = disk
+        .rsplit(' ')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(bytes > 0.0, "{disk}");
 }

@@ -98,7 +98,7 @@ async fn write(State(state): State<Arc<IngestState>>, headers: HeaderMap, body: 
         Ok(outcome) => respond(protocol_label, outcome),
         Err(e) => {
             let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-            metrics::REJECTED_SAMPLES
+            metrics::REJECTED_REQUESTS
                 .with_label_values(&[e.reason_label()])
                 .inc();
             if status.is_server_error() {

@@ -28,7 +28,18 @@ pub static WRITTEN: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static REJECTED_SAMPLES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "fenghuo_ingest_rejected_samples_total",
-        "Samples and histograms refused, by reason (whole requests count all their samples).",
+        "Samples and histograms of accepted requests that storage refused, by reason.",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+
+/// Whole requests refused before storage (undecodable, invalid, over a limit): their samples
+/// cannot always be counted (a garbage body has none), so they are counted as requests.
+pub static REJECTED_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "fenghuo_ingest_rejected_requests_total",
+        "Remote-write requests refused as a whole, by reason.",
         &["reason"]
     )
     .expect("metric registers once")
@@ -60,6 +71,7 @@ pub fn register() {
     LazyLock::force(&REQUESTS);
     LazyLock::force(&WRITTEN);
     LazyLock::force(&REJECTED_SAMPLES);
+    LazyLock::force(&REJECTED_REQUESTS);
     LazyLock::force(&RECEIVED_BYTES);
     // Histograms with a label are only exported once a child exists; the
     // protocol values are known, so create them at zero.

@@ -708,3 +708,26 @@ fn open_chunks_are_restored_from_incremental_head_segments() {
         200
     );
 }
+
+/// `fenghuo_storage_disk_bytes` reports a store's bytes from the moment it is open, not only
+/// after the first checkpoint (a restarted node already holds its data).
+#[test]
+fn disk_bytes_are_reported_from_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = TsdbOptions {
+        checkpoint_interval: PromDuration::from_secs(3600),
+        compaction_interval: PromDuration::from_secs(3600),
+        ..TsdbOptions::default()
+    };
+    let db = Tsdb::open(dir.path(), opts).unwrap();
+    let mut reported = 0;
+    for _ in 0..500 {
+        reported = fenghuo_storage::metrics::DISK_BYTES.get();
+        if reported > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(reported > 0, "disk bytes still {reported} after open");
+    db.close().unwrap();
+}

@@ -158,7 +158,12 @@ pub type TestSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
 
 /// Sends a remote write 1.0 request; returns status and body.
 pub fn remote_write_v1(url: &str, tenant: Option<&str>, series: &[TestSeries]) -> (u16, String) {
-    let req = rw1::WriteRequest {
+    remote_write_v1_request(url, tenant, &v1_request(series))
+}
+
+/// A remote write 1.0 request holding `series` and nothing else.
+pub fn v1_request(series: &[TestSeries]) -> rw1::WriteRequest {
+    rw1::WriteRequest {
         timeseries: series
             .iter()
             .map(|(labels, samples)| rw1::TimeSeries {
@@ -180,7 +185,11 @@ pub fn remote_write_v1(url: &str, tenant: Option<&str>, series: &[TestSeries]) -
             })
             .collect(),
         metadata: vec![],
-    };
+    }
+}
+
+/// Sends a remote write 1.0 request as built by the caller (metadata, exemplars, ...).
+pub fn remote_write_v1_request(url: &str, tenant: Option<&str>, req: &rw1::WriteRequest) -> (u16, String) {
     let body = snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .expect("snappy");

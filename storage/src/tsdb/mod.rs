@@ -454,7 +454,10 @@ fn maintenance_loop(shard: &Shard, stop: &(Mutex<bool>, Condvar), clock: &dyn Cl
     let compact_every = opts.compaction_interval.0.max(Duration::from_millis(10));
     let mut next_checkpoint = Instant::now() + checkpoint_every;
     let mut next_compaction = Instant::now() + compact_every;
-    let mut reported_disk = 0i64;
+    // Reported from the start, not only after the first checkpoint: a restarted node already
+    // holds its data.
+    let mut reported_disk = dir_size(&shard.dir) as i64;
+    metrics::DISK_BYTES.add(reported_disk);
     loop {
         {
             let (lock, cv) = stop;
