@@ -12,6 +12,7 @@
 mod runner;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use runner::{Counts, FileReport, Outcome};
@@ -100,7 +101,8 @@ fn promqltest_files_on_rocksdb_store() {
 }
 
 fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
-    println!("store: {store_name}");
+    let mut report = String::new();
+    let _ = writeln!(report, "store: {store_name}");
     let dir = test_dir();
     let filter = std::env::var("PROMQLTEST_FILTER").unwrap_or_default();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -146,14 +148,16 @@ fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
     let mut regressions = Vec::new();
     let mut fixed = Vec::new();
     let mut skipped = Vec::new();
-    println!(
+    let _ = writeln!(
+        report,
         "{:<28} {:>5} {:>5} {:>5}   {:>13} {:>13}",
         "file", "pass", "fail", "skip", "non-hist", "hist"
     );
     for r in &reports {
         let c = r.counts();
         total.merge(&c);
-        println!(
+        let _ = writeln!(
+            report,
             "{:<28} {:>5} {:>5} {:>5}   {:>6}/{:<6} {:>6}/{:<6}",
             r.file, c.pass, c.fail, c.skip, c.float_pass, c.float_total, c.hist_pass, c.hist_total
         );
@@ -162,7 +166,8 @@ fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
             match &e.outcome {
                 Outcome::Fail(reason) => {
                     let listed = known.contains_key(&key);
-                    println!(
+                    let _ = writeln!(
+                        report,
                         "  FAIL {key}{} {} -- {reason}",
                         if listed { " (known)" } else { "" },
                         e.expr
@@ -171,7 +176,14 @@ fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
                         regressions.push(format!("{key} {} -- {reason}", e.expr));
                     }
                 }
-                Outcome::Skip(reason) => skipped.push(format!("{key} {} -- {reason}", e.expr)),
+                Outcome::Skip(reason) => {
+                    // An eval the runner cannot even parse is a failure too: a parser
+                    // regression must not pass as "skipped".
+                    skipped.push(format!("{key} {} -- {reason}", e.expr));
+                    if !known.contains_key(&key) {
+                        regressions.push(format!("{key} {} -- skipped: {reason}", e.expr));
+                    }
+                }
                 Outcome::Pass => {
                     if known.contains_key(&key) {
                         fixed.push(key);
@@ -180,7 +192,8 @@ fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
             }
         }
     }
-    println!(
+    let _ = writeln!(
+        report,
         "{:<28} {:>5} {:>5} {:>5}   {:>6}/{:<6} {:>6}/{:<6}",
         "TOTAL",
         total.pass,
@@ -191,13 +204,14 @@ fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
         total.hist_pass,
         total.hist_total
     );
-    println!(
+    let _ = writeln!(
+        report,
         "non-histogram evals passing: {:.1}%",
         100.0 * total.float_pass as f64 / total.float_total.max(1) as f64
     );
-    println!("skipped evals ({}):", skipped.len());
+    let _ = writeln!(report, "skipped evals ({}):", skipped.len());
     for s in &skipped {
-        println!("  SKIP {s}");
+        let _ = writeln!(report, "  SKIP {s}");
     }
     if filter.is_empty() {
         let ran: std::collections::BTreeSet<&str> = reports.iter().map(|r| r.file.as_str()).collect();
@@ -210,11 +224,24 @@ fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
                 .iter()
                 .filter(|r| r.file == file)
                 .flat_map(|r| r.evals.iter())
-                .any(|e| format!("{file}:{}", e.line) == *key && matches!(e.outcome, Outcome::Fail(_)));
+                .any(|e| {
+                    format!("{file}:{}", e.line) == *key
+                        && matches!(e.outcome, Outcome::Fail(_) | Outcome::Skip(_))
+                });
             if !still_failing && !fixed.contains(key) {
                 fixed.push(key.clone());
             }
         }
+    }
+    // `cargo test` shows a passing test's output only with `--nocapture`; the table is also kept
+    // in a file so a green run's figures can be read afterwards.
+    print!("{report}");
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "promqltest-{}.txt",
+        store_name.split_whitespace().next().unwrap_or("store")
+    ));
+    if std::fs::write(&file, &report).is_ok() {
+        println!("report written to {}", file.display());
     }
     assert!(
         regressions.is_empty() && fixed.is_empty(),
