@@ -44,8 +44,12 @@ impl Ops {
             .reload()
             .await
             .context("reloading the alerting configuration")?;
-        self.ruler
-            .reload(ruler_config)
+        // A reload waits for the evaluations in flight of the groups it replaces, which can
+        // take as long as a slow query: keep that wait off the async workers.
+        let ruler = self.ruler.clone();
+        tokio::task::spawn_blocking(move || ruler.reload(ruler_config))
+            .await
+            .context("reload task failed")?
             .context("reloading the rule files")?;
         tracing::info!("Configuration reloaded.");
         Ok(())

@@ -674,9 +674,11 @@ fn alert_limit_fails_the_rule_and_clears_its_alerts() {
     assert!(g.alert_states().is_empty());
 }
 
-/// A store whose first query blocks until released, counting queries in flight.
+/// A store whose first query (of `only` tenant, or any) blocks until released, counting that
+/// tenant's queries in flight.
 struct SlowStore {
     inner: Arc<MemStore>,
+    only: Option<&'static str>,
     gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     in_flight: std::sync::atomic::AtomicUsize,
     max_in_flight: std::sync::atomic::AtomicUsize,
@@ -689,6 +691,9 @@ impl Queryable for SlowStore {
         tenant: &TenantId,
     ) -> Result<Arc<dyn fenghuo_storage::api::Querier>, fenghuo_storage::StorageError> {
         use std::sync::atomic::Ordering::SeqCst;
+        if self.only.is_some_and(|t| t != tenant.as_str()) {
+            return self.inner.querier(tenant);
+        }
         let n = self.in_flight.fetch_add(1, SeqCst) + 1;
         self.max_in_flight.fetch_max(n, SeqCst);
         self.calls.fetch_add(1, SeqCst);
@@ -726,6 +731,7 @@ fn a_slow_group_is_never_evaluated_twice_at_once_and_counts_missed_iterations() 
     let mem = Arc::new(MemStore::new());
     let slow = Arc::new(SlowStore {
         inner: mem.clone(),
+        only: None,
         gate: Mutex::new(Some(gate)),
         in_flight: Default::default(),
         max_in_flight: Default::default(),
@@ -803,5 +809,254 @@ fn a_slow_group_is_never_evaluated_twice_at_once_and_counts_missed_iterations() 
     assert!(!Arc::ptr_eq(&new, &g));
     assert_eq!(new.last_eval_ts(), Some(first + 60_000));
     assert_eq!(slow.max_in_flight.load(SeqCst), 1);
+    rt.block_on(svc.shutdown());
+}
+
+#[test]
+fn a_reload_waiting_for_a_slow_group_blocks_neither_other_groups_nor_the_api() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (release, gate) = std::sync::mpsc::channel();
+    let mem = Arc::new(MemStore::new());
+    let slow = Arc::new(SlowStore {
+        inner: mem.clone(),
+        only: Some("slow"),
+        gate: Mutex::new(Some(gate)),
+        in_flight: Default::default(),
+        max_in_flight: Default::default(),
+        calls: Default::default(),
+    });
+    let clock = Arc::new(ManualClock::new(at(T0)));
+    let rules = "groups:\n- name: g\n  rules:\n  - record: r\n    expr: vector(1)\n";
+    let svc = RulerService::start(
+        RulerOptions {
+            config: config(tmp.path(), &[("slow", rules), ("other", rules)]),
+            default_external_url: "http://fenghuo:9800".into(),
+            run_loop: true,
+        },
+        Backend {
+            engine: Arc::new(Engine::new(EngineOptions::default())),
+            queryable: slow.clone(),
+            appender: mem.clone(),
+        },
+        Arc::new(Sink::default()),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let group =
+        |tenant: &str| svc.tenant_groups(&TenantId::new(tenant).unwrap_or_else(|e| panic!("{e}")))[0].clone();
+    let (slow_g, other) = (group("slow"), group("other"));
+    let slow_first = svc
+        .next_eval_ns(&slow_g.tenant, &slow_g.file, &slow_g.name)
+        .unwrap_or_default();
+    clock.set(at_ns(slow_first));
+    wait("the slow evaluation to hang", || slow.in_flight.load(SeqCst) == 1);
+    std::fs::write(
+        tmp.path().join("slow-0.yml"),
+        rules.replace("vector(1)", "vector(2)"),
+    )
+    .unwrap_or_default();
+    let svc2 = svc.clone();
+    let reloading = std::thread::spawn(move || svc2.reload(None));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!reloading.is_finished(), "reload did not wait for the evaluation");
+    // Meanwhile the API's view of the groups answers...
+    let svc3 = svc.clone();
+    let listing = std::thread::spawn(move || svc3.all_groups().len());
+    wait("the group listing", || listing.is_finished());
+    assert!(listing.join().is_ok_and(|n| n == 2));
+    // ...and the other tenant's group keeps being evaluated on schedule.
+    for _ in 0..2 {
+        let next = svc
+            .next_eval_ns(&other.tenant, &other.file, &other.name)
+            .unwrap_or_default();
+        clock.set(at_ns(next.max(slow_first)));
+        wait("the other group's evaluation", || {
+            other.last_eval_ts_ns() == Some(next)
+        });
+    }
+    assert!(!reloading.is_finished());
+    let _ = release.send(());
+    assert!(reloading.join().is_ok_and(|r| r.is_ok()));
+    assert!(!Arc::ptr_eq(&group("slow"), &slow_g));
+    rt.block_on(svc.shutdown());
+}
+
+/// A store whose `select` panics for the metric `boom` (a stand-in for a bug in the engine or
+/// storage that unwinds).
+struct PanickyStore(Arc<MemStore>);
+
+struct PanickyQuerier(Arc<dyn fenghuo_storage::api::Querier>);
+
+impl Queryable for PanickyStore {
+    fn querier(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Arc<dyn fenghuo_storage::api::Querier>, fenghuo_storage::StorageError> {
+        Ok(Arc::new(PanickyQuerier(self.0.querier(tenant)?)))
+    }
+}
+
+impl fenghuo_storage::api::Querier for PanickyQuerier {
+    fn select(
+        &self,
+        matchers: &[fenghuo_storage::model::Matcher],
+        hints: &fenghuo_storage::api::SelectHints,
+    ) -> Result<Vec<fenghuo_storage::api::Series>, fenghuo_storage::StorageError> {
+        if matchers.iter().any(|m| m.name == "__name__" && m.value == "boom") {
+            panic!("boom selected");
+        }
+        self.0.select(matchers, hints)
+    }
+    fn label_names(
+        &self,
+        start: i64,
+        end: i64,
+        matchers: &[fenghuo_storage::model::Matcher],
+    ) -> Result<Vec<String>, fenghuo_storage::StorageError> {
+        self.0.label_names(start, end, matchers)
+    }
+    fn label_values(
+        &self,
+        name: &str,
+        start: i64,
+        end: i64,
+        matchers: &[fenghuo_storage::model::Matcher],
+    ) -> Result<Vec<String>, fenghuo_storage::StorageError> {
+        self.0.label_values(name, start, end, matchers)
+    }
+    fn series_labels(
+        &self,
+        start: i64,
+        end: i64,
+        matchers: &[fenghuo_storage::model::Matcher],
+    ) -> Result<Vec<Labels>, fenghuo_storage::StorageError> {
+        self.0.series_labels(start, end, matchers)
+    }
+    fn metadata(
+        &self,
+        metric: Option<&str>,
+    ) -> Result<Vec<fenghuo_storage::model::MetricMetadata>, fenghuo_storage::StorageError> {
+        self.0.metadata(metric)
+    }
+    fn exemplars(
+        &self,
+        start: i64,
+        end: i64,
+        matcher_sets: &[Vec<fenghuo_storage::model::Matcher>],
+    ) -> Result<Vec<(Labels, Vec<fenghuo_storage::model::Exemplar>)>, fenghuo_storage::StorageError> {
+        self.0.exemplars(start, end, matcher_sets)
+    }
+    fn tsdb_status(
+        &self,
+        limit: usize,
+    ) -> Result<fenghuo_storage::api::TsdbStatus, fenghuo_storage::StorageError> {
+        self.0.tsdb_status(limit)
+    }
+}
+
+const PANICKY_RULES: &str =
+    "groups:\n- name: p\n  rules:\n  - record: a\n    expr: sum(boom)\n  - record: b\n    expr: vector(1)\n";
+
+#[test]
+fn a_panicking_rule_is_that_rules_error_and_the_group_goes_on() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mem = Arc::new(MemStore::new());
+    let clock = Arc::new(ManualClock::new(at(T0)));
+    let svc = RulerService::start(
+        RulerOptions {
+            config: config(tmp.path(), &[("panicky", PANICKY_RULES)]),
+            default_external_url: "http://fenghuo:9800".into(),
+            run_loop: false,
+        },
+        Backend {
+            engine: Arc::new(Engine::new(EngineOptions::default())),
+            queryable: Arc::new(PanickyStore(mem.clone())),
+            appender: mem.clone(),
+        },
+        Arc::new(Sink::default()),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = svc.all_groups()[0].clone();
+    let key = g.key();
+    let failures = || {
+        metrics::EVALUATION_FAILURES
+            .with_label_values(&["panicky", &key])
+            .get()
+    };
+    for k in 1..=2 {
+        let next = svc.next_eval_ns(&g.tenant, &g.file, &g.name).unwrap_or_default();
+        clock.set(at_ns(next));
+        assert_eq!(svc.tick(), 1, "evaluation {k} did not run");
+        let st = g.rules[0].status().lock().clone();
+        assert_eq!(st.health, fenghuo_alerting::ruler::rule::Health::Bad);
+        assert_eq!(st.last_error.as_deref(), Some("unexpected error: boom selected"));
+        assert!(st.last_evaluation.is_some());
+        assert_eq!(
+            g.rules[1].status().lock().health,
+            fenghuo_alerting::ruler::rule::Health::Good
+        );
+        assert_eq!(g.last_eval_ts_ns(), Some(next));
+        assert_eq!(failures(), k);
+    }
+    let env_query = |q: &str, t: i64| {
+        let tenant = TenantId::new("panicky").unwrap_or_else(|e| panic!("{e}"));
+        let querier = mem.querier(&tenant).unwrap_or_else(|e| panic!("{e}"));
+        Engine::new(EngineOptions::default())
+            .instant(&*querier, q, t)
+            .map(|o| format!("{:?}", o.value))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let t = g.last_eval_ts().unwrap_or_default();
+    assert!(env_query("b", t).contains("Float(1.0)"), "{}", env_query("b", t));
+}
+
+#[test]
+fn a_panicking_evaluation_does_not_freeze_the_evaluation_loop() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mem = Arc::new(MemStore::new());
+    let clock = Arc::new(ManualClock::new(at(T0)));
+    let svc = RulerService::start(
+        RulerOptions {
+            config: config(tmp.path(), &[("panicky-loop", PANICKY_RULES)]),
+            default_external_url: "http://fenghuo:9800".into(),
+            run_loop: true,
+        },
+        Backend {
+            engine: Arc::new(Engine::new(EngineOptions::default())),
+            queryable: Arc::new(PanickyStore(mem.clone())),
+            appender: mem.clone(),
+        },
+        Arc::new(Sink::default()),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = svc.all_groups()[0].clone();
+    let first = svc.next_eval_ns(&g.tenant, &g.file, &g.name).unwrap_or_default();
+    for k in 0..3 {
+        let t = first + k * 10_000_000_000;
+        clock.set(at_ns(t));
+        wait("the next evaluation", || g.last_eval_ts_ns() == Some(t));
+    }
+    // A reload replacing the group does not wait forever for an evaluation that panicked.
+    std::fs::write(
+        tmp.path().join("panicky-loop-0.yml"),
+        PANICKY_RULES.replace("vector(1)", "vector(2)"),
+    )
+    .unwrap_or_default();
+    assert!(svc.reload(None).is_ok());
     rt.block_on(svc.shutdown());
 }

@@ -5,6 +5,7 @@
 //! `for` state from `ALERTS_FOR_STATE` after a restart.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -305,44 +306,30 @@ impl Group {
                 external_url: &opts.external_url,
                 template_url: opts.template_url.as_deref(),
             };
-            let result = rule.eval(&ctx);
-            let finish = |r: &Rule| {
-                let mut st = r.status().lock();
-                st.last_evaluation = Some(now_ns);
-                st.evaluation_seconds = rule_start.elapsed().as_secs_f64();
-                metrics::EVALUATION_DURATION.observe(st.evaluation_seconds);
-            };
-            let vector = match result {
+            // A panic in one rule (the engine, a template, the appender) is that rule's error, as
+            // PromQL's engine turns runtime panics into "unexpected error"; the other rules and
+            // groups go on.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.eval_rule(i, rule, &ctx, backend, opts, notifier, &key)
+            }))
+            .unwrap_or_else(|panic| Err(format!("unexpected error: {}", panic_message(&*panic))));
+            match outcome {
+                Ok(n) => samples_total += n,
                 Err(e) => {
-                    {
-                        let mut st = rule.status().lock();
-                        st.health = Health::Bad;
-                        st.last_error = Some(e.clone());
-                    }
-                    finish(rule);
+                    let mut st = rule.status().lock();
+                    st.health = Health::Bad;
+                    st.last_error = Some(e.clone());
+                    drop(st);
                     metrics::EVALUATION_FAILURES
                         .with_label_values(&[tenant, &key])
                         .inc();
                     tracing::warn!(tenant, group = %key, rule = rule.name(), index = i, error = %e, "Evaluating rule failed.");
-                    continue;
-                }
-                Ok(v) => v,
-            };
-            {
-                let mut st = rule.status().lock();
-                st.health = Health::Good;
-                st.last_error = None;
-            }
-            samples_total += vector.len();
-            if let Rule::Alerting(ar) = rule {
-                let sent = ar.alerts_to_send(ts_ns, opts.resend_delay_ms, self.interval_ms);
-                if !sent.is_empty() {
-                    let url = format!("{}{}", opts.external_url, table_link(&ar.query));
-                    notifier.send(&self.tenant, sent.iter().map(|a| outgoing(a, &url)).collect());
                 }
             }
-            self.write_results(i, rule, vector, ts - offset, backend, &key);
-            finish(rule);
+            let mut st = rule.status().lock();
+            st.last_evaluation = Some(now_ns);
+            st.evaluation_seconds = rule_start.elapsed().as_secs_f64();
+            metrics::EVALUATION_DURATION.observe(st.evaluation_seconds);
         }
         metrics::GROUP_SAMPLES
             .with_label_values(&[tenant, &key])
@@ -360,6 +347,38 @@ impl Group {
         metrics::GROUP_LAST_EVAL
             .with_label_values(&[tenant, &key])
             .set(ts_ns as f64 / 1e9);
+    }
+
+    /// Evaluates one rule and writes its results; returns how many samples it produced, or the
+    /// error that fails it.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_rule(
+        &self,
+        i: usize,
+        rule: &Rule,
+        ctx: &EvalCtx<'_>,
+        backend: &Backend,
+        opts: &GroupOptions,
+        notifier: &dyn Notifier,
+        key: &str,
+    ) -> Result<usize, String> {
+        let vector = rule.eval(ctx)?;
+        {
+            let mut st = rule.status().lock();
+            st.health = Health::Good;
+            st.last_error = None;
+        }
+        let n = vector.len();
+        if let Rule::Alerting(ar) = rule {
+            let sent = ar.alerts_to_send(ctx.ts_ns, opts.resend_delay_ms, self.interval_ms);
+            if !sent.is_empty() {
+                let url = format!("{}{}", opts.external_url, table_link(&ar.query));
+                notifier.send(&self.tenant, sent.iter().map(|a| outgoing(a, &url)).collect());
+            }
+        }
+        let stale_ts = ctx.ts_ms() - ctx.query_offset_ms;
+        self.write_results(i, rule, vector, stale_ts, backend, key);
+        Ok(n)
     }
 
     fn write_results(
@@ -562,6 +581,15 @@ pub fn write_stale(backend: &Backend, tenant: &TenantId, series: &[Labels], ts: 
         .append(tenant, batch)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The message of a caught panic (`panic!` payloads are a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_string())
 }
 
 fn rule_definition(r: &Rule) -> String {
