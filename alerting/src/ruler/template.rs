@@ -250,25 +250,6 @@ fn float_to_time(v: f64) -> Result<Value, String> {
     })
 }
 
-/// Go's `strings.Title`: upper-cases letters that start a word.
-pub fn title(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut prev_sep = true;
-    for c in s.chars() {
-        if prev_sep {
-            out.extend(c.to_uppercase());
-        } else {
-            out.push(c);
-        }
-        prev_sep = if c.is_ascii() {
-            !(c.is_ascii_alphanumeric() || c == '_')
-        } else {
-            !(c.is_alphanumeric()) && (c.is_whitespace() || !c.is_alphabetic())
-        };
-    }
-    out
-}
-
 /// Go's `net.SplitHostPort`: `Some((host, port))` when `s` is a valid host:port.
 fn split_host_port(s: &str) -> Option<(String, String)> {
     if let Some(rest) = s.strip_prefix('[') {
@@ -370,7 +351,7 @@ impl FuncSet for Expander<'_> {
                 let re = go_regex(want_str(&args[0])?)?;
                 Value::Bool(re.is_match(want_str(&args[1])?))
             }
-            "title" => Value::str(title(want_str(&args[0])?)),
+            "title" => Value::str(crate::ruler::titlecase::title(want_str(&args[0])?)),
             "toUpper" => Value::str(want_str(&args[0])?.to_uppercase()),
             "toLower" => Value::str(want_str(&args[0])?.to_lowercase()),
             "graphLink" => Value::str(format!(
