@@ -16,6 +16,7 @@ use fenghuo_alerting::{Clock, ManualClock};
 use fenghuo_query::{Engine, EngineOptions, PointValue};
 use fenghuo_storage::api::{Appender, Queryable};
 use fenghuo_storage::memory::MemStore;
+use fenghuo_storage::model::PromDuration;
 use fenghuo_storage::model::{Labels, Sample, SeriesWrite, TenantId, WriteBatch, stale_nan};
 use parking_lot::Mutex;
 
@@ -97,14 +98,26 @@ fn backend(store: &Arc<MemStore>) -> Backend {
 }
 
 fn start(files: &[(&str, &str)], store: Option<Arc<MemStore>>, now: i64) -> Env {
+    start_with(files, store, now, |_| {})
+}
+
+/// [`start`] with a tweak to the ruler config.
+fn start_with(
+    files: &[(&str, &str)],
+    store: Option<Arc<MemStore>>,
+    now: i64,
+    tweak: impl FnOnce(&mut RulerConfig),
+) -> Env {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().to_path_buf();
     let store = store.unwrap_or_default();
     let clock = Arc::new(ManualClock::new(at(now)));
     let sink = Arc::new(Sink::default());
+    let mut cfg = config(&dir, files);
+    tweak(&mut cfg);
     let svc = RulerService::start(
         RulerOptions {
-            config: config(&dir, files),
+            config: cfg,
             default_external_url: "http://fenghuo:9800".into(),
             run_loop: false,
         },
@@ -131,6 +144,41 @@ impl Env {
             .into_iter()
             .next()
             .unwrap_or_else(|| panic!("no group"))
+    }
+
+    /// Like [`Env::step`], in nanoseconds (what alert times carry).
+    fn step_ns(&self, tenant: &str) -> i64 {
+        let g = self.group(tenant);
+        let next = self
+            .svc
+            .next_eval_ns(&g.tenant, &g.file, &g.name)
+            .unwrap_or_else(|| panic!("not scheduled"));
+        self.clock.set(at_ns(next));
+        assert_eq!(self.svc.tick(), 1);
+        next
+    }
+
+    fn now_ns(&self) -> i64 {
+        self.clock.now().timestamp_nanos_opt().unwrap_or_default()
+    }
+
+    /// The `activeAt` of the group's only alert (nanoseconds).
+    fn active_at(&self, tenant: &str) -> i64 {
+        let g = self.group(tenant);
+        let alerts: Vec<_> = g.alerting_rules().flat_map(|r| r.active_alerts()).collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        alerts[0].active_at
+    }
+
+    /// Steps until an alert is sent; returns that evaluation's time (ns).
+    fn step_until_fired(&self, tenant: &str, max_steps: usize) -> i64 {
+        for _ in 0..max_steps {
+            let t = self.step_ns(tenant);
+            if !self.sink.take().is_empty() {
+                return t;
+            }
+        }
+        panic!("no alert fired in {max_steps} evaluations");
     }
 
     /// Moves the clock to the group's next evaluation and runs it; returns the evaluation time
@@ -1059,4 +1107,137 @@ fn a_panicking_evaluation_does_not_freeze_the_evaluation_loop() {
     .unwrap_or_default();
     assert!(svc.reload(None).is_ok());
     rt.block_on(svc.shutdown());
+}
+
+const S: i64 = 1_000_000_000;
+
+/// An alert with `for` pending for `pending` seconds (evaluated every 10s from T0), then the
+/// ruler down for `outage` seconds and restarted on the same store, with `grace` as
+/// `for_grace_period`. Returns the first run's first evaluation and last evaluation (ns), the
+/// restarted ruler after its first two evaluations (restoration runs after the second), and
+/// its first evaluation (ns).
+fn restart_case(for_: &str, grace: u64, pending: i64, outage: i64) -> (i64, i64, Env, i64) {
+    let rules = format!("groups:\n- name: r\n  rules:\n  - alert: Slow\n    expr: m > 0\n    for: {for_}\n");
+    let store = Arc::new(MemStore::new());
+    write(
+        &*store,
+        "anonymous",
+        "m",
+        &series(T0 - 60_000..T0 + 3 * 3_600_000, 5_000, 1.0),
+    );
+    let tweak = |c: &mut RulerConfig| c.for_grace_period = PromDuration::from_secs(grace);
+    let env = start_with(&[("anonymous", &rules)], Some(store.clone()), T0, tweak);
+    let first = env.step_ns("anonymous");
+    let mut down_at = first;
+    while down_at - first < pending * S {
+        down_at = env.step_ns("anonymous");
+    }
+    assert_eq!(down_at - first, pending * S);
+    assert!(env.sink.take().is_empty(), "fired before the outage");
+    let restart_ms = (down_at + outage * S) / 1_000_000;
+    let env2 = start_with(&[("anonymous", &rules)], Some(store), restart_ms, tweak);
+    let r1 = env2.step_ns("anonymous");
+    env2.step_ns("anonymous");
+    (first, down_at, env2, r1)
+}
+
+#[test]
+fn for_state_is_restored_within_the_outage_tolerance_only() {
+    // 59 minutes down (of the default 1h tolerance): the 2 minutes pending before the outage
+    // count, the alert fires 3 minutes after the restart.
+    let (first, down_at, env, r1) = restart_case("5m", 60, 120, 59 * 60);
+    let restored_at = env.now_ns();
+    assert_eq!(
+        env.active_at("anonymous"),
+        first / S * S + (restored_at - down_at / S * S)
+    );
+    let fired = env.step_until_fired("anonymous", 40);
+    let after = (fired - restored_at) / S;
+    assert!(
+        (170..=180).contains(&after),
+        "fired {after}s after the restoration"
+    );
+    let _ = r1;
+    // 61 minutes down: ALERTS_FOR_STATE is older than the tolerance, nothing is restored and
+    // the alert waits its whole `for` again.
+    let (_, _, env, r1) = restart_case("5m", 60, 120, 61 * 60);
+    assert_eq!(env.active_at("anonymous"), r1);
+    let fired = env.step_until_fired("anonymous", 40);
+    assert_eq!(fired - r1, 300 * S);
+}
+
+#[test]
+fn restoration_leaves_at_least_the_grace_period_before_firing() {
+    // `for: 5m`, pending 4m30s when the ruler went down: only 30s would remain, less than the
+    // 60s grace period, so the alert fires one grace period after the restoration.
+    let (_, _, env, _) = restart_case("5m", 60, 270, 120);
+    let restored_at = env.now_ns();
+    assert_eq!(env.active_at("anonymous"), restored_at + 60 * S - 300 * S);
+    let fired = env.step_until_fired("anonymous", 20);
+    assert!(fired >= restored_at + 60 * S, "fired before the grace period");
+    assert!(fired < restored_at + 70 * S, "fired late");
+}
+
+#[test]
+fn alerts_with_for_shorter_than_the_grace_period_are_not_restored() {
+    // `for: 30s` with a 10m grace period: restoring would hold the alert for 10 minutes, so
+    // Prometheus skips it and the alert waits its 30s from the restart.
+    let (_, _, env, r1) = restart_case("30s", 600, 20, 60);
+    assert_eq!(env.active_at("anonymous"), r1);
+    let fired = env.step_until_fired("anonymous", 10);
+    assert_eq!(fired - r1, 30 * S);
+    let g = env.group("anonymous");
+    assert!(g.alerting_rules().all(|r| r.is_restored()));
+}
+
+#[test]
+fn the_configured_default_query_offset_applies_to_groups_without_their_own() {
+    let rules = "groups:\n- name: off\n  rules:\n  - record: m:copy\n    expr: m\n  - alert: Up\n    expr: m > 0\n- name: own\n  query_offset: 0s\n  rules:\n  - record: m:own\n    expr: m\n";
+    let env = start_with(&[("anonymous", rules)], None, T0, |c| {
+        c.query_offset = PromDuration::from_secs(60);
+    });
+    // Only data older than a minute before the evaluations: seen through the offset only.
+    write(&*env.store, "anonymous", "m", &[(T0 - 70_000, 7.0)]);
+    let tenant = TenantId::new("anonymous").unwrap_or_else(|e| panic!("{e}"));
+    let (off, own) = {
+        let gs = env.svc.tenant_groups(&tenant);
+        let find = |n: &str| {
+            gs.iter()
+                .find(|g| g.name == n)
+                .cloned()
+                .unwrap_or_else(|| panic!("no group {n}"))
+        };
+        (find("off"), find("own"))
+    };
+    // Three evaluations: ALERTS is written once `for` state restoration ran (after the second).
+    for _ in 0..3 {
+        let next = env
+            .svc
+            .next_eval_ns(&off.tenant, &off.file, &off.name)
+            .unwrap_or_default();
+        env.clock.set(at_ns(next));
+        env.svc.tick();
+    }
+    let last = off.last_eval_ts().unwrap_or_default();
+    let raw = |q: &str| -> Vec<i64> {
+        let querier = env.store.querier(&tenant).unwrap_or_else(|e| panic!("{e}"));
+        let sel = querier
+            .select(
+                &[fenghuo_storage::model::Matcher::equal("__name__", q)],
+                &fenghuo_storage::api::SelectHints {
+                    start: T0 - 3_600_000,
+                    end: T0 + 3_600_000,
+                    max_samples: None,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        sel.iter().flat_map(|s| s.floats.iter().map(|p| p.t)).collect()
+    };
+    // Samples of the group without its own offset are written a minute before evaluation.
+    assert_eq!(raw("m:copy").last().copied(), Some(last - 60_000));
+    assert_eq!(raw("ALERTS").last().copied(), Some(last - 60_000));
+    assert_eq!(raw("ALERTS_FOR_STATE").last().copied(), Some(last - 60_000));
+    // The group's own `query_offset: 0s` overrides the default.
+    assert_eq!(raw("m:own").last().copied(), own.last_eval_ts());
+    assert_eq!(off.query_offset_ms, None);
 }
