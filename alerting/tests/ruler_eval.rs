@@ -1241,3 +1241,54 @@ fn the_configured_default_query_offset_applies_to_groups_without_their_own() {
     assert_eq!(raw("m:own").last().copied(), own.last_eval_ts());
     assert_eq!(off.query_offset_ms, None);
 }
+
+/// The `/metrics` text lines of one tenant's group.
+fn group_metric_lines(tenant: &str, key: &str) -> Vec<String> {
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::default_registry().gather())
+        .unwrap_or_default();
+    let (t, g) = (format!("tenant=\"{tenant}\""), format!("rule_group=\"{key}\""));
+    text.lines()
+        .filter(|l| l.contains(&t) && l.contains(&g))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_removed_groups_metrics_are_deleted() {
+    let stays = "- name: stays\n  rules:\n  - record: a\n    expr: vector(1)\n";
+    let goes = "- name: goes\n  rules:\n  - alert: B\n    expr: vector(1) > 0\n    for: 1m\n";
+    let env = start(&[("metrics-gc", &format!("groups:\n{stays}{goes}"))], None, T0);
+    let tenant = TenantId::new("metrics-gc").unwrap_or_else(|e| panic!("{e}"));
+    let groups = env.svc.tenant_groups(&tenant);
+    assert_eq!(groups.len(), 2);
+    // Three rounds: the alerting group's `for` restoration (and its metric) runs after the second.
+    for _ in 0..3 {
+        let next = groups
+            .iter()
+            .filter_map(|g| env.svc.next_eval_ns(&g.tenant, &g.file, &g.name))
+            .max()
+            .unwrap_or_default();
+        env.clock.set(at_ns(next));
+        env.svc.tick();
+    }
+    let key = |name: &str| {
+        groups
+            .iter()
+            .find(|g| g.name == name)
+            .map(|g| g.key())
+            .unwrap_or_default()
+    };
+    let before = group_metric_lines("metrics-gc", &key("goes"));
+    // Every per-group family: evaluations, failures, iterations (scheduled and missed), last
+    // duration, last evaluation, interval, restore duration, rules, samples.
+    assert_eq!(before.len(), 10, "{before:#?}");
+    let kept = group_metric_lines("metrics-gc", &key("stays")).len();
+    std::fs::write(env.dir.join("metrics-gc-0.yml"), format!("groups:\n{stays}")).unwrap_or_default();
+    assert!(env.svc.reload(None).is_ok());
+    assert_eq!(
+        group_metric_lines("metrics-gc", &key("goes")),
+        Vec::<String>::new()
+    );
+    assert_eq!(group_metric_lines("metrics-gc", &key("stays")).len(), kept);
+}

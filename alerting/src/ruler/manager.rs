@@ -288,8 +288,7 @@ impl RulerService {
         let mut retired = self.retired.lock();
         for ((tenant, key), s) in old {
             let series = s.group.current_series();
-            let _ = metrics::GROUP_RULES.remove_label_values(&[tenant.as_str(), &key]);
-            let _ = metrics::GROUP_INTERVAL.remove_label_values(&[tenant.as_str(), &key]);
+            metrics::remove_group(tenant.as_str(), &key);
             if !series.is_empty() {
                 retired.push(Retired {
                     due: now + 2 * s.group.interval_ns(),
