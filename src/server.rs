@@ -171,7 +171,8 @@ fn ops_router(ops: Arc<Ops>) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "fenghuo is Healthy.\n" }))
         .route("/-/ready", get(ready))
-        .route("/-/reload", post(reload))
+        // Prometheus accepts both methods.
+        .route("/-/reload", post(reload).put(reload))
         .with_state(ops)
 }
 

@@ -279,6 +279,21 @@ fn serve_evaluates_tenant_rules_and_alerts() {
     assert!(resp.status().is_server_error());
     let r = get(&node, "/api/v1/rules", "team-a", &[]);
     assert_eq!(r["data"]["groups"][0]["rules"].as_array().map(Vec::len), Some(3));
+    // PUT reloads too, as in Prometheus.
+    std::fs::write(
+        &rules,
+        format!("{RULES}      - record: job:temp:avg\n        expr: avg by (job) (temperature)\n"),
+    )
+    .expect("rules");
+    let resp = http().put(node.url("/-/reload")).send().expect("reload");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let r = get(
+        &node,
+        "/api/v1/rules",
+        "team-a",
+        &[("rule_name[]", "job:temp:avg")],
+    );
+    assert_eq!(r["data"]["groups"].as_array().map(Vec::len), Some(1), "{r}");
     std::fs::write(&rules, RULES).expect("rules");
     let _ = Command::new("kill")
         .arg("-HUP")
