@@ -881,7 +881,7 @@ fn a_reload_waiting_for_a_slow_group_blocks_neither_other_groups_nor_the_api() {
         calls: Default::default(),
     });
     let clock = Arc::new(ManualClock::new(at(T0)));
-    let rules = "groups:\n- name: g\n  rules:\n  - record: r\n    expr: vector(1)\n";
+    let rules = "groups:\n- name: g\n  rules:\n  - record: r\n    expr: vector(1)\n  - record: r2\n    expr: vector(1)\n";
     let svc = RulerService::start(
         RulerOptions {
             config: config(tmp.path(), &[("slow", rules), ("other", rules)]),
@@ -933,6 +933,10 @@ fn a_reload_waiting_for_a_slow_group_blocks_neither_other_groups_nor_the_api() {
     let _ = release.send(());
     assert!(reloading.join().is_ok_and(|r| r.is_ok()));
     assert!(!Arc::ptr_eq(&group("slow"), &slow_g));
+    // The reload waited for the rule in flight only: the stopped group skipped its second rule.
+    assert!(slow_g.rules[0].status().lock().last_evaluation.is_some());
+    assert!(slow_g.rules[1].status().lock().last_evaluation.is_none());
+    assert_eq!(slow.calls.load(SeqCst), 1);
     rt.block_on(svc.shutdown());
 }
 

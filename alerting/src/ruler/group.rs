@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use fenghuo_query::{Engine, PointValue, Value as QValue};
@@ -91,6 +92,10 @@ pub struct Group {
     pub labels: BTreeMap<String, String>,
     pub rules: Vec<Rule>,
     state: Mutex<GroupState>,
+    /// Set when a reload replaces or removes the group: an evaluation in flight finishes the
+    /// rule it is on and skips the rest (Prometheus's `Group.Eval` checks `g.done` before each
+    /// rule), so a reload waits for one rule, not a whole slow group.
+    stopped: AtomicBool,
 }
 
 pub const NS_PER_MS: i64 = 1_000_000;
@@ -139,6 +144,7 @@ impl Group {
                 series_in_prev: vec![HashSet::new(); n],
                 ..Default::default()
             }),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -189,6 +195,15 @@ impl Group {
     /// The last evaluation's timestamp in nanoseconds.
     pub fn last_eval_ts_ns(&self) -> Option<i64> {
         self.state.lock().last_eval_ts
+    }
+
+    /// Stops the group: its evaluation in flight ends after the current rule.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
     /// Whether two groups are the same definition (`Group.Equals`).
@@ -294,7 +309,12 @@ impl Group {
         let offset = self.query_offset(opts);
         let qf = |q: &str, t: i64| Self::query(backend, &self.tenant, q, t);
         let mut samples_total = 0usize;
+        let mut stopped = false;
         for (i, rule) in self.rules.iter().enumerate() {
+            if self.is_stopped() {
+                stopped = true;
+                break;
+            }
             let rule_start = Instant::now();
             metrics::EVALUATIONS.with_label_values(&[tenant, &key]).inc();
             let ctx = EvalCtx {
@@ -331,10 +351,14 @@ impl Group {
             st.evaluation_seconds = rule_start.elapsed().as_secs_f64();
             metrics::EVALUATION_DURATION.observe(st.evaluation_seconds);
         }
-        metrics::GROUP_SAMPLES
-            .with_label_values(&[tenant, &key])
-            .set(samples_total as i64);
-        self.cleanup_stale(ts - offset, backend);
+        // A stopped group's iteration ends like Prometheus's early return from `Eval`: no sample
+        // count, no stale markers (the group taking over carries them), but its times are kept.
+        if !stopped {
+            metrics::GROUP_SAMPLES
+                .with_label_values(&[tenant, &key])
+                .set(samples_total as i64);
+            self.cleanup_stale(ts - offset, backend);
+        }
         let secs = started.elapsed().as_secs_f64();
         let mut st = self.state.lock();
         st.evaluation_seconds = secs;

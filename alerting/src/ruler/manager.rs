@@ -34,9 +34,6 @@ struct Scheduled {
     next_eval: i64,
     restore: Restore,
     running: Arc<AtomicBool>,
-    /// Set while a reload replaces or removes the group: no new evaluation starts, the one in
-    /// flight finishes (Prometheus's `Group.stop`).
-    stopping: bool,
 }
 
 /// Marks a group's evaluation in flight; clears the mark when dropped, so an evaluation that
@@ -214,7 +211,9 @@ impl RulerService {
         // flight finish, outside the lock; then swap in one short critical section, where
         // no evaluation of a stopped group can be running.
         let stopped: Vec<(String, Arc<AtomicBool>)> = {
-            let mut groups = self.groups.write();
+            // A read lock is enough: `take_due` needs the write lock, so no evaluation of a
+            // group starts between its stop and the collection of its running flag.
+            let groups = self.groups.read();
             let mut kept: HashSet<(TenantId, String)> = HashSet::new();
             for g in &loaded {
                 let key = (g.tenant.clone(), g.key());
@@ -223,10 +222,12 @@ impl RulerService {
                 }
             }
             groups
-                .iter_mut()
+                .iter()
                 .filter(|(k, _)| !kept.contains(*k))
                 .map(|((_, k), s)| {
-                    s.stopping = true;
+                    // Prometheus's `Group.stop`: no new evaluation starts, the one in flight
+                    // ends after its current rule.
+                    s.group.stop();
                     (k.clone(), s.running.clone())
                 })
                 .collect()
@@ -251,7 +252,6 @@ impl RulerService {
                         restore: Restore::Done,
                         group: g,
                         running: Arc::new(AtomicBool::new(false)),
-                        stopping: false,
                     }
                 }
                 None => {
@@ -261,7 +261,6 @@ impl RulerService {
                         restore: if first { Restore::After(2) } else { Restore::Done },
                         group: g,
                         running: Arc::new(AtomicBool::new(false)),
-                        stopping: false,
                     }
                 }
             };
@@ -306,7 +305,7 @@ impl RulerService {
     fn take_due(&self, now: i64) -> Vec<(Arc<Group>, i64, bool, Running)> {
         let mut out = Vec::new();
         for s in self.groups.write().values_mut() {
-            if now < s.next_eval || s.stopping || s.running.load(Ordering::SeqCst) {
+            if now < s.next_eval || s.group.is_stopped() || s.running.load(Ordering::SeqCst) {
                 continue;
             }
             let g = &s.group;
@@ -347,7 +346,8 @@ impl RulerService {
         // so a panic never takes down the evaluation loop or `tick`'s caller.
         let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
             g.eval(ts, now_ns(&*self.clock), &self.backend, &opts, &*self.notifier);
-            if restore {
+            // As in Prometheus, a group stopped during its second evaluation skips restoring.
+            if restore && !g.is_stopped() {
                 g.restore_for_state(now_ns(&*self.clock), &self.backend, &opts);
             }
         }));
