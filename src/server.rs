@@ -13,8 +13,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use fenghuo_alerting::{AlertingOptions, AlertingService, SystemClock};
-use fenghuo_ingest::LocalDistributor;
 use fenghuo_ingest::http::IngestState;
+use fenghuo_ingest::{Distributor, IngestAppender, LocalDistributor};
 use fenghuo_query::Engine;
 use fenghuo_query::api::QueryApi;
 use fenghuo_storage::tsdb::Tsdb;
@@ -44,8 +44,12 @@ impl Ops {
             .reload()
             .await
             .context("reloading the alerting configuration")?;
-        self.ruler
-            .reload(ruler_config)
+        // A reload waits for the evaluations in flight of the groups it replaces, which can
+        // take as long as a slow query: keep that wait off the async workers.
+        let ruler = self.ruler.clone();
+        tokio::task::spawn_blocking(move || ruler.reload(ruler_config))
+            .await
+            .context("reload task failed")?
             .context("reloading the rule files")?;
         tracing::info!("Configuration reloaded.");
         Ok(())
@@ -85,6 +89,7 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
     .context("starting the alert engine")?;
 
     let engine = Arc::new(Engine::new(config.query.clone()));
+    let distributor: Arc<dyn Distributor> = Arc::new(LocalDistributor::new(tsdb.clone()));
     let ruler = Arc::new(
         fenghuo_alerting::ruler::ServerRuler::start(
             config.ruler.clone(),
@@ -92,7 +97,9 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
             fenghuo_alerting::ruler::Backend {
                 engine: engine.clone(),
                 queryable: tsdb.clone(),
-                appender: tsdb.clone(),
+                // Rule results take the write path: validated, counted and distributed as
+                // remote-written series are.
+                appender: Arc::new(IngestAppender::new(distributor.clone(), config.ingest.clone())),
             },
             Some(alerting.clone()),
             Arc::new(SystemClock),
@@ -105,10 +112,7 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
         ruler: ruler.clone(),
         config_file,
     });
-    let ingest = fenghuo_ingest::router(Arc::new(IngestState::new(
-        Arc::new(LocalDistributor::new(tsdb.clone())),
-        config.ingest.clone(),
-    )));
+    let ingest = fenghuo_ingest::router(Arc::new(IngestState::new(distributor, config.ingest.clone())));
     let query = fenghuo_query::api::router(Arc::new(QueryApi::new(engine, tsdb.clone())));
     let app = Router::new()
         .merge(ingest)
@@ -167,7 +171,8 @@ fn ops_router(ops: Arc<Ops>) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "fenghuo is Healthy.\n" }))
         .route("/-/ready", get(ready))
-        .route("/-/reload", post(reload))
+        // Prometheus accepts both methods.
+        .route("/-/reload", post(reload).put(reload))
         .with_state(ops)
 }
 

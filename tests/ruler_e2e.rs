@@ -134,12 +134,24 @@ fn serve_evaluates_tenant_rules_and_alerts() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let rules = tmp.path().join("team-a.yml");
     std::fs::write(&rules, RULES).expect("rules");
+    // A rule whose output breaks the write path's label limit: refused like a remote-written
+    // series would be, and reported as that rule's error.
+    let wide = tmp.path().join("zz-wide.yml");
+    std::fs::write(
+        &wide,
+        format!(
+            "groups:\n  - name: wide\n    rules:\n      - record: job:temp:wide\n        expr: max by (job) (temperature)\n        labels:\n          note: {}\n",
+            "x".repeat(100)
+        ),
+    )
+    .expect("rules");
     let cfg = tmp.path().join("fenghuo.yml");
     std::fs::write(
         &cfg,
         format!(
-            "ruler:\n  evaluation_interval: 1s\n  external_labels:\n    cluster: e2e\n  tenant_rule_files:\n    team-a: ['{}']\n",
-            rules.display()
+            "ingest:\n  max_label_value_bytes: 64\nruler:\n  evaluation_interval: 1s\n  external_labels:\n    cluster: e2e\n  tenant_rule_files:\n    team-a: ['{}', '{}']\n",
+            rules.display(),
+            wide.display()
         ),
     )
     .expect("config");
@@ -209,6 +221,37 @@ fn serve_evaluates_tenant_rules_and_alerts() {
     });
     assert_eq!(fires[0]["metric"]["alertstate"], "firing");
     assert_eq!(fires[0]["metric"]["severity"], "page");
+    let wide_rule = wait_for("the wide rule's error", Duration::from_secs(30), || {
+        let r = get(
+            &node,
+            "/api/v1/rules",
+            "team-a",
+            &[("rule_name[]", "job:temp:wide")],
+        );
+        let rule = r["data"]["groups"][0]["rules"][0].clone();
+        (rule["health"] == "err").then_some(rule)
+    });
+    let err = wide_rule["lastError"].as_str().unwrap_or_default();
+    assert!(
+        err.starts_with("value of label \"note\" has 100 bytes, more than the limit of 64 for series {"),
+        "{wide_rule}"
+    );
+    let wide_q = get(&node, "/api/v1/query", "team-a", &[("query", "job:temp:wide")]);
+    assert_eq!(
+        wide_q["data"]["result"].as_array().map(Vec::len),
+        Some(0),
+        "{wide_q}"
+    );
+    let metrics = http()
+        .get(node.url("/metrics"))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("fenghuo_ingest_rejected_samples_total{reason=\"invalid_series\"}"),
+        "rule output is not counted by the write path"
+    );
 
     // Reload picks up a new rule (POST /-/reload), and a broken file keeps the old rules.
     std::fs::write(
@@ -236,6 +279,21 @@ fn serve_evaluates_tenant_rules_and_alerts() {
     assert!(resp.status().is_server_error());
     let r = get(&node, "/api/v1/rules", "team-a", &[]);
     assert_eq!(r["data"]["groups"][0]["rules"].as_array().map(Vec::len), Some(3));
+    // PUT reloads too, as in Prometheus.
+    std::fs::write(
+        &rules,
+        format!("{RULES}      - record: job:temp:avg\n        expr: avg by (job) (temperature)\n"),
+    )
+    .expect("rules");
+    let resp = http().put(node.url("/-/reload")).send().expect("reload");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let r = get(
+        &node,
+        "/api/v1/rules",
+        "team-a",
+        &[("rule_name[]", "job:temp:avg")],
+    );
+    assert_eq!(r["data"]["groups"].as_array().map(Vec::len), Some(1), "{r}");
     std::fs::write(&rules, RULES).expect("rules");
     let _ = Command::new("kill")
         .arg("-HUP")

@@ -16,6 +16,7 @@ use fenghuo_alerting::{Clock, ManualClock};
 use fenghuo_query::{Engine, EngineOptions, PointValue};
 use fenghuo_storage::api::{Appender, Queryable};
 use fenghuo_storage::memory::MemStore;
+use fenghuo_storage::model::PromDuration;
 use fenghuo_storage::model::{Labels, Sample, SeriesWrite, TenantId, WriteBatch, stale_nan};
 use parking_lot::Mutex;
 
@@ -97,14 +98,26 @@ fn backend(store: &Arc<MemStore>) -> Backend {
 }
 
 fn start(files: &[(&str, &str)], store: Option<Arc<MemStore>>, now: i64) -> Env {
+    start_with(files, store, now, |_| {})
+}
+
+/// [`start`] with a tweak to the ruler config.
+fn start_with(
+    files: &[(&str, &str)],
+    store: Option<Arc<MemStore>>,
+    now: i64,
+    tweak: impl FnOnce(&mut RulerConfig),
+) -> Env {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().to_path_buf();
     let store = store.unwrap_or_default();
     let clock = Arc::new(ManualClock::new(at(now)));
     let sink = Arc::new(Sink::default());
+    let mut cfg = config(&dir, files);
+    tweak(&mut cfg);
     let svc = RulerService::start(
         RulerOptions {
-            config: config(&dir, files),
+            config: cfg,
             default_external_url: "http://fenghuo:9800".into(),
             run_loop: false,
         },
@@ -131,6 +144,41 @@ impl Env {
             .into_iter()
             .next()
             .unwrap_or_else(|| panic!("no group"))
+    }
+
+    /// Like [`Env::step`], in nanoseconds (what alert times carry).
+    fn step_ns(&self, tenant: &str) -> i64 {
+        let g = self.group(tenant);
+        let next = self
+            .svc
+            .next_eval_ns(&g.tenant, &g.file, &g.name)
+            .unwrap_or_else(|| panic!("not scheduled"));
+        self.clock.set(at_ns(next));
+        assert_eq!(self.svc.tick(), 1);
+        next
+    }
+
+    fn now_ns(&self) -> i64 {
+        self.clock.now().timestamp_nanos_opt().unwrap_or_default()
+    }
+
+    /// The `activeAt` of the group's only alert (nanoseconds).
+    fn active_at(&self, tenant: &str) -> i64 {
+        let g = self.group(tenant);
+        let alerts: Vec<_> = g.alerting_rules().flat_map(|r| r.active_alerts()).collect();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        alerts[0].active_at
+    }
+
+    /// Steps until an alert is sent; returns that evaluation's time (ns).
+    fn step_until_fired(&self, tenant: &str, max_steps: usize) -> i64 {
+        for _ in 0..max_steps {
+            let t = self.step_ns(tenant);
+            if !self.sink.take().is_empty() {
+                return t;
+            }
+        }
+        panic!("no alert fired in {max_steps} evaluations");
     }
 
     /// Moves the clock to the group's next evaluation and runs it; returns the evaluation time
@@ -674,9 +722,11 @@ fn alert_limit_fails_the_rule_and_clears_its_alerts() {
     assert!(g.alert_states().is_empty());
 }
 
-/// A store whose first query blocks until released, counting queries in flight.
+/// A store whose first query (of `only` tenant, or any) blocks until released, counting that
+/// tenant's queries in flight.
 struct SlowStore {
     inner: Arc<MemStore>,
+    only: Option<&'static str>,
     gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     in_flight: std::sync::atomic::AtomicUsize,
     max_in_flight: std::sync::atomic::AtomicUsize,
@@ -689,6 +739,9 @@ impl Queryable for SlowStore {
         tenant: &TenantId,
     ) -> Result<Arc<dyn fenghuo_storage::api::Querier>, fenghuo_storage::StorageError> {
         use std::sync::atomic::Ordering::SeqCst;
+        if self.only.is_some_and(|t| t != tenant.as_str()) {
+            return self.inner.querier(tenant);
+        }
         let n = self.in_flight.fetch_add(1, SeqCst) + 1;
         self.max_in_flight.fetch_max(n, SeqCst);
         self.calls.fetch_add(1, SeqCst);
@@ -726,6 +779,7 @@ fn a_slow_group_is_never_evaluated_twice_at_once_and_counts_missed_iterations() 
     let mem = Arc::new(MemStore::new());
     let slow = Arc::new(SlowStore {
         inner: mem.clone(),
+        only: None,
         gate: Mutex::new(Some(gate)),
         in_flight: Default::default(),
         max_in_flight: Default::default(),
@@ -804,4 +858,441 @@ fn a_slow_group_is_never_evaluated_twice_at_once_and_counts_missed_iterations() 
     assert_eq!(new.last_eval_ts(), Some(first + 60_000));
     assert_eq!(slow.max_in_flight.load(SeqCst), 1);
     rt.block_on(svc.shutdown());
+}
+
+#[test]
+fn a_reload_waiting_for_a_slow_group_blocks_neither_other_groups_nor_the_api() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (release, gate) = std::sync::mpsc::channel();
+    let mem = Arc::new(MemStore::new());
+    let slow = Arc::new(SlowStore {
+        inner: mem.clone(),
+        only: Some("slow"),
+        gate: Mutex::new(Some(gate)),
+        in_flight: Default::default(),
+        max_in_flight: Default::default(),
+        calls: Default::default(),
+    });
+    let clock = Arc::new(ManualClock::new(at(T0)));
+    let rules = "groups:\n- name: g\n  rules:\n  - record: r\n    expr: vector(1)\n  - record: r2\n    expr: vector(1)\n";
+    let svc = RulerService::start(
+        RulerOptions {
+            config: config(tmp.path(), &[("slow", rules), ("other", rules)]),
+            default_external_url: "http://fenghuo:9800".into(),
+            run_loop: true,
+        },
+        Backend {
+            engine: Arc::new(Engine::new(EngineOptions::default())),
+            queryable: slow.clone(),
+            appender: mem.clone(),
+        },
+        Arc::new(Sink::default()),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let group =
+        |tenant: &str| svc.tenant_groups(&TenantId::new(tenant).unwrap_or_else(|e| panic!("{e}")))[0].clone();
+    let (slow_g, other) = (group("slow"), group("other"));
+    let slow_first = svc
+        .next_eval_ns(&slow_g.tenant, &slow_g.file, &slow_g.name)
+        .unwrap_or_default();
+    clock.set(at_ns(slow_first));
+    wait("the slow evaluation to hang", || slow.in_flight.load(SeqCst) == 1);
+    std::fs::write(
+        tmp.path().join("slow-0.yml"),
+        rules.replace("vector(1)", "vector(2)"),
+    )
+    .unwrap_or_default();
+    let svc2 = svc.clone();
+    let reloading = std::thread::spawn(move || svc2.reload(None));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!reloading.is_finished(), "reload did not wait for the evaluation");
+    // Meanwhile the API's view of the groups answers...
+    let svc3 = svc.clone();
+    let listing = std::thread::spawn(move || svc3.all_groups().len());
+    wait("the group listing", || listing.is_finished());
+    assert!(listing.join().is_ok_and(|n| n == 2));
+    // ...and the other tenant's group keeps being evaluated on schedule.
+    for _ in 0..2 {
+        let next = svc
+            .next_eval_ns(&other.tenant, &other.file, &other.name)
+            .unwrap_or_default();
+        clock.set(at_ns(next.max(slow_first)));
+        wait("the other group's evaluation", || {
+            other.last_eval_ts_ns() == Some(next)
+        });
+    }
+    assert!(!reloading.is_finished());
+    let _ = release.send(());
+    assert!(reloading.join().is_ok_and(|r| r.is_ok()));
+    assert!(!Arc::ptr_eq(&group("slow"), &slow_g));
+    // The reload waited for the rule in flight only: the stopped group skipped its second rule.
+    assert!(slow_g.rules[0].status().lock().last_evaluation.is_some());
+    assert!(slow_g.rules[1].status().lock().last_evaluation.is_none());
+    assert_eq!(slow.calls.load(SeqCst), 1);
+    rt.block_on(svc.shutdown());
+}
+
+/// A store whose `select` panics for the metric `boom` (a stand-in for a bug in the engine or
+/// storage that unwinds).
+struct PanickyStore(Arc<MemStore>);
+
+struct PanickyQuerier(Arc<dyn fenghuo_storage::api::Querier>);
+
+impl Queryable for PanickyStore {
+    fn querier(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Arc<dyn fenghuo_storage::api::Querier>, fenghuo_storage::StorageError> {
+        Ok(Arc::new(PanickyQuerier(self.0.querier(tenant)?)))
+    }
+}
+
+impl fenghuo_storage::api::Querier for PanickyQuerier {
+    fn select(
+        &self,
+        matchers: &[fenghuo_storage::model::Matcher],
+        hints: &fenghuo_storage::api::SelectHints,
+    ) -> Result<Vec<fenghuo_storage::api::Series>, fenghuo_storage::StorageError> {
+        if matchers.iter().any(|m| m.name == "__name__" && m.value == "boom") {
+            panic!("boom selected");
+        }
+        self.0.select(matchers, hints)
+    }
+    fn label_names(
+        &self,
+        start: i64,
+        end: i64,
+        matchers: &[fenghuo_storage::model::Matcher],
+    ) -> Result<Vec<String>, fenghuo_storage::StorageError> {
+        self.0.label_names(start, end, matchers)
+    }
+    fn label_values(
+        &self,
+        name: &str,
+        start: i64,
+        end: i64,
+        matchers: &[fenghuo_storage::model::Matcher],
+    ) -> Result<Vec<String>, fenghuo_storage::StorageError> {
+        self.0.label_values(name, start, end, matchers)
+    }
+    fn series_labels(
+        &self,
+        start: i64,
+        end: i64,
+        matchers: &[fenghuo_storage::model::Matcher],
+    ) -> Result<Vec<Labels>, fenghuo_storage::StorageError> {
+        self.0.series_labels(start, end, matchers)
+    }
+    fn metadata(
+        &self,
+        metric: Option<&str>,
+    ) -> Result<Vec<fenghuo_storage::model::MetricMetadata>, fenghuo_storage::StorageError> {
+        self.0.metadata(metric)
+    }
+    fn exemplars(
+        &self,
+        start: i64,
+        end: i64,
+        matcher_sets: &[Vec<fenghuo_storage::model::Matcher>],
+    ) -> Result<Vec<(Labels, Vec<fenghuo_storage::model::Exemplar>)>, fenghuo_storage::StorageError> {
+        self.0.exemplars(start, end, matcher_sets)
+    }
+    fn tsdb_status(
+        &self,
+        limit: usize,
+    ) -> Result<fenghuo_storage::api::TsdbStatus, fenghuo_storage::StorageError> {
+        self.0.tsdb_status(limit)
+    }
+}
+
+const PANICKY_RULES: &str =
+    "groups:\n- name: p\n  rules:\n  - record: a\n    expr: sum(boom)\n  - record: b\n    expr: vector(1)\n";
+
+#[test]
+fn a_panicking_rule_is_that_rules_error_and_the_group_goes_on() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mem = Arc::new(MemStore::new());
+    let clock = Arc::new(ManualClock::new(at(T0)));
+    let svc = RulerService::start(
+        RulerOptions {
+            config: config(tmp.path(), &[("panicky", PANICKY_RULES)]),
+            default_external_url: "http://fenghuo:9800".into(),
+            run_loop: false,
+        },
+        Backend {
+            engine: Arc::new(Engine::new(EngineOptions::default())),
+            queryable: Arc::new(PanickyStore(mem.clone())),
+            appender: mem.clone(),
+        },
+        Arc::new(Sink::default()),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = svc.all_groups()[0].clone();
+    let key = g.key();
+    let failures = || {
+        metrics::EVALUATION_FAILURES
+            .with_label_values(&["panicky", &key])
+            .get()
+    };
+    for k in 1..=2 {
+        let next = svc.next_eval_ns(&g.tenant, &g.file, &g.name).unwrap_or_default();
+        clock.set(at_ns(next));
+        assert_eq!(svc.tick(), 1, "evaluation {k} did not run");
+        let st = g.rules[0].status().lock().clone();
+        assert_eq!(st.health, fenghuo_alerting::ruler::rule::Health::Bad);
+        assert_eq!(st.last_error.as_deref(), Some("unexpected error: boom selected"));
+        assert!(st.last_evaluation.is_some());
+        assert_eq!(
+            g.rules[1].status().lock().health,
+            fenghuo_alerting::ruler::rule::Health::Good
+        );
+        assert_eq!(g.last_eval_ts_ns(), Some(next));
+        assert_eq!(failures(), k);
+    }
+    let env_query = |q: &str, t: i64| {
+        let tenant = TenantId::new("panicky").unwrap_or_else(|e| panic!("{e}"));
+        let querier = mem.querier(&tenant).unwrap_or_else(|e| panic!("{e}"));
+        Engine::new(EngineOptions::default())
+            .instant(&*querier, q, t)
+            .map(|o| format!("{:?}", o.value))
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let t = g.last_eval_ts().unwrap_or_default();
+    assert!(env_query("b", t).contains("Float(1.0)"), "{}", env_query("b", t));
+}
+
+#[test]
+fn a_panicking_evaluation_does_not_freeze_the_evaluation_loop() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _guard = rt.enter();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mem = Arc::new(MemStore::new());
+    let clock = Arc::new(ManualClock::new(at(T0)));
+    let svc = RulerService::start(
+        RulerOptions {
+            config: config(tmp.path(), &[("panicky-loop", PANICKY_RULES)]),
+            default_external_url: "http://fenghuo:9800".into(),
+            run_loop: true,
+        },
+        Backend {
+            engine: Arc::new(Engine::new(EngineOptions::default())),
+            queryable: Arc::new(PanickyStore(mem.clone())),
+            appender: mem.clone(),
+        },
+        Arc::new(Sink::default()),
+        clock.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = svc.all_groups()[0].clone();
+    let first = svc.next_eval_ns(&g.tenant, &g.file, &g.name).unwrap_or_default();
+    for k in 0..3 {
+        let t = first + k * 10_000_000_000;
+        clock.set(at_ns(t));
+        wait("the next evaluation", || g.last_eval_ts_ns() == Some(t));
+    }
+    // A reload replacing the group does not wait forever for an evaluation that panicked.
+    std::fs::write(
+        tmp.path().join("panicky-loop-0.yml"),
+        PANICKY_RULES.replace("vector(1)", "vector(2)"),
+    )
+    .unwrap_or_default();
+    assert!(svc.reload(None).is_ok());
+    rt.block_on(svc.shutdown());
+}
+
+const S: i64 = 1_000_000_000;
+
+/// An alert with `for` pending for `pending` seconds (evaluated every 10s from T0), then the
+/// ruler down for `outage` seconds and restarted on the same store, with `grace` as
+/// `for_grace_period`. Returns the first run's first evaluation and last evaluation (ns), the
+/// restarted ruler after its first two evaluations (restoration runs after the second), and
+/// its first evaluation (ns).
+fn restart_case(for_: &str, grace: u64, pending: i64, outage: i64) -> (i64, i64, Env, i64) {
+    let rules = format!("groups:\n- name: r\n  rules:\n  - alert: Slow\n    expr: m > 0\n    for: {for_}\n");
+    let store = Arc::new(MemStore::new());
+    write(
+        &*store,
+        "anonymous",
+        "m",
+        &series(T0 - 60_000..T0 + 3 * 3_600_000, 5_000, 1.0),
+    );
+    let tweak = |c: &mut RulerConfig| c.for_grace_period = PromDuration::from_secs(grace);
+    let env = start_with(&[("anonymous", &rules)], Some(store.clone()), T0, tweak);
+    let first = env.step_ns("anonymous");
+    let mut down_at = first;
+    while down_at - first < pending * S {
+        down_at = env.step_ns("anonymous");
+    }
+    assert_eq!(down_at - first, pending * S);
+    assert!(env.sink.take().is_empty(), "fired before the outage");
+    let restart_ms = (down_at + outage * S) / 1_000_000;
+    let env2 = start_with(&[("anonymous", &rules)], Some(store), restart_ms, tweak);
+    let r1 = env2.step_ns("anonymous");
+    env2.step_ns("anonymous");
+    (first, down_at, env2, r1)
+}
+
+#[test]
+fn for_state_is_restored_within_the_outage_tolerance_only() {
+    // 59 minutes down (of the default 1h tolerance): the 2 minutes pending before the outage
+    // count, the alert fires 3 minutes after the restart.
+    let (first, down_at, env, r1) = restart_case("5m", 60, 120, 59 * 60);
+    let restored_at = env.now_ns();
+    assert_eq!(
+        env.active_at("anonymous"),
+        first / S * S + (restored_at - down_at / S * S)
+    );
+    let fired = env.step_until_fired("anonymous", 40);
+    let after = (fired - restored_at) / S;
+    assert!(
+        (170..=180).contains(&after),
+        "fired {after}s after the restoration"
+    );
+    let _ = r1;
+    // 61 minutes down: ALERTS_FOR_STATE is older than the tolerance, nothing is restored and
+    // the alert waits its whole `for` again.
+    let (_, _, env, r1) = restart_case("5m", 60, 120, 61 * 60);
+    assert_eq!(env.active_at("anonymous"), r1);
+    let fired = env.step_until_fired("anonymous", 40);
+    assert_eq!(fired - r1, 300 * S);
+}
+
+#[test]
+fn restoration_leaves_at_least_the_grace_period_before_firing() {
+    // `for: 5m`, pending 4m30s when the ruler went down: only 30s would remain, less than the
+    // 60s grace period, so the alert fires one grace period after the restoration.
+    let (_, _, env, _) = restart_case("5m", 60, 270, 120);
+    let restored_at = env.now_ns();
+    assert_eq!(env.active_at("anonymous"), restored_at + 60 * S - 300 * S);
+    let fired = env.step_until_fired("anonymous", 20);
+    assert!(fired >= restored_at + 60 * S, "fired before the grace period");
+    assert!(fired < restored_at + 70 * S, "fired late");
+}
+
+#[test]
+fn alerts_with_for_shorter_than_the_grace_period_are_not_restored() {
+    // `for: 30s` with a 10m grace period: restoring would hold the alert for 10 minutes, so
+    // Prometheus skips it and the alert waits its 30s from the restart.
+    let (_, _, env, r1) = restart_case("30s", 600, 20, 60);
+    assert_eq!(env.active_at("anonymous"), r1);
+    let fired = env.step_until_fired("anonymous", 10);
+    assert_eq!(fired - r1, 30 * S);
+    let g = env.group("anonymous");
+    assert!(g.alerting_rules().all(|r| r.is_restored()));
+}
+
+#[test]
+fn the_configured_default_query_offset_applies_to_groups_without_their_own() {
+    let rules = "groups:\n- name: off\n  rules:\n  - record: m:copy\n    expr: m\n  - alert: Up\n    expr: m > 0\n- name: own\n  query_offset: 0s\n  rules:\n  - record: m:own\n    expr: m\n";
+    let env = start_with(&[("anonymous", rules)], None, T0, |c| {
+        c.query_offset = PromDuration::from_secs(60);
+    });
+    // Only data older than a minute before the evaluations: seen through the offset only.
+    write(&*env.store, "anonymous", "m", &[(T0 - 70_000, 7.0)]);
+    let tenant = TenantId::new("anonymous").unwrap_or_else(|e| panic!("{e}"));
+    let (off, own) = {
+        let gs = env.svc.tenant_groups(&tenant);
+        let find = |n: &str| {
+            gs.iter()
+                .find(|g| g.name == n)
+                .cloned()
+                .unwrap_or_else(|| panic!("no group {n}"))
+        };
+        (find("off"), find("own"))
+    };
+    // Three evaluations: ALERTS is written once `for` state restoration ran (after the second).
+    for _ in 0..3 {
+        let next = env
+            .svc
+            .next_eval_ns(&off.tenant, &off.file, &off.name)
+            .unwrap_or_default();
+        env.clock.set(at_ns(next));
+        env.svc.tick();
+    }
+    let last = off.last_eval_ts().unwrap_or_default();
+    let raw = |q: &str| -> Vec<i64> {
+        let querier = env.store.querier(&tenant).unwrap_or_else(|e| panic!("{e}"));
+        let sel = querier
+            .select(
+                &[fenghuo_storage::model::Matcher::equal("__name__", q)],
+                &fenghuo_storage::api::SelectHints {
+                    start: T0 - 3_600_000,
+                    end: T0 + 3_600_000,
+                    max_samples: None,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        sel.iter().flat_map(|s| s.floats.iter().map(|p| p.t)).collect()
+    };
+    // Samples of the group without its own offset are written a minute before evaluation.
+    assert_eq!(raw("m:copy").last().copied(), Some(last - 60_000));
+    assert_eq!(raw("ALERTS").last().copied(), Some(last - 60_000));
+    assert_eq!(raw("ALERTS_FOR_STATE").last().copied(), Some(last - 60_000));
+    // The group's own `query_offset: 0s` overrides the default.
+    assert_eq!(raw("m:own").last().copied(), own.last_eval_ts());
+    assert_eq!(off.query_offset_ms, None);
+}
+
+/// The `/metrics` text lines of one tenant's group.
+fn group_metric_lines(tenant: &str, key: &str) -> Vec<String> {
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&prometheus::default_registry().gather())
+        .unwrap_or_default();
+    let (t, g) = (format!("tenant=\"{tenant}\""), format!("rule_group=\"{key}\""));
+    text.lines()
+        .filter(|l| l.contains(&t) && l.contains(&g))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_removed_groups_metrics_are_deleted() {
+    let stays = "- name: stays\n  rules:\n  - record: a\n    expr: vector(1)\n";
+    let goes = "- name: goes\n  rules:\n  - alert: B\n    expr: vector(1) > 0\n    for: 1m\n";
+    let env = start(&[("metrics-gc", &format!("groups:\n{stays}{goes}"))], None, T0);
+    let tenant = TenantId::new("metrics-gc").unwrap_or_else(|e| panic!("{e}"));
+    let groups = env.svc.tenant_groups(&tenant);
+    assert_eq!(groups.len(), 2);
+    // Three rounds: the alerting group's `for` restoration (and its metric) runs after the second.
+    for _ in 0..3 {
+        let next = groups
+            .iter()
+            .filter_map(|g| env.svc.next_eval_ns(&g.tenant, &g.file, &g.name))
+            .max()
+            .unwrap_or_default();
+        env.clock.set(at_ns(next));
+        env.svc.tick();
+    }
+    let key = |name: &str| {
+        groups
+            .iter()
+            .find(|g| g.name == name)
+            .map(|g| g.key())
+            .unwrap_or_default()
+    };
+    let before = group_metric_lines("metrics-gc", &key("goes"));
+    // Every per-group family: evaluations, failures, iterations (scheduled and missed), last
+    // duration, last evaluation, interval, restore duration, rules, samples.
+    assert_eq!(before.len(), 10, "{before:#?}");
+    let kept = group_metric_lines("metrics-gc", &key("stays")).len();
+    std::fs::write(env.dir.join("metrics-gc-0.yml"), format!("groups:\n{stays}")).unwrap_or_default();
+    assert!(env.svc.reload(None).is_ok());
+    assert_eq!(
+        group_metric_lines("metrics-gc", &key("goes")),
+        Vec::<String>::new()
+    );
+    assert_eq!(group_metric_lines("metrics-gc", &key("stays")).len(), kept);
 }

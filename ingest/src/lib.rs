@@ -6,8 +6,11 @@
 //!                    ─► validate (labels, timestamps, histograms, limits)
 //!                    ─► Distributor (series ─► shard ─► Appender) ─► response
 //! ```
-//! Ingest depends only on the storage seam [`fenghuo_storage::api::Appender`].
+//! Ingest depends only on the storage seam [`fenghuo_storage::api::Appender`]; in-process
+//! producers (the ruler) write through [`IngestAppender`], the same validation and distributor
+//! behind that seam.
 
+pub mod appender;
 pub mod decode;
 pub mod distributor;
 pub mod error;
@@ -17,6 +20,7 @@ pub mod metrics;
 pub mod validate;
 pub mod wire;
 
+pub use appender::IngestAppender;
 pub use distributor::{Distributor, LocalDistributor};
 pub use error::IngestError;
 pub use http::{IngestState, router};

@@ -19,7 +19,7 @@ pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static WRITTEN: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "fenghuo_ingest_written_total",
-        "Items stored by remote write, by tenant and kind (sample, histogram, exemplar).",
+        "Items stored through the write path (remote write and rule results), by tenant and kind (sample, histogram, exemplar).",
         &["tenant", "kind"]
     )
     .expect("metric registers once")

@@ -24,6 +24,9 @@ pub enum RejectReason {
     DuplicateTimestamp,
     /// Creating the series would exceed the tenant's series limit.
     SeriesLimit { limit: u64 },
+    /// The series fails the write path's validation before reaching storage (label limits,
+    /// missing metric name); the text says what is wrong and names the series.
+    InvalidSeries(String),
 }
 
 impl RejectReason {
@@ -34,6 +37,7 @@ impl RejectReason {
             RejectReason::OutOfBounds => "out_of_bounds",
             RejectReason::DuplicateTimestamp => "duplicate_timestamp",
             RejectReason::SeriesLimit { .. } => "series_limit",
+            RejectReason::InvalidSeries(_) => "invalid_series",
         }
     }
 }
@@ -47,6 +51,7 @@ impl std::fmt::Display for RejectReason {
             RejectReason::SeriesLimit { limit } => {
                 write!(f, "per-tenant series limit of {limit} exceeded")
             }
+            RejectReason::InvalidSeries(why) => f.write_str(why),
         }
     }
 }

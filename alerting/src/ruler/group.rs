@@ -5,7 +5,9 @@
 //! `for` state from `ALERTS_FOR_STATE` after a restart.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use fenghuo_query::{Engine, PointValue, Value as QValue};
@@ -90,6 +92,10 @@ pub struct Group {
     pub labels: BTreeMap<String, String>,
     pub rules: Vec<Rule>,
     state: Mutex<GroupState>,
+    /// Set when a reload replaces or removes the group: an evaluation in flight finishes the
+    /// rule it is on and skips the rest (Prometheus's `Group.Eval` checks `g.done` before each
+    /// rule), so a reload waits for one rule, not a whole slow group.
+    stopped: AtomicBool,
 }
 
 pub const NS_PER_MS: i64 = 1_000_000;
@@ -138,6 +144,7 @@ impl Group {
                 series_in_prev: vec![HashSet::new(); n],
                 ..Default::default()
             }),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -188,6 +195,15 @@ impl Group {
     /// The last evaluation's timestamp in nanoseconds.
     pub fn last_eval_ts_ns(&self) -> Option<i64> {
         self.state.lock().last_eval_ts
+    }
+
+    /// Stops the group: its evaluation in flight ends after the current rule.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
     /// Whether two groups are the same definition (`Group.Equals`).
@@ -293,7 +309,12 @@ impl Group {
         let offset = self.query_offset(opts);
         let qf = |q: &str, t: i64| Self::query(backend, &self.tenant, q, t);
         let mut samples_total = 0usize;
+        let mut stopped = false;
         for (i, rule) in self.rules.iter().enumerate() {
+            if self.is_stopped() {
+                stopped = true;
+                break;
+            }
             let rule_start = Instant::now();
             metrics::EVALUATIONS.with_label_values(&[tenant, &key]).inc();
             let ctx = EvalCtx {
@@ -305,49 +326,39 @@ impl Group {
                 external_url: &opts.external_url,
                 template_url: opts.template_url.as_deref(),
             };
-            let result = rule.eval(&ctx);
-            let finish = |r: &Rule| {
-                let mut st = r.status().lock();
-                st.last_evaluation = Some(now_ns);
-                st.evaluation_seconds = rule_start.elapsed().as_secs_f64();
-                metrics::EVALUATION_DURATION.observe(st.evaluation_seconds);
-            };
-            let vector = match result {
+            // A panic in one rule (the engine, a template, the appender) is that rule's error, as
+            // PromQL's engine turns runtime panics into "unexpected error"; the other rules and
+            // groups go on.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.eval_rule(i, rule, &ctx, backend, opts, notifier, &key)
+            }))
+            .unwrap_or_else(|panic| Err(format!("unexpected error: {}", panic_message(&*panic))));
+            match outcome {
+                Ok(n) => samples_total += n,
                 Err(e) => {
-                    {
-                        let mut st = rule.status().lock();
-                        st.health = Health::Bad;
-                        st.last_error = Some(e.clone());
-                    }
-                    finish(rule);
+                    let mut st = rule.status().lock();
+                    st.health = Health::Bad;
+                    st.last_error = Some(e.clone());
+                    drop(st);
                     metrics::EVALUATION_FAILURES
                         .with_label_values(&[tenant, &key])
                         .inc();
                     tracing::warn!(tenant, group = %key, rule = rule.name(), index = i, error = %e, "Evaluating rule failed.");
-                    continue;
-                }
-                Ok(v) => v,
-            };
-            {
-                let mut st = rule.status().lock();
-                st.health = Health::Good;
-                st.last_error = None;
-            }
-            samples_total += vector.len();
-            if let Rule::Alerting(ar) = rule {
-                let sent = ar.alerts_to_send(ts_ns, opts.resend_delay_ms, self.interval_ms);
-                if !sent.is_empty() {
-                    let url = format!("{}{}", opts.external_url, table_link(&ar.query));
-                    notifier.send(&self.tenant, sent.iter().map(|a| outgoing(a, &url)).collect());
                 }
             }
-            self.write_results(i, rule, vector, ts - offset, backend, &key);
-            finish(rule);
+            let mut st = rule.status().lock();
+            st.last_evaluation = Some(now_ns);
+            st.evaluation_seconds = rule_start.elapsed().as_secs_f64();
+            metrics::EVALUATION_DURATION.observe(st.evaluation_seconds);
         }
-        metrics::GROUP_SAMPLES
-            .with_label_values(&[tenant, &key])
-            .set(samples_total as i64);
-        self.cleanup_stale(ts - offset, backend);
+        // A stopped group's iteration ends like Prometheus's early return from `Eval`: no sample
+        // count, no stale markers (the group taking over carries them), but its times are kept.
+        if !stopped {
+            metrics::GROUP_SAMPLES
+                .with_label_values(&[tenant, &key])
+                .set(samples_total as i64);
+            self.cleanup_stale(ts - offset, backend);
+        }
         let secs = started.elapsed().as_secs_f64();
         let mut st = self.state.lock();
         st.evaluation_seconds = secs;
@@ -360,6 +371,38 @@ impl Group {
         metrics::GROUP_LAST_EVAL
             .with_label_values(&[tenant, &key])
             .set(ts_ns as f64 / 1e9);
+    }
+
+    /// Evaluates one rule and writes its results; returns how many samples it produced, or the
+    /// error that fails it.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_rule(
+        &self,
+        i: usize,
+        rule: &Rule,
+        ctx: &EvalCtx<'_>,
+        backend: &Backend,
+        opts: &GroupOptions,
+        notifier: &dyn Notifier,
+        key: &str,
+    ) -> Result<usize, String> {
+        let vector = rule.eval(ctx)?;
+        {
+            let mut st = rule.status().lock();
+            st.health = Health::Good;
+            st.last_error = None;
+        }
+        let n = vector.len();
+        if let Rule::Alerting(ar) = rule {
+            let sent = ar.alerts_to_send(ctx.ts_ns, opts.resend_delay_ms, self.interval_ms);
+            if !sent.is_empty() {
+                let url = format!("{}{}", opts.external_url, table_link(&ar.query));
+                notifier.send(&self.tenant, sent.iter().map(|a| outgoing(a, &url)).collect());
+            }
+        }
+        let stale_ts = ctx.ts_ms() - ctx.query_offset_ms;
+        self.write_results(i, rule, vector, stale_ts, backend, key);
+        Ok(n)
     }
 
     fn write_results(
@@ -562,6 +605,15 @@ pub fn write_stale(backend: &Backend, tenant: &TenantId, series: &[Labels], ts: 
         .append(tenant, batch)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// The message of a caught panic (`panic!` payloads are a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_string())
 }
 
 fn rule_definition(r: &Rule) -> String {

@@ -3,7 +3,8 @@
 //! the first load, swaps groups on reload while keeping alert state (Prometheus's `Manager.Update`)
 //! and stale-marks the series of removed groups two intervals later.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::Clock;
 use crate::ruler::config::RulerConfig;
 use crate::ruler::error::RulerError;
-use crate::ruler::group::{Backend, Group, GroupOptions, NS_PER_MS, Notifier, write_stale};
+use crate::ruler::group::{Backend, Group, GroupOptions, NS_PER_MS, Notifier, panic_message, write_stale};
 use crate::ruler::loader::load_groups;
 use crate::ruler::metrics;
 
@@ -33,6 +34,16 @@ struct Scheduled {
     next_eval: i64,
     restore: Restore,
     running: Arc<AtomicBool>,
+}
+
+/// Marks a group's evaluation in flight; clears the mark when dropped, so an evaluation that
+/// panics never leaves its group looking busy forever.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Series of a removed group, stale-marked at `at` once `due` (both nanoseconds).
@@ -64,6 +75,8 @@ pub struct RulerService {
     groups: RwLock<BTreeMap<(TenantId, String), Scheduled>>,
     retired: Mutex<Vec<Retired>>,
     restored_once: AtomicBool,
+    /// Serializes reloads (SIGHUP and `/-/reload` may race); evaluation never takes it.
+    reloading: Mutex<()>,
     stop: tokio::sync::watch::Sender<bool>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -92,13 +105,14 @@ fn now_ns(clock: &dyn Clock) -> i64 {
         .unwrap_or_else(|| t.timestamp_millis().saturating_mul(NS_PER_MS))
 }
 
-/// Waits for a group's evaluation in flight, if any (evaluations never take the groups lock).
-fn wait_until_idle(s: &Scheduled) {
+/// Waits for a group's evaluation in flight, if any. Called without the groups lock, so other
+/// groups keep being scheduled and the API keeps answering meanwhile.
+fn wait_until_idle(group: &str, running: &AtomicBool) {
     let started = std::time::Instant::now();
     let mut warned = false;
-    while s.running.load(Ordering::SeqCst) {
+    while running.load(Ordering::SeqCst) {
         if !warned && started.elapsed() > std::time::Duration::from_secs(10) {
-            tracing::warn!(group = %s.group.key(), "Reload waits for a long rule group evaluation.");
+            tracing::warn!(group, "Reload waits for a long rule group evaluation.");
             warned = true;
         }
         std::thread::sleep(std::time::Duration::from_millis(2));
@@ -126,6 +140,7 @@ impl RulerService {
             groups: RwLock::new(BTreeMap::new()),
             retired: Mutex::new(Vec::new()),
             restored_once: AtomicBool::new(false),
+            reloading: Mutex::new(()),
             stop,
             task: Mutex::new(None),
         });
@@ -175,6 +190,7 @@ impl RulerService {
     }
 
     fn apply(&self, cfg: &RulerConfig) -> Result<(), RulerError> {
+        let _serial = self.reloading.lock();
         let first = !self.restored_once.load(Ordering::SeqCst);
         let interval = cfg.evaluation_interval.as_millis_i64();
         let mut loaded: Vec<Group> = Vec::new();
@@ -191,6 +207,34 @@ impl RulerService {
                 errors,
             });
         }
+        // First stop the groups this reload replaces or removes and let their evaluations in
+        // flight finish, outside the lock; then swap in one short critical section, where
+        // no evaluation of a stopped group can be running.
+        let stopped: Vec<(String, Arc<AtomicBool>)> = {
+            // A read lock is enough: `take_due` needs the write lock, so no evaluation of a
+            // group starts between its stop and the collection of its running flag.
+            let groups = self.groups.read();
+            let mut kept: HashSet<(TenantId, String)> = HashSet::new();
+            for g in &loaded {
+                let key = (g.tenant.clone(), g.key());
+                if groups.get(&key).is_some_and(|s| s.group.same_definition(g)) {
+                    kept.insert(key);
+                }
+            }
+            groups
+                .iter()
+                .filter(|(k, _)| !kept.contains(*k))
+                .map(|((_, k), s)| {
+                    // Prometheus's `Group.stop`: no new evaluation starts, the one in flight
+                    // ends after its current rule.
+                    s.group.stop();
+                    (k.clone(), s.running.clone())
+                })
+                .collect()
+        };
+        for (key, running) in &stopped {
+            wait_until_idle(key, running);
+        }
         let now = now_ns(&*self.clock);
         let mut groups = self.groups.write();
         let mut old = std::mem::take(&mut *groups);
@@ -199,10 +243,8 @@ impl RulerService {
             let sched = match old.remove(&key) {
                 Some(prev) if prev.group.same_definition(&g) => prev,
                 Some(prev) => {
-                    // Like Prometheus's `oldg.stop()`: the old definition's evaluation in flight
-                    // finishes before its state is copied, so the group is never evaluated twice
-                    // at once and no state is lost.
-                    wait_until_idle(&prev);
+                    // The old definition was stopped above and its evaluation in flight has
+                    // finished, so its state is final and the group never runs twice at once.
                     g.copy_state(&prev.group);
                     let g = Arc::new(g);
                     Scheduled {
@@ -244,10 +286,8 @@ impl RulerService {
         // evaluation in flight, whose series are then known).
         let mut retired = self.retired.lock();
         for ((tenant, key), s) in old {
-            wait_until_idle(&s);
             let series = s.group.current_series();
-            let _ = metrics::GROUP_RULES.remove_label_values(&[tenant.as_str(), &key]);
-            let _ = metrics::GROUP_INTERVAL.remove_label_values(&[tenant.as_str(), &key]);
+            metrics::remove_group(tenant.as_str(), &key);
             if !series.is_empty() {
                 retired.push(Retired {
                     due: now + 2 * s.group.interval_ns(),
@@ -262,10 +302,10 @@ impl RulerService {
     }
 
     /// Groups due at the clock's time: advances their schedule and returns what to evaluate.
-    fn take_due(&self, now: i64) -> Vec<(Arc<Group>, i64, bool, Arc<AtomicBool>)> {
+    fn take_due(&self, now: i64) -> Vec<(Arc<Group>, i64, bool, Running)> {
         let mut out = Vec::new();
         for s in self.groups.write().values_mut() {
-            if now < s.next_eval || s.running.load(Ordering::SeqCst) {
+            if now < s.next_eval || s.group.is_stopped() || s.running.load(Ordering::SeqCst) {
                 continue;
             }
             let g = &s.group;
@@ -294,16 +334,25 @@ impl RulerService {
                 Restore::Done => false,
             };
             s.running.store(true, Ordering::SeqCst);
-            out.push((g.clone(), ts, restore, s.running.clone()));
+            out.push((g.clone(), ts, restore, Running(s.running.clone())));
         }
         out
     }
 
-    fn eval_one(&self, g: &Group, ts: i64, restore: bool) {
+    /// Evaluates one group; `_running` is released when done, even after a panic.
+    fn eval_one(&self, g: &Group, ts: i64, restore: bool, _running: Running) {
         let opts = self.opts.read().clone();
-        g.eval(ts, now_ns(&*self.clock), &self.backend, &opts, &*self.notifier);
-        if restore {
-            g.restore_for_state(now_ns(&*self.clock), &self.backend, &opts);
+        // Rules catch their own panics; this catches the group's bookkeeping and restoration,
+        // so a panic never takes down the evaluation loop or `tick`'s caller.
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            g.eval(ts, now_ns(&*self.clock), &self.backend, &opts, &*self.notifier);
+            // As in Prometheus, a group stopped during its second evaluation skips restoring.
+            if restore && !g.is_stopped() {
+                g.restore_for_state(now_ns(&*self.clock), &self.backend, &opts);
+            }
+        }));
+        if let Err(panic) = res {
+            tracing::error!(tenant = %g.tenant, group = %g.key(), error = %panic_message(&*panic), "Rule group evaluation panicked.");
         }
     }
 
@@ -329,8 +378,7 @@ impl RulerService {
         let due = self.take_due(now);
         let n = due.len();
         for (g, ts, restore, running) in due {
-            self.eval_one(&g, ts, restore);
-            running.store(false, Ordering::SeqCst);
+            self.eval_one(&g, ts, restore, running);
         }
         n
     }
@@ -340,10 +388,7 @@ impl RulerService {
         self.write_retired(now);
         for (g, ts, restore, running) in self.take_due(now) {
             let me = self.clone();
-            tokio::task::spawn_blocking(move || {
-                me.eval_one(&g, ts, restore);
-                running.store(false, Ordering::SeqCst);
-            });
+            tokio::task::spawn_blocking(move || me.eval_one(&g, ts, restore, running));
         }
     }
 

@@ -151,6 +151,31 @@ pub static CONFIG_LAST_RELOAD_SUCCESS: LazyLock<Gauge> = LazyLock::new(|| {
         .unwrap_or_else(|_| Gauge::new(name, help).unwrap_or_else(|_| std::process::abort()))
 });
 
+/// Deletes every series of a removed group, as Prometheus's `Manager.Update` does, so
+/// `/metrics` does not keep reporting groups that no longer exist.
+pub fn remove_group(tenant: &str, group: &str) {
+    let labels = [tenant, group];
+    for c in [
+        &EVALUATIONS,
+        &EVALUATION_FAILURES,
+        &ITERATIONS_MISSED,
+        &ITERATIONS,
+    ] {
+        let _ = c.remove_label_values(&labels);
+    }
+    for g in [
+        &GROUP_DURATION,
+        &GROUP_LAST_EVAL,
+        &GROUP_INTERVAL,
+        &GROUP_RESTORE_DURATION,
+    ] {
+        let _ = g.remove_label_values(&labels);
+    }
+    for g in [&GROUP_RULES, &GROUP_SAMPLES] {
+        let _ = g.remove_label_values(&labels);
+    }
+}
+
 /// Registers the ruler's metrics now (called by [`crate::metrics::register`]).
 pub fn register() {
     LazyLock::force(&EVALUATION_DURATION);

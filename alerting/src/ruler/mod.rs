@@ -27,6 +27,7 @@ pub mod rule;
 pub mod rulefmt;
 pub mod server;
 pub mod template;
+pub mod titlecase;
 pub mod unittest;
 pub mod yaml;
 

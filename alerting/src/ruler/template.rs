@@ -90,14 +90,14 @@ fn parse_float(s: &str) -> Result<f64, String> {
     fenghuo_gofmt::parse_float(s).map_err(|e| e.to_string())
 }
 
-/// Prometheus's `convertToFloat`.
+/// Prometheus's `ConvertToFloat` (prometheus/common): numbers and numeric strings only.
+/// `toTime` and `toDuration` return pointers, which it does not accept, so
+/// `humanizeDuration (toDuration 5)` fails as in Prometheus.
 fn to_float(v: &Value) -> Result<f64, String> {
     match v {
         Value::Float(f) => Ok(*f),
         Value::Int(i) => Ok(*i as f64),
         Value::Str(s) => parse_float(s),
-        Value::Duration(d) => Ok(*d as f64 / 1e9),
-        Value::Time { secs, nanos } => Ok(*secs as f64 + f64::from(*nanos) / 1e9),
         other => Err(format!("can't convert {} to float", other.type_name())),
     }
 }
@@ -250,25 +250,6 @@ fn float_to_time(v: f64) -> Result<Value, String> {
     })
 }
 
-/// Go's `strings.Title`: upper-cases letters that start a word.
-pub fn title(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut prev_sep = true;
-    for c in s.chars() {
-        if prev_sep {
-            out.extend(c.to_uppercase());
-        } else {
-            out.push(c);
-        }
-        prev_sep = if c.is_ascii() {
-            !(c.is_ascii_alphanumeric() || c == '_')
-        } else {
-            !(c.is_alphanumeric()) && (c.is_whitespace() || !c.is_alphabetic())
-        };
-    }
-    out
-}
-
 /// Go's `net.SplitHostPort`: `Some((host, port))` when `s` is a valid host:port.
 fn split_host_port(s: &str) -> Option<(String, String)> {
     if let Some(rest) = s.strip_prefix('[') {
@@ -298,7 +279,83 @@ fn join_host_port(host: &str, port: &str) -> String {
 }
 
 fn go_regex(pattern: &str) -> Result<regex::Regex, String> {
-    regex::Regex::new(pattern).map_err(|e| format!("error parsing regexp: {e}"))
+    regex::Regex::new(&go_regex_syntax(pattern)).map_err(|e| format!("error parsing regexp: {e}"))
+}
+
+/// Rewrites a Go (RE2) pattern for the regex crate where the two read the same text differently:
+/// Go's `\d \w \s \b` (and their negations) are ASCII-only (`\s` without `\v`), the regex
+/// crate's are Unicode; inside a class Go takes `[` and doubled `&&`/`~~` literally, where the regex
+/// crate nests classes or applies set operations.
+fn go_regex_syntax(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars().peekable();
+    let mut in_class = false;
+    // Just after `[` or `[^`: a `]` there is a literal, as in both syntaxes.
+    let mut class_start = false;
+    while let Some(c) = chars.next() {
+        let at_start = std::mem::take(&mut class_start);
+        match c {
+            '\\' => {
+                let Some(n) = chars.next() else {
+                    out.push('\\');
+                    break;
+                };
+                // (outside a class, inside one)
+                let ascii = match n {
+                    'd' => Some(("[0-9]", "0-9")),
+                    'D' => Some(("[^0-9]", "[^0-9]")),
+                    'w' => Some(("[0-9A-Za-z_]", "0-9A-Za-z_")),
+                    'W' => Some(("[^0-9A-Za-z_]", "[^0-9A-Za-z_]")),
+                    's' => Some((r"[\t\n\f\r ]", r"\t\n\f\r ")),
+                    'S' => Some((r"[^\t\n\f\r ]", r"[^\t\n\f\r ]")),
+                    'b' if !in_class => Some((r"(?-u:\b)", "")),
+                    'B' if !in_class => Some((r"(?-u:\B)", "")),
+                    _ => None,
+                };
+                match ascii {
+                    Some((outside, inside)) => out.push_str(if in_class { inside } else { outside }),
+                    None => {
+                        out.push('\\');
+                        out.push(n);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                class_start = true;
+                out.push('[');
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                    out.push('^');
+                }
+            }
+            '[' if chars.peek() == Some(&':') => {
+                // A POSIX class (`[:alpha:]`, ASCII in both syntaxes): copied through `:]`.
+                out.push('[');
+                let mut prev = '[';
+                for n in chars.by_ref() {
+                    out.push(n);
+                    if prev == ':' && n == ']' {
+                        break;
+                    }
+                    prev = n;
+                }
+            }
+            '[' => out.push_str(r"\["),
+            ']' if in_class && !at_start => {
+                in_class = false;
+                out.push(']');
+            }
+            '&' | '~' if in_class && chars.peek() == Some(&c) => {
+                chars.next();
+                out.push(c);
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 impl FuncSet for Expander<'_> {
@@ -370,7 +427,7 @@ impl FuncSet for Expander<'_> {
                 let re = go_regex(want_str(&args[0])?)?;
                 Value::Bool(re.is_match(want_str(&args[1])?))
             }
-            "title" => Value::str(title(want_str(&args[0])?)),
+            "title" => Value::str(crate::ruler::titlecase::title(want_str(&args[0])?)),
             "toUpper" => Value::str(want_str(&args[0])?.to_uppercase()),
             "toLower" => Value::str(want_str(&args[0])?.to_lowercase()),
             "graphLink" => Value::str(format!(
@@ -671,6 +728,86 @@ mod tests {
             ),
             "1e+06|1.23456789e+08|1e+21|1e+20|100000|0.0001|1e-05"
         );
+    }
+
+    /// Functions promtool 2.42 lacks (`toDuration`, `now`, `urlQueryEscape` came later) and the
+    /// link helpers: expected values follow Prometheus 3.x's template.go with Go's fmt and
+    /// net/url.
+    #[test]
+    fn newer_functions_links_and_strvalue() {
+        let q = |q: &str, _: i64| -> Result<Vec<QuerySample>, String> {
+            Ok(vec![QuerySample {
+                labels: [("__value__".to_string(), format!("from {q}"))].into(),
+                value: Value::Float(0.0),
+            }])
+        };
+        let exp = Expander {
+            name: "__alert_N".into(),
+            ts_ms: 1_700_000_000_123,
+            query: Some(&q),
+            external_url: None,
+            html: false,
+        };
+        let none = BTreeMap::new();
+        let data = alert_data(&none, &none, "", Value::Float(1.0));
+        let r = |t: &str| expand_alert_text(&exp, t, &data);
+        assert_eq!(
+            r(r#"{{ graphLink "up{a=\"b c\"}" }}|{{ tableLink "rate(x[5m])" }}"#),
+            "/graph?g0.expr=up%7Ba%3D%22b+c%22%7D&g0.tab=0|/graph?g0.expr=rate%28x%5B5m%5D%29&g0.tab=1"
+        );
+        assert_eq!(r(r#"{{ urlQueryEscape "a b&c/d?é" }}"#), "a+b%26c%2Fd%3F%C3%A9");
+        assert_eq!(
+            r(
+                r#"{{ toDuration 90.5 }}|{{ (toDuration 3600).Seconds }}|{{ toDuration "1.5" }}|{{ toDuration -0.002 }}"#
+            ),
+            "1m30.5s|3600|1.5s|-2ms"
+        );
+        // 1700000000.123 as a float64 is a hair below .123; toTime truncates to milliseconds.
+        assert_eq!(
+            r("{{ now }}|{{ now | toTime }}"),
+            "1.700000000123e+09|2023-11-14 22:13:20.122 +0000 UTC"
+        );
+        assert_eq!(
+            r(r#"{{ with query "\"abc\"" }}{{ . | first | strvalue }}{{ end }}"#),
+            r#"from "abc""#
+        );
+        // ConvertToFloat takes numbers and strings only, not the pointers toTime and toDuration
+        // return.
+        for (t, ty) in [
+            ("{{ humanizeDuration (toDuration 5) }}", "*time.Duration"),
+            ("{{ humanize (toTime 5) }}", "*time.Time"),
+            ("{{ toTime (toTime 5) }}", "*time.Time"),
+        ] {
+            let out = r(t);
+            assert!(
+                out.contains(&format!("can't convert {ty} to float")),
+                "{t}: {out}"
+            );
+        }
+    }
+
+    /// Go's RE2 `\d \w \s \b` are ASCII; the regex crate's are Unicode unless told otherwise.
+    #[test]
+    fn regex_classes_are_ascii_as_in_go() {
+        let r = |t: &str| render(t, &L1, 1.0);
+        assert_eq!(
+            r(r#"{{ match "^\\d+$" "١٢٣" }}|{{ match "^\\d+$" "123" }}"#),
+            "false|true"
+        );
+        assert_eq!(r(r#"{{ reReplaceAll "\\w+" "X" "héllo wörld_1" }}"#), "XéX XöX");
+        assert_eq!(
+            r(r#"{{ reReplaceAll "\\s" "_" "a b\u00a0c\td" }}"#),
+            "a_b\u{a0}c_d"
+        );
+        assert_eq!(
+            r(r#"{{ match "\\bfoo\\b" "éfooé" }}|{{ match "\\Bfoo" "éfoo" }}"#),
+            "true|false"
+        );
+        assert_eq!(r(r#"{{ reReplaceAll "[\\d.]+" "N" "v1.25x٣" }}"#), "vNx٣");
+        assert_eq!(r(r#"{{ reReplaceAll "[^\\w]" "" "a-ü_b" }}"#), "a_b");
+        assert_eq!(r(r#"{{ reReplaceAll "[[:alpha:]]+" "A" "ab1é" }}"#), "A1é");
+        // In a Go class `[`, `&&` and `~~` are literals.
+        assert_eq!(r(r#"{{ reReplaceAll "[[&&~~]" "" "a[b&c~d" }}"#), "abcd");
     }
 
     #[test]

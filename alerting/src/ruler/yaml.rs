@@ -1,7 +1,9 @@
 //! A YAML document as a tree of nodes that remember their line and column (1-based, like Go's
 //! `yaml.v3` nodes), plus decoding helpers that report problems the way `yaml.v3` does
 //! (`line 3: field foo not found in type rulefmt.RuleGroup`). Rule files need the positions for
-//! `promtool check rules`-compatible messages, which `serde_yaml` cannot give.
+//! `promtool check rules`-compatible messages, which `serde_yaml` cannot give. Merge keys
+//! (`<<: *anchor`, `<<: [*a, *b]`) are expanded while building the tree, as `yaml.v3` applies
+//! them when decoding.
 
 use std::collections::BTreeMap;
 
@@ -258,6 +260,61 @@ struct Builder {
     anchors: BTreeMap<usize, Node>,
     anchor_stack: Vec<usize>,
     docs: Vec<Node>,
+    /// The first merge-key error (Go fails the whole decode with it).
+    error: Option<String>,
+}
+
+/// A plain `<<` key (a quoted one is an ordinary string, as in `yaml.v3`'s `isMerge`).
+fn is_merge_key(k: &Node) -> bool {
+    matches!(&k.kind, Kind::Scalar { value, plain: true } if value == "<<")
+}
+
+fn same_key(a: &Node, b: &Node) -> bool {
+    match (&a.kind, &b.kind) {
+        (Kind::Scalar { value: x, .. }, Kind::Scalar { value: y, .. }) => x == y,
+        _ => a.kind == b.kind,
+    }
+}
+
+const MERGE_NEEDS_MAP: &str = "yaml: map merge requires map or sequence of maps as the value";
+
+/// Applies a mapping's merge key the way `yaml.v3` decodes one: keys written in the mapping win,
+/// then the merged mappings in order, an earlier one winning over a later one (`yaml.v3` marks
+/// every key it has set and skips it afterwards). With several `<<` keys the last one counts.
+fn expand_merges(entries: &mut Vec<(Node, Node)>) -> Result<(), String> {
+    if !entries.iter().any(|(k, _)| is_merge_key(k)) {
+        return Ok(());
+    }
+    let mut merge = None;
+    let mut out = Vec::with_capacity(entries.len());
+    for (k, v) in entries.drain(..) {
+        if is_merge_key(&k) {
+            merge = Some(v);
+        } else {
+            out.push((k, v));
+        }
+    }
+    let sources: Vec<Node> = match merge.map(|m| m.kind) {
+        Some(Kind::Map(m)) => vec![Node {
+            kind: Kind::Map(m),
+            line: 0,
+            col: 0,
+        }],
+        Some(Kind::Seq(items)) => items,
+        _ => return Err(MERGE_NEEDS_MAP.to_string()),
+    };
+    for source in sources {
+        let Kind::Map(merged) = source.kind else {
+            return Err(MERGE_NEEDS_MAP.to_string());
+        };
+        for (k, v) in merged {
+            if !out.iter().any(|(have, _)| same_key(have, &k)) {
+                out.push((k, v));
+            }
+        }
+    }
+    *entries = out;
+    Ok(())
 }
 
 impl Builder {
@@ -328,6 +385,11 @@ impl MarkedEventReceiver for Builder {
                     {
                         (node.line, node.col) = (k.line, k.col);
                     }
+                    if let Kind::Map(entries) = &mut node.kind
+                        && let Err(e) = expand_merges(entries)
+                    {
+                        self.error.get_or_insert(e);
+                    }
                     let anchor = self.anchor_stack.pop().unwrap_or(0);
                     if anchor > 0 {
                         self.anchors.insert(anchor, node.clone());
@@ -357,7 +419,10 @@ pub fn parse(text: &str) -> Result<Vec<Node>, String> {
     let mut p = Parser::new_from_str(text);
     p.load(&mut b, true)
         .map_err(|e| format!("yaml: line {}: {}", e.marker().line(), e.info()))?;
-    Ok(b.docs)
+    match b.error {
+        Some(e) => Err(e),
+        None => Ok(b.docs),
+    }
 }
 
 #[cfg(test)]
@@ -383,6 +448,47 @@ mod tests {
             panic!("no rule")
         };
         assert_eq!((r[0].1.line, r[0].1.col), (4, 13));
+    }
+
+    fn scalar_map(n: &Node) -> Vec<(String, String)> {
+        let Kind::Map(entries) = &n.kind else {
+            panic!("not a map: {n:?}")
+        };
+        entries
+            .iter()
+            .map(|(k, v)| {
+                let mut d = Decoder::default();
+                (d.string(k), d.string(v))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merge_keys_expand_with_explicit_keys_and_earlier_maps_winning() {
+        let text = "a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\none: {<<: *a, x: 0}\nlist: {<<: [*a, *b], w: 0}\nnested:\n  <<: {<<: *b, v: 3}\n  \"<<\": quoted\n";
+        let docs = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let Kind::Map(top) = &docs[0].kind else {
+            panic!("no map")
+        };
+        let pairs = |i: usize| {
+            scalar_map(&top[i].1)
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(pairs(2), "x=0,y=1");
+        assert_eq!(pairs(3), "w=0,x=1,y=1,z=2");
+        assert_eq!(pairs(4), "<<=quoted,v=3,y=2,z=2");
+    }
+
+    #[test]
+    fn merging_a_scalar_fails_like_go() {
+        assert_eq!(
+            parse("a: {<<: 1}\n").err().as_deref(),
+            Some("yaml: map merge requires map or sequence of maps as the value")
+        );
+        assert!(parse("a: &s x\nb: {<<: [*s]}\n").is_err());
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub enum Value {
         secs: i64,
         nanos: u32,
     },
-    /// A `time.Duration` in nanoseconds.
+    /// A `*time.Duration` (what `toDuration` returns) in nanoseconds.
     Duration(i64),
     /// A value printed by a fixed text (native histograms).
     Opaque {
@@ -93,7 +93,8 @@ impl Value {
                 }
             }
             Value::Time { .. } => "*time.Time".into(),
-            Value::Duration(_) => "time.Duration".into(),
+            // Only `toDuration` makes durations, and it returns a pointer.
+            Value::Duration(_) => "*time.Duration".into(),
             Value::Opaque { type_name, .. } => (*type_name).into(),
         }
     }
