@@ -581,3 +581,27 @@ fn out_of_order_writes_are_queried_in_order_and_rejections_counted() {
         .unwrap_or(0.0);
     assert!(bytes > 0.0, "{disk}");
 }
+
+/// `log.format: json` gives one JSON object per line, with the level, the message and the
+/// structured fields (what log pipelines index); text is the default.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("fenghuo.yml");
+    std::fs::write(&config, "log:\n  format: json\n  level: info\n").unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let mut node = Fenghuo::start_in(&tmp.path().join("data"), &["--config.file", &config]);
+    assert!(node.stop().success());
+    let log = node.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let ready = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "fenghuo is ready.")
+        .unwrap_or_else(|| panic!("no ready line in:\n{log}"));
+    assert_eq!(ready["level"], "INFO");
+    assert_eq!(ready["target"], "fenghuo::server");
+    assert_eq!(ready["fields"]["listen"], format!("127.0.0.1:{}", node.port));
+}
