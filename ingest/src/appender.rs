@@ -77,21 +77,7 @@ impl Appender for IngestAppender {
         } else {
             self.distributor.push(tenant, valid).map_err(to_storage_error)?
         };
-        let t = tenant.as_str();
-        metrics::WRITTEN
-            .with_label_values(&[t, "sample"])
-            .inc_by(outcome.samples_written);
-        metrics::WRITTEN
-            .with_label_values(&[t, "histogram"])
-            .inc_by(outcome.histograms_written);
-        metrics::WRITTEN
-            .with_label_values(&[t, "exemplar"])
-            .inc_by(outcome.exemplars_written);
-        for r in &outcome.rejected {
-            metrics::REJECTED_SAMPLES
-                .with_label_values(&[r.reason.metric_label()])
-                .inc();
-        }
+        metrics::record_outcome(tenant.as_str(), &outcome);
         outcome.rejected.extend(invalid);
         Ok(outcome)
     }

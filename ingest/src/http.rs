@@ -173,20 +173,7 @@ async fn handle(
 
 fn respond(protocol: &str, (tenant, outcome): (TenantId, AppendOutcome)) -> Response {
     let tenant = tenant.as_str();
-    metrics::WRITTEN
-        .with_label_values(&[tenant, "sample"])
-        .inc_by(outcome.samples_written);
-    metrics::WRITTEN
-        .with_label_values(&[tenant, "histogram"])
-        .inc_by(outcome.histograms_written);
-    metrics::WRITTEN
-        .with_label_values(&[tenant, "exemplar"])
-        .inc_by(outcome.exemplars_written);
-    for r in &outcome.rejected {
-        metrics::REJECTED_SAMPLES
-            .with_label_values(&[r.reason.metric_label()])
-            .inc();
-    }
+    metrics::record_outcome(tenant, &outcome);
     let mut response = if outcome.rejected.is_empty() {
         StatusCode::NO_CONTENT.into_response()
     } else {

@@ -65,6 +65,22 @@ pub static REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+/// Counts what storage wrote and refused for one write (remote write or rule output).
+pub fn record_outcome(tenant: &str, outcome: &fenghuo_storage::api::AppendOutcome) {
+    for (kind, n) in [
+        ("sample", outcome.samples_written),
+        ("histogram", outcome.histograms_written),
+        ("exemplar", outcome.exemplars_written),
+    ] {
+        WRITTEN.with_label_values(&[tenant, kind]).inc_by(n);
+    }
+    for r in &outcome.rejected {
+        REJECTED_SAMPLES
+            .with_label_values(&[r.reason.metric_label()])
+            .inc();
+    }
+}
+
 /// Registers the write path's metrics now, so `/metrics` shows them before
 /// the first request.
 pub fn register() {

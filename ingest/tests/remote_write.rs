@@ -81,15 +81,18 @@ async fn post(app: &axum::Router, body: Vec<u8>, headers: &[(&str, &str)]) -> An
     }
 }
 
-fn stored(store: &MemStore, tenant: &str, metric: &str) -> Vec<(i64, f64)> {
+fn select_all(store: &MemStore, tenant: &str, metric: &str) -> Vec<fenghuo_storage::api::Series> {
     let q = store.querier(&TenantId::new(tenant).unwrap()).unwrap();
     let hints = SelectHints {
         start: i64::MIN,
         end: i64::MAX,
         max_samples: None,
     };
-    q.select(&[Matcher::equal("__name__", metric)], &hints)
-        .unwrap()
+    q.select(&[Matcher::equal("__name__", metric)], &hints).unwrap()
+}
+
+fn stored(store: &MemStore, tenant: &str, metric: &str) -> Vec<(i64, f64)> {
+    select_all(store, tenant, metric)
         .into_iter()
         .flat_map(|s| s.floats.into_iter().map(|p| (p.t, p.v)))
         .collect()
@@ -117,14 +120,7 @@ fn v2_body(req: &rw2::Request) -> Vec<u8> {
 }
 
 fn stored_histograms(store: &MemStore, metric: &str) -> Vec<(i64, FloatHistogram)> {
-    let q = store.querier(&TenantId::new("anonymous").unwrap()).unwrap();
-    let hints = SelectHints {
-        start: i64::MIN,
-        end: i64::MAX,
-        max_samples: None,
-    };
-    q.select(&[Matcher::equal("__name__", metric)], &hints)
-        .unwrap()
+    select_all(store, "anonymous", metric)
         .into_iter()
         .flat_map(|s| s.histograms.into_iter().map(|h| (h.t, (*h.h).clone())))
         .collect()
