@@ -37,6 +37,10 @@ impl RocksStateStore {
         })?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
+        // RocksDB keeps up to 1,000 info logs of any size by default; the alert state is small
+        // and long-lived, so its own logs must not outgrow it.
+        opts.set_keep_log_file_num(2);
+        opts.set_max_log_file_size(4 << 20);
         let db = DB::open(&opts, dir).map_err(store_err)?;
         Ok(RocksStateStore {
             db,
