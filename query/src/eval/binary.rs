@@ -40,11 +40,22 @@ impl Evaluator<'_, '_> {
                     fill_rhs: None,
                 });
                 let m = &matching;
+                // Result label sets are reused from step to step, as Prometheus's per-node
+                // helper does: the same input series give the same output series at every step.
+                let mut metrics = ResultMetrics::default();
                 self.range_eval(Some(m), &[&b.lhs, &b.rhs], |v, sigs, sc| match op {
                     BinOp::And => Ok(vector_and(&v[0], &v[1], &sigs[0], &sigs[1])),
                     BinOp::Or => Ok(vector_or(&v[0], &v[1], &sigs[0], &sigs[1])),
                     BinOp::Unless => Ok(vector_unless(&v[0], &v[1], &sigs[0], &sigs[1])),
-                    _ => vector_binop(op, &v[0], &v[1], &sigs[0], &sigs[1], m, return_bool, pos, sc),
+                    _ => {
+                        let sides = Sides {
+                            lhs: &v[0],
+                            rhs: &v[1],
+                            lsig: &sigs[0],
+                            rsig: &sigs[1],
+                        };
+                        vector_binop(op, sides, m, return_bool, pos, sc, &mut metrics)
+                    }
                 })
             }
             (ValueType::Vector, ValueType::Scalar) => self.range_eval(None, &[&b.lhs, &b.rhs], |v, _, sc| {
@@ -351,18 +362,51 @@ fn result_metric(lhs: &Labels, rhs: &Labels, op: BinOp, m: &VectorMatching) -> L
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The two operand vectors of one step and their series' join signatures.
+struct Sides<'v> {
+    lhs: &'v Vector,
+    rhs: &'v Vector,
+    lsig: &'v [usize],
+    rsig: &'v [usize],
+}
+
+/// Result label sets by the identity of their input label sets, kept across the steps of a
+/// range evaluation. Keys are the inputs' `Arc` addresses; the entry holds both inputs, so an
+/// address is never reused for another label set while its entry exists.
+#[derive(Default)]
+struct ResultMetrics(HashMap<(usize, usize), (Metric, Metric, Metric)>);
+
+impl ResultMetrics {
+    /// Forgets everything once the entries far outnumber one step's elements: that happens when
+    /// an operand's label sets are built anew at every step (nothing would ever hit), and the
+    /// cache must not keep every step's label sets alive.
+    fn bound(&mut self, step_elems: usize) {
+        if self.0.len() > 4 * step_elems + 1024 {
+            self.0.clear();
+        }
+    }
+
+    fn get(&mut self, lhs: &Metric, rhs: &Metric, make: impl FnOnce() -> Labels) -> Metric {
+        let key = (Arc::as_ptr(lhs) as usize, Arc::as_ptr(rhs) as usize);
+        self.0
+            .entry(key)
+            .or_insert_with(|| (lhs.clone(), rhs.clone(), Arc::new(make())))
+            .2
+            .clone()
+    }
+}
+
 fn vector_binop(
     op: BinOp,
-    lhs: &Vector,
-    rhs: &Vector,
-    lsig: &[usize],
-    rsig: &[usize],
+    sides: Sides<'_>,
     m: &VectorMatching,
     return_bool: bool,
     pos: usize,
     sc: &StepCtx,
+    metrics: &mut ResultMetrics,
 ) -> Result<Vector, QueryError> {
+    let Sides { lhs, rhs, lsig, rsig } = sides;
+    metrics.bound(lhs.len() + rhs.len());
     if (lhs.is_empty() && rhs.is_empty())
         || ((lhs.is_empty() || rhs.is_empty()) && m.fill_lhs.is_none() && m.fill_rhs.is_none())
     {
@@ -399,16 +443,18 @@ fn vector_binop(
         return_bool,
         pos,
         swapped,
-        ..Default::default()
+        metrics,
+        matched_one: HashSet::new(),
+        matched_many: HashMap::new(),
     };
     let mut out = Vec::new();
     for (ls, sig) in lhs.iter().zip(lsig) {
         match right.get(sig) {
-            Some(rs) => st.apply(ls, rs, *sig, sc, &mut out)?,
+            Some(rs) => st.apply(ls, rs, *sig, sc, true, &mut out)?,
             None => {
                 let Some(fill) = m.fill_rhs else { continue };
                 let rs = Elem::float(Arc::new(match_labels(&ls.metric, m.on, &m.labels)), fill);
-                st.apply(ls, &rs, *sig, sc, &mut out)?;
+                st.apply(ls, &rs, *sig, sc, false, &mut out)?;
             }
         }
     }
@@ -423,7 +469,7 @@ fn vector_binop(
                 continue;
             }
             let ls = Elem::float(Arc::new(match_labels(&rs.metric, m.on, &m.labels)), fill);
-            st.apply(&ls, rs, *sig, sc, &mut out)?;
+            st.apply(&ls, rs, *sig, sc, false, &mut out)?;
         }
     }
     Ok(out)
@@ -438,30 +484,7 @@ struct MatchState<'m> {
     swapped: bool,
     matched_one: HashSet<usize>,
     matched_many: HashMap<usize, HashSet<Labels>>,
-    cache: HashMap<(Metric, Metric), Metric>,
-}
-
-impl Default for MatchState<'_> {
-    fn default() -> Self {
-        static DEFAULT_MATCHING: VectorMatching = VectorMatching {
-            card: Card::OneToOne,
-            on: false,
-            labels: Vec::new(),
-            include: Vec::new(),
-            fill_lhs: None,
-            fill_rhs: None,
-        };
-        Self {
-            op: BinOp::Add,
-            m: &DEFAULT_MATCHING,
-            return_bool: false,
-            pos: 0,
-            swapped: false,
-            matched_one: HashSet::new(),
-            matched_many: HashMap::new(),
-            cache: HashMap::new(),
-        }
-    }
+    metrics: &'m mut ResultMetrics,
 }
 
 impl MatchState<'_> {
@@ -471,6 +494,7 @@ impl MatchState<'_> {
         rs: &Elem,
         sig: usize,
         sc: &StepCtx,
+        reuse_metric: bool,
         out: &mut Vector,
     ) -> Result<(), QueryError> {
         let (mut fl, mut fr) = (ls.f, rs.f);
@@ -488,11 +512,13 @@ impl MatchState<'_> {
             f = if keep { 1.0 } else { 0.0 };
         }
         let (op, m) = (self.op, self.m);
-        let metric = self
-            .cache
-            .entry((ls.metric.clone(), rs.metric.clone()))
-            .or_insert_with(|| Arc::new(result_metric(&ls.metric, &rs.metric, op, m)))
-            .clone();
+        let make = || result_metric(&ls.metric, &rs.metric, op, m);
+        // A filled-in operand is built anew at every step, so its address identifies nothing.
+        let metric = if reuse_metric {
+            self.metrics.get(&ls.metric, &rs.metric, make)
+        } else {
+            Arc::new(make())
+        };
         if m.card == Card::OneToOne {
             if !self.matched_one.insert(sig) {
                 return Err(QueryError::exec(
