@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use fenghuo_storage::StorageError;
 use fenghuo_storage::api::{AppendOutcome, Appender, RejectReason, Rejection};
-use fenghuo_storage::model::{TenantId, WriteBatch};
+use fenghuo_storage::model::{BorrowedBatch, TenantId, WriteBatch};
 
 use crate::distributor::Distributor;
 use crate::error::IngestError;
@@ -49,12 +49,10 @@ impl Appender for IngestAppender {
             metadata: batch.metadata,
         };
         let mut invalid = Vec::new();
-        for mut series in batch.series {
-            match validate::series_labels(series.labels.clone().into_vec(), &self.limits) {
-                Ok(labels) => {
-                    series.labels = labels;
-                    valid.series.push(series);
-                }
+        for series in batch.series {
+            let pairs: Vec<(&str, &str)> = series.labels.pairs().collect();
+            match validate::series_labels(&pairs, &self.limits) {
+                Ok(()) => valid.series.push(series),
                 Err(e) => {
                     let reason = RejectReason::InvalidSeries(e.to_string());
                     let times = series.samples.iter().map(|s| s.t);
@@ -75,7 +73,9 @@ impl Appender for IngestAppender {
         let mut outcome = if valid.series.is_empty() && valid.metadata.is_empty() {
             AppendOutcome::default()
         } else {
-            self.distributor.push(tenant, valid).map_err(to_storage_error)?
+            self.distributor
+                .push(tenant, BorrowedBatch::from_write_batch(&mut valid))
+                .map_err(to_storage_error)?
         };
         metrics::record_outcome(tenant.as_str(), &outcome);
         outcome.rejected.extend(invalid);
@@ -159,7 +159,7 @@ mod tests {
     fn a_batch_of_only_invalid_series_never_reaches_the_distributor() {
         struct Refuse;
         impl Distributor for Refuse {
-            fn push(&self, _: &TenantId, _: WriteBatch) -> Result<AppendOutcome, IngestError> {
+            fn push(&self, _: &TenantId, _: BorrowedBatch<'_>) -> Result<AppendOutcome, IngestError> {
                 Err(IngestError::Overloaded(1))
             }
         }

@@ -1,14 +1,19 @@
-//! From HTTP body to [`WriteBatch`]: content negotiation, snappy block
+//! From HTTP body to a [`BorrowedBatch`]: content negotiation, snappy block
 //! decompression, protobuf decoding of remote write 1.0 and 2.0, and
-//! conversion to the storage model with validation.
+//! conversion to the storage model with validation. Label strings stay in
+//! the decompressed message; storage copies only those of new series.
 
-use fenghuo_proto::{Message, rw1, rw2};
+use std::ops::Range;
+
+use fenghuo_proto::{rw1, rw2};
 use fenghuo_storage::model::{
-    Exemplar, HistogramSample, Label, Labels, MetricMetadata, MetricType, Sample, SeriesWrite, WriteBatch,
+    BorrowedBatch, BorrowedSeries, Exemplar, HistogramSample, Label, Labels, LabelsRef, METRIC_NAME,
+    MetricMetadata, MetricType, Sample,
 };
 
 use crate::error::IngestError;
 use crate::limits::IngestLimits;
+use crate::wire::Pair;
 use crate::{validate, wire};
 
 /// Which remote-write message a request carries.
@@ -69,20 +74,21 @@ pub fn decompress(body: &[u8], limits: &IngestLimits) -> Result<Vec<u8>, IngestE
         .map_err(|e| IngestError::Snappy(e.to_string()))
 }
 
-/// Decodes and validates a decompressed message.
-pub fn decode(
+/// Decodes and validates a decompressed message. Label strings of the batch
+/// borrow from `message`.
+pub fn decode<'a>(
     protocol: Protocol,
-    message: &[u8],
+    message: &'a [u8],
     now_ms: i64,
     limits: &IngestLimits,
-) -> Result<WriteBatch, IngestError> {
+) -> Result<BorrowedBatch<'a>, IngestError> {
     match protocol {
         Protocol::V1 => {
             let req = wire::decode_write_request(message).map_err(|e| IngestError::Protobuf(e.0))?;
             from_v1(req, now_ms, limits)
         }
         Protocol::V2 => {
-            let req = rw2::Request::decode(message).map_err(|e| IngestError::Protobuf(e.to_string()))?;
+            let req = wire::decode_request_v2(message).map_err(|e| IngestError::Protobuf(e.0))?;
             from_v2(req, now_ms, limits)
         }
     }
@@ -98,30 +104,56 @@ fn check_series_count(count: usize, limits: &IngestLimits) -> Result<(), IngestE
     Ok(())
 }
 
-fn from_v1(req: wire::RawRequest, now_ms: i64, limits: &IngestLimits) -> Result<WriteBatch, IngestError> {
+fn from_v1<'a>(
+    req: wire::RawRequest<'a>,
+    now_ms: i64,
+    limits: &IngestLimits,
+) -> Result<BorrowedBatch<'a>, IngestError> {
     check_series_count(req.series.len(), limits)?;
-    let mut batch = WriteBatch {
-        series: Vec::with_capacity(req.series.len()),
-        metadata: Vec::with_capacity(req.metadata.len()),
+    let wire::RawRequest {
+        labels: pairs,
+        series,
+        metadata,
+    } = req;
+    let mut batch = BorrowedBatch {
+        pairs,
+        series: Vec::with_capacity(series.len()),
+        metadata: Vec::with_capacity(metadata.len()),
     };
-    for ts in req.series {
-        let labels = validate::series_labels(ts.labels, limits)?;
+    // Valid pairs are compacted towards the front of the request's own
+    // vector (dropping absent labels never moves a pair backwards).
+    let mut kept = 0usize;
+    for ts in series {
+        let (start, end) = (ts.labels.start as usize, ts.labels.end as usize);
+        validate::series_labels(&batch.pairs[start..end], limits)?;
+        let first = kept;
+        for i in start..end {
+            if validate::keep_pair(&batch.pairs[i]) {
+                batch.pairs[kept] = batch.pairs[i];
+                kept += 1;
+            }
+        }
+        let range = first as u32..kept as u32;
+        let labels = labels_at(&batch.pairs, &range);
         let exemplars = ts
             .exemplars
-            .into_iter()
-            .map(|e| exemplar(&labels, e.labels, e.value, e.timestamp, now_ms, limits))
+            .iter()
+            .map(|e| exemplar(&labels, &e.labels, e.value, e.timestamp, now_ms, limits))
             .collect::<Result<_, _>>()?;
-        batch.series.push(series_write(
+        let series = series_write(
             labels,
-            ts.samples.into_iter(),
+            range,
+            ts.samples,
             &ts.histograms,
             exemplars,
             0,
             now_ms,
             limits,
-        )?);
+        )?;
+        batch.series.push(series);
     }
-    for m in req.metadata {
+    batch.pairs.truncate(kept);
+    for m in metadata {
         let metric_type = match rw1::MetricType::try_from(m.r#type) {
             Ok(rw1::MetricType::Counter) => MetricType::Counter,
             Ok(rw1::MetricType::Gauge) => MetricType::Gauge,
@@ -145,7 +177,11 @@ fn from_v1(req: wire::RawRequest, now_ms: i64, limits: &IngestLimits) -> Result<
     Ok(batch)
 }
 
-fn from_v2(req: rw2::Request, now_ms: i64, limits: &IngestLimits) -> Result<WriteBatch, IngestError> {
+fn from_v2<'a>(
+    req: wire::RawRequestV2<'a>,
+    now_ms: i64,
+    limits: &IngestLimits,
+) -> Result<BorrowedBatch<'a>, IngestError> {
     check_series_count(req.timeseries.len(), limits)?;
     if req.symbols.first().is_some_and(|s| !s.is_empty()) {
         return Err(IngestError::Protobuf(
@@ -153,49 +189,64 @@ fn from_v2(req: rw2::Request, now_ms: i64, limits: &IngestLimits) -> Result<Writ
         ));
     }
     let symbols = &req.symbols;
-    let symbol = |r: u32| -> Result<&str, String> {
-        symbols.get(r as usize).map(String::as_str).ok_or_else(|| {
+    let symbol = |r: u32| -> Result<&'a str, String> {
+        symbols.get(r as usize).copied().ok_or_else(|| {
             format!(
                 "symbol reference {r} is out of range (table has {} symbols)",
                 symbols.len()
             )
         })
     };
-    let resolve_pairs = |refs: &[u32]| -> Result<Vec<Label>, String> {
+    let resolve_pairs = |refs: &[u32], out: &mut Vec<Pair<'a>>| -> Result<(), String> {
+        out.clear();
         if !refs.len().is_multiple_of(2) {
             return Err(format!("odd number of label references ({})", refs.len()));
         }
-        refs.chunks_exact(2)
-            .map(|p| Ok(Label::new(symbol(p[0])?, symbol(p[1])?)))
-            .collect()
+        for p in refs.chunks_exact(2) {
+            out.push((symbol(p[0])?, symbol(p[1])?));
+        }
+        Ok(())
     };
-    let mut batch = WriteBatch {
+    let mut batch = BorrowedBatch {
+        pairs: Vec::with_capacity(req.timeseries.len() * 8),
         series: Vec::with_capacity(req.timeseries.len()),
         metadata: Vec::new(),
     };
+    let mut raw = Vec::new();
+    let mut exemplar_pairs = Vec::new();
     for (i, ts) in req.timeseries.iter().enumerate() {
-        let pairs = resolve_pairs(&ts.labels_refs).map_err(|reason| IngestError::InvalidSeries {
+        resolve_pairs(&ts.labels_refs, &mut raw).map_err(|reason| IngestError::InvalidSeries {
             series: format!("#{i} of the request"),
             reason,
         })?;
-        let labels = validate::series_labels(pairs, limits)?;
+        validate::series_labels(&raw, limits)?;
+        let start = batch.pairs.len() as u32;
+        batch.pairs.extend(raw.iter().filter(|p| validate::keep_pair(p)));
+        let range = start..batch.pairs.len() as u32;
+        let labels = labels_at(&batch.pairs, &range);
         if !ts.samples.is_empty() && !ts.histograms.is_empty() {
             return Err(IngestError::InvalidSeries {
                 series: labels.to_string(),
                 reason: "series carries both float samples and histograms".into(),
             });
         }
-        let exemplars = ts
-            .exemplars
-            .iter()
-            .map(|e| {
-                let pairs = resolve_pairs(&e.labels_refs).map_err(|reason| IngestError::InvalidSeries {
+        let mut exemplars = Vec::with_capacity(ts.exemplars.len());
+        for e in &ts.exemplars {
+            resolve_pairs(&e.labels_refs, &mut exemplar_pairs).map_err(|reason| {
+                IngestError::InvalidSeries {
                     series: labels.to_string(),
                     reason: format!("exemplar: {reason}"),
-                })?;
-                exemplar(&labels, pairs, e.value, e.timestamp, now_ms, limits)
-            })
-            .collect::<Result<_, _>>()?;
+                }
+            })?;
+            exemplars.push(exemplar(
+                &labels,
+                &exemplar_pairs,
+                e.value,
+                e.timestamp,
+                now_ms,
+                limits,
+            )?);
+        }
         if let Some(md) = ts
             .metadata
             .filter(|m| m.r#type != 0 || m.help_ref != 0 || m.unit_ref != 0)
@@ -214,39 +265,58 @@ fn from_v2(req: rw2::Request, now_ms: i64, limits: &IngestLimits) -> Result<Writ
                 Ok(rw2::MetricType::Stateset) => MetricType::StateSet,
                 _ => MetricType::Unknown,
             };
+            let metric_family = labels
+                .pairs()
+                .find(|(n, _)| *n == METRIC_NAME)
+                .map(|(_, v)| v)
+                .unwrap_or_default()
+                .to_string();
             batch.metadata.push(MetricMetadata {
-                metric_family: labels.metric_name().unwrap_or_default().to_string(),
+                metric_family,
                 metric_type,
                 help: symbol(md.help_ref).map_err(bad)?.to_string(),
                 unit: symbol(md.unit_ref).map_err(bad)?.to_string(),
             });
         }
-        batch.series.push(series_write(
+        let mut samples = Vec::with_capacity(ts.samples.len());
+        samples.extend(ts.samples.iter().map(|s| Sample {
+            t: s.timestamp,
+            v: s.value,
+        }));
+        let series = series_write(
             labels,
-            ts.samples.iter().map(|s| (s.timestamp, s.value)),
+            range,
+            samples,
             &ts.histograms,
             exemplars,
             ts.created_timestamp,
             now_ms,
             limits,
-        )?);
+        )?;
+        batch.series.push(series);
     }
     Ok(batch)
 }
 
+fn labels_at<'p>(pairs: &'p [Pair<'p>], range: &Range<u32>) -> LabelsRef<'p> {
+    LabelsRef::from_sorted_unchecked(&pairs[range.start as usize..range.end as usize])
+}
+
+/// Checks a series' samples and histograms and assembles it; `range` is
+/// where `labels` are in the batch's pairs.
+#[allow(clippy::too_many_arguments)]
 fn series_write(
-    labels: Labels,
-    samples: impl ExactSizeIterator<Item = (i64, f64)>,
+    labels: LabelsRef<'_>,
+    range: Range<u32>,
+    samples: Vec<Sample>,
     histograms: &[rw1::Histogram],
     exemplars: Vec<Exemplar>,
     created_timestamp: i64,
     now_ms: i64,
     limits: &IngestLimits,
-) -> Result<SeriesWrite, IngestError> {
-    let mut out_samples = Vec::with_capacity(samples.len());
-    for (t, v) in samples {
-        validate::sample_timestamp(&labels, t, now_ms, limits)?;
-        out_samples.push(Sample { t, v });
+) -> Result<BorrowedSeries, IngestError> {
+    for s in &samples {
+        validate::sample_timestamp(&labels, s.t, now_ms, limits)?;
     }
     let mut out_histograms = Vec::with_capacity(histograms.len());
     for h in histograms {
@@ -256,9 +326,9 @@ fn series_write(
             h: std::sync::Arc::new(validate::histogram(&labels, h)?),
         });
     }
-    Ok(SeriesWrite {
-        labels,
-        samples: out_samples,
+    Ok(BorrowedSeries {
+        labels: range,
+        samples,
         histograms: out_histograms,
         exemplars,
         // Storage turns it into a zero sample where that is in order (see
@@ -275,8 +345,8 @@ fn series_write(
 const MAX_EXEMPLAR_LABEL_RUNES: usize = 128;
 
 fn exemplar(
-    series: &Labels,
-    pairs: Vec<Label>,
+    series: &LabelsRef<'_>,
+    pairs: &[Pair<'_>],
     value: f64,
     t: i64,
     now_ms: i64,
@@ -288,19 +358,19 @@ fn exemplar(
     };
     let runes: usize = pairs
         .iter()
-        .map(|l| l.name.chars().count() + l.value.chars().count())
+        .map(|(n, v)| n.chars().count() + v.chars().count())
         .sum();
     if runes > MAX_EXEMPLAR_LABEL_RUNES {
         return Err(bad(format!(
             "label set has {runes} characters, more than the limit of {MAX_EXEMPLAR_LABEL_RUNES}"
         )));
     }
-    if pairs.iter().any(|l| l.name.is_empty()) {
+    if pairs.iter().any(|(n, _)| n.is_empty()) {
         return Err(bad("empty label name".into()));
     }
     validate::sample_timestamp(series, t, now_ms, limits)?;
     Ok(Exemplar {
-        labels: Labels::new(pairs),
+        labels: Labels::new(pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect()),
         value,
         t,
     })
@@ -308,6 +378,8 @@ fn exemplar(
 
 #[cfg(test)]
 mod tests {
+    use fenghuo_proto::Message;
+
     use super::*;
 
     #[test]
@@ -380,9 +452,10 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let batch = decode(Protocol::V2, &req.encode_to_vec(), 100, &IngestLimits::default()).unwrap();
+        let message = req.encode_to_vec();
+        let batch = decode(Protocol::V2, &message, 100, &IngestLimits::default()).unwrap();
         assert_eq!(
-            batch.series[0].labels,
+            batch.labels(&batch.series[0]).to_labels(),
             Labels::from_pairs([("__name__", "up"), ("job", "x")])
         );
         assert_eq!(batch.metadata[0].help, "help");
@@ -403,6 +476,53 @@ mod tests {
             e.to_string().contains("symbol reference 7 is out of range"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn v1_absent_labels_are_dropped_without_disturbing_later_series() {
+        let label = |n: &str, v: &str| rw1::Label {
+            name: n.into(),
+            value: v.into(),
+        };
+        let series = |labels| rw1::TimeSeries {
+            labels,
+            samples: vec![rw1::Sample {
+                value: 1.0,
+                timestamp: 10,
+            }],
+            ..Default::default()
+        };
+        let req = rw1::WriteRequest {
+            timeseries: vec![
+                series(vec![
+                    label("__name__", "a"),
+                    label("empty", ""),
+                    label("job", "x"),
+                ]),
+                series(vec![label("__name__", "b"), label("job", "y")]),
+                series(vec![label("", ""), label("__name__", "c")]),
+            ],
+            metadata: vec![],
+        };
+        let message = req.encode_to_vec();
+        let limits = IngestLimits::default();
+        let e = decode(Protocol::V1, &message, 100, &limits).unwrap_err();
+        assert!(e.to_string().contains("empty label name"), "{e}");
+        let req = rw1::WriteRequest {
+            timeseries: req.timeseries[..2].to_vec(),
+            metadata: vec![],
+        };
+        let message = req.encode_to_vec();
+        let batch = decode(Protocol::V1, &message, 100, &limits).unwrap();
+        let got: Vec<_> = batch.series.iter().map(|s| batch.labels(s).to_labels()).collect();
+        assert_eq!(
+            got,
+            vec![
+                Labels::from_pairs([("__name__", "a"), ("job", "x")]),
+                Labels::from_pairs([("__name__", "b"), ("job", "y")]),
+            ]
+        );
+        assert_eq!(batch.pairs.len(), 4);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use fenghuo_storage::api::{AppendOutcome, Appender};
-use fenghuo_storage::model::{TenantId, WriteBatch};
+use fenghuo_storage::model::{BorrowedBatch, TenantId};
 
 use crate::error::IngestError;
 
@@ -16,9 +16,11 @@ use crate::error::IngestError;
 /// the outcome is durable; items it refuses are listed in the outcome; an
 /// `Err` means the caller must answer with a retryable or client error as
 /// [`IngestError::http_status`] says. `push` blocks (it may wait for an
-/// fsync); call it from a blocking thread.
+/// fsync); call it from a blocking thread. The batch's label strings
+/// borrow from the request; owned copies are storage's business (it makes
+/// them only for series it does not hold).
 pub trait Distributor: Send + Sync {
-    fn push(&self, tenant: &TenantId, batch: WriteBatch) -> Result<AppendOutcome, IngestError>;
+    fn push(&self, tenant: &TenantId, batch: BorrowedBatch<'_>) -> Result<AppendOutcome, IngestError>;
 }
 
 /// Single-node distributor: everything goes to one local appender.
@@ -33,7 +35,7 @@ impl LocalDistributor {
 }
 
 impl Distributor for LocalDistributor {
-    fn push(&self, tenant: &TenantId, batch: WriteBatch) -> Result<AppendOutcome, IngestError> {
-        Ok(self.appender.append(tenant, batch)?)
+    fn push(&self, tenant: &TenantId, batch: BorrowedBatch<'_>) -> Result<AppendOutcome, IngestError> {
+        Ok(self.appender.append_borrowed(tenant, batch)?)
     }
 }

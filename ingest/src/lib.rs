@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! POST /api/v1/write ─► http (tenant, content negotiation, body limit)
-//!                    ─► decode (snappy, protobuf 1.0 | 2.0 ─► WriteBatch)
+//!                    ─► decode (snappy, protobuf 1.0 | 2.0 ─► BorrowedBatch)
 //!                    ─► validate (labels, timestamps, histograms, limits)
 //!                    ─► Distributor (series ─► shard ─► Appender) ─► response
 //! ```

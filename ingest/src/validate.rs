@@ -1,30 +1,31 @@
 //! Validation of decoded series: label rules, timestamps, histograms.
 //! Every failure names the series (as far as it is known) and the problem.
 
+use std::fmt;
+
 use fenghuo_proto::rw1;
-use fenghuo_storage::model::{
-    BucketSpan, CounterResetHint, FloatHistogram, Label, Labels, METRIC_NAME, write_go_quoted,
-};
+use fenghuo_storage::model::{BucketSpan, CounterResetHint, FloatHistogram, METRIC_NAME, write_go_quoted};
 
 use crate::error::IngestError;
 use crate::limits::IngestLimits;
+use crate::wire::Pair;
 
 /// Renders raw (possibly invalid) labels for an error message.
-pub fn describe_pairs(pairs: &[Label]) -> String {
+pub fn describe_pairs(pairs: &[Pair<'_>]) -> String {
     let mut s = String::from("{");
-    for (i, l) in pairs.iter().enumerate() {
+    for (i, (name, value)) in pairs.iter().enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
-        s.push_str(&l.name);
+        s.push_str(name);
         s.push('=');
-        let _ = write_go_quoted(&mut s, &l.value);
+        let _ = write_go_quoted(&mut s, value);
     }
     s.push('}');
     s
 }
 
-fn invalid(pairs: &[Label], reason: impl Into<String>) -> IngestError {
+fn invalid(pairs: &[Pair<'_>], reason: impl Into<String>) -> IngestError {
     IngestError::InvalidSeries {
         series: describe_pairs(pairs),
         reason: reason.into(),
@@ -34,11 +35,12 @@ fn invalid(pairs: &[Label], reason: impl Into<String>) -> IngestError {
 /// Checks a series' label pairs as the remote-write specs require: names
 /// non-empty and within limits, sorted by name with no duplicates, a
 /// non-empty `__name__`. Labels with empty values mean "absent" and are
-/// dropped (as Prometheus and Mimir do).
-pub fn series_labels(mut pairs: Vec<Label>, limits: &IngestLimits) -> Result<Labels, IngestError> {
+/// dropped (as Prometheus and Mimir do) by the caller, which keeps them in
+/// the request's pair vector: [`keep_pair`] says which ones stay.
+pub fn series_labels(pairs: &[Pair<'_>], limits: &IngestLimits) -> Result<(), IngestError> {
     if pairs.len() > limits.max_labels_per_series {
         return Err(invalid(
-            &pairs,
+            pairs,
             format!(
                 "series has {} labels, more than the limit of {}",
                 pairs.len(),
@@ -47,13 +49,13 @@ pub fn series_labels(mut pairs: Vec<Label>, limits: &IngestLimits) -> Result<Lab
         ));
     }
     let mut has_name = false;
-    for (i, Label { name, value }) in pairs.iter().enumerate() {
+    for (i, &(name, value)) in pairs.iter().enumerate() {
         if name.is_empty() {
-            return Err(invalid(&pairs, "empty label name"));
+            return Err(invalid(pairs, "empty label name"));
         }
         if name.len() > limits.max_label_name_bytes {
             return Err(invalid(
-                &pairs,
+                pairs,
                 format!(
                     "label name of {} bytes exceeds the limit of {}",
                     name.len(),
@@ -63,7 +65,7 @@ pub fn series_labels(mut pairs: Vec<Label>, limits: &IngestLimits) -> Result<Lab
         }
         if value.len() > limits.max_label_value_bytes {
             return Err(invalid(
-                &pairs,
+                pairs,
                 format!(
                     "value of label {name:?} has {} bytes, more than the limit of {}",
                     value.len(),
@@ -72,34 +74,39 @@ pub fn series_labels(mut pairs: Vec<Label>, limits: &IngestLimits) -> Result<Lab
             ));
         }
         if i > 0 {
-            let prev = &pairs[i - 1].name;
+            let prev = pairs[i - 1].0;
             if prev == name {
-                return Err(invalid(&pairs, format!("duplicate label name {name:?}")));
+                return Err(invalid(pairs, format!("duplicate label name {name:?}")));
             }
             if prev > name {
                 return Err(invalid(
-                    &pairs,
+                    pairs,
                     format!("labels are not sorted by name ({prev:?} before {name:?})"),
                 ));
             }
         }
         if name == METRIC_NAME {
             if value.is_empty() {
-                return Err(invalid(&pairs, "empty metric name"));
+                return Err(invalid(pairs, "empty metric name"));
             }
             has_name = true;
         }
     }
     if !has_name {
-        return Err(invalid(&pairs, "missing metric name (__name__ label)"));
+        return Err(invalid(pairs, "missing metric name (__name__ label)"));
     }
-    pairs.retain(|l| !l.value.is_empty());
-    Ok(Labels::from_sorted_unchecked(pairs))
+    Ok(())
+}
+
+/// Whether a pair of a valid series is part of its label set: an empty
+/// value means the label is absent.
+pub fn keep_pair(pair: &Pair<'_>) -> bool {
+    !pair.1.is_empty()
 }
 
 /// Rejects timestamps beyond `now + max_future_ms`.
 pub fn sample_timestamp(
-    series: &Labels,
+    series: &impl fmt::Display,
     t: i64,
     now_ms: i64,
     limits: &IngestLimits,
@@ -118,7 +125,7 @@ pub fn sample_timestamp(
 
 /// Converts a wire histogram (integer or float form) to the stored float
 /// form and checks it as Prometheus does.
-pub fn histogram(series: &Labels, h: &rw1::Histogram) -> Result<FloatHistogram, IngestError> {
+pub fn histogram(series: &impl fmt::Display, h: &rw1::Histogram) -> Result<FloatHistogram, IngestError> {
     let bad = |reason: String| IngestError::InvalidSeries {
         series: series.to_string(),
         reason: format!("invalid native histogram at timestamp {}: {reason}", h.timestamp),
@@ -224,24 +231,20 @@ fn absolute_from_deltas(deltas: &[i64]) -> Result<Vec<f64>, String> {
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<Label> {
-        p.iter().map(|(a, b)| Label::new(*a, *b)).collect()
-    }
+    use fenghuo_storage::model::Labels;
 
     fn err(p: &[(&str, &str)]) -> String {
-        series_labels(pairs(p), &IngestLimits::default())
+        series_labels(p, &IngestLimits::default())
             .unwrap_err()
             .to_string()
     }
 
     #[test]
     fn valid_series_drops_empty_values() {
-        let ls = series_labels(
-            pairs(&[("__name__", "up"), ("a", ""), ("job", "x")]),
-            &IngestLimits::default(),
-        )
-        .unwrap();
-        assert_eq!(ls, Labels::from_pairs([("__name__", "up"), ("job", "x")]));
+        let pairs = [("__name__", "up"), ("a", ""), ("job", "x")];
+        series_labels(&pairs, &IngestLimits::default()).unwrap();
+        let kept: Vec<_> = pairs.iter().filter(|p| keep_pair(p)).collect();
+        assert_eq!(kept, [&("__name__", "up"), &("job", "x")]);
     }
 
     #[test]
@@ -262,7 +265,7 @@ mod tests {
             max_labels_per_series: 2,
             ..Default::default()
         };
-        let e = series_labels(pairs(&[("__name__", "up"), ("a", "1"), ("b", "2")]), &limits).unwrap_err();
+        let e = series_labels(&[("__name__", "up"), ("a", "1"), ("b", "2")], &limits).unwrap_err();
         assert!(
             e.to_string().contains("3 labels, more than the limit of 2"),
             "{e}"

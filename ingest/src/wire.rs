@@ -1,13 +1,18 @@
-//! A hand-written decoder for the hot path of remote write 1.0: it walks the
-//! protobuf bytes of a `prometheus.WriteRequest` once and builds the storage
-//! model directly, without prost's intermediate messages (one allocation per
-//! label string instead of several per field, no vector regrowth). Rare parts
-//! (native histograms, metadata) still go through the prost types in
-//! `fenghuo_proto`. Field numbers follow `prompb/types.proto`; unknown fields
-//! are skipped as protobuf requires.
+//! A hand-written decoder for the hot path of remote write: it walks the
+//! protobuf bytes of a `prometheus.WriteRequest` once, without prost's
+//! intermediate messages, and leaves label strings where they are: pairs of
+//! `&str` borrowed from the message (checked for UTF-8), all series' pairs
+//! in one vector. Owned label sets are built later, and only for series
+//! storage does not know. Rare parts (native histograms, metadata) still go
+//! through the prost types in `fenghuo_proto`. For remote write 2.0 only the
+//! top level is walked by hand, so the symbol table is borrowed too. Field
+//! numbers follow `prompb/types.proto` and `io/prometheus/write/v2`; unknown
+//! fields are skipped as protobuf requires.
 
-use fenghuo_proto::{Message, rw1};
-use fenghuo_storage::model::Label;
+use std::ops::Range;
+
+use fenghuo_proto::{Message, rw1, rw2};
+use fenghuo_storage::model::Sample;
 
 /// A malformed message.
 #[derive(Debug, PartialEq, Eq)]
@@ -118,44 +123,63 @@ fn expect(wire_type: u8, want: u8, what: &str) -> Result<()> {
     }
 }
 
-fn utf8(b: &[u8], what: &str) -> Result<String> {
-    std::str::from_utf8(b)
-        .map(str::to_owned)
-        .map_err(|_| WireError(format!("invalid UTF-8 in {what}")))
+fn utf8<'a>(b: &'a [u8], what: &str) -> Result<&'a str> {
+    std::str::from_utf8(b).map_err(|_| WireError(format!("invalid UTF-8 in {what}")))
 }
+
+/// A label pair borrowed from the message.
+pub type Pair<'a> = (&'a str, &'a str);
 
 /// One `prometheus.TimeSeries` as decoded from the wire.
 #[derive(Debug, Default)]
-pub struct RawSeries {
-    pub labels: Vec<Label>,
-    pub samples: Vec<(i64, f64)>,
-    pub exemplars: Vec<RawExemplar>,
+pub struct RawSeries<'a> {
+    /// This series' pairs in [`RawRequest::labels`], as sent (not yet
+    /// validated).
+    pub labels: Range<u32>,
+    pub samples: Vec<Sample>,
+    pub exemplars: Vec<RawExemplar<'a>>,
     pub histograms: Vec<rw1::Histogram>,
 }
 
 #[derive(Debug)]
-pub struct RawExemplar {
-    pub labels: Vec<Label>,
+pub struct RawExemplar<'a> {
+    pub labels: Vec<Pair<'a>>,
     pub value: f64,
     pub timestamp: i64,
 }
 
-/// A decoded `prometheus.WriteRequest`.
+/// A decoded `prometheus.WriteRequest`; label strings borrow from the
+/// message, and the pairs of every series share one vector.
 #[derive(Debug, Default)]
-pub struct RawRequest {
-    pub series: Vec<RawSeries>,
+pub struct RawRequest<'a> {
+    pub labels: Vec<Pair<'a>>,
+    pub series: Vec<RawSeries<'a>>,
     pub metadata: Vec<rw1::MetricMetadata>,
 }
 
+impl<'a> RawRequest<'a> {
+    /// The pairs of one series, as sent.
+    pub fn labels_of(&self, s: &RawSeries<'_>) -> &[Pair<'a>] {
+        &self.labels[s.labels.start as usize..s.labels.end as usize]
+    }
+}
+
 /// Decodes a `prometheus.WriteRequest`.
-pub fn decode_write_request(buf: &[u8]) -> Result<RawRequest> {
+pub fn decode_write_request(buf: &[u8]) -> Result<RawRequest<'_>> {
     let mut r = Reader::new(buf);
-    let mut out = RawRequest::default();
+    // Sized for typical label sets (a label takes ~25 bytes on the wire, a
+    // series ~250) so the shared vectors rarely move while they grow.
+    let mut out = RawRequest {
+        labels: Vec::with_capacity(buf.len() / 24),
+        series: Vec::with_capacity(buf.len() / 256),
+        metadata: Vec::new(),
+    };
     while !r.is_empty() {
         match r.key()? {
             (1, t) => {
                 expect(t, LEN, "timeseries")?;
-                out.series.push(decode_series(r.bytes()?)?);
+                let series = decode_series(r.bytes()?, &mut out.labels)?;
+                out.series.push(series);
             }
             (3, t) => {
                 expect(t, LEN, "metadata")?;
@@ -168,10 +192,10 @@ pub fn decode_write_request(buf: &[u8]) -> Result<RawRequest> {
     Ok(out)
 }
 
-fn decode_series(buf: &[u8]) -> Result<RawSeries> {
+fn decode_series<'a>(buf: &'a [u8], labels: &mut Vec<Pair<'a>>) -> Result<RawSeries<'a>> {
     let mut r = Reader::new(buf);
+    let start = labels.len() as u32;
     let mut s = RawSeries {
-        labels: Vec::with_capacity(12),
         samples: Vec::with_capacity(1),
         ..RawSeries::default()
     };
@@ -179,7 +203,7 @@ fn decode_series(buf: &[u8]) -> Result<RawSeries> {
         match r.key()? {
             (1, t) => {
                 expect(t, LEN, "label")?;
-                s.labels.push(decode_label(r.bytes()?)?);
+                labels.push(decode_label(r.bytes()?)?);
             }
             (2, t) => {
                 expect(t, LEN, "sample")?;
@@ -197,10 +221,11 @@ fn decode_series(buf: &[u8]) -> Result<RawSeries> {
             (_, t) => r.skip(t)?,
         }
     }
+    s.labels = start..labels.len() as u32;
     Ok(s)
 }
 
-fn decode_label(buf: &[u8]) -> Result<Label> {
+fn decode_label(buf: &[u8]) -> Result<Pair<'_>> {
     let mut r = Reader::new(buf);
     let (mut name, mut value): (&[u8], &[u8]) = (&[], &[]);
     while !r.is_empty() {
@@ -216,13 +241,10 @@ fn decode_label(buf: &[u8]) -> Result<Label> {
             (_, t) => r.skip(t)?,
         }
     }
-    Ok(Label {
-        name: utf8(name, "a label name")?,
-        value: utf8(value, "a label value")?,
-    })
+    Ok((utf8(name, "a label name")?, utf8(value, "a label value")?))
 }
 
-fn decode_sample(buf: &[u8]) -> Result<(i64, f64)> {
+fn decode_sample(buf: &[u8]) -> Result<Sample> {
     let mut r = Reader::new(buf);
     let (mut t, mut v) = (0i64, 0f64);
     while !r.is_empty() {
@@ -238,10 +260,10 @@ fn decode_sample(buf: &[u8]) -> Result<(i64, f64)> {
             (_, wt) => r.skip(wt)?,
         }
     }
-    Ok((t, v))
+    Ok(Sample { t, v })
 }
 
-fn decode_exemplar(buf: &[u8]) -> Result<RawExemplar> {
+fn decode_exemplar(buf: &[u8]) -> Result<RawExemplar<'_>> {
     let mut r = Reader::new(buf);
     let mut e = RawExemplar {
         labels: Vec::new(),
@@ -266,6 +288,36 @@ fn decode_exemplar(buf: &[u8]) -> Result<RawExemplar> {
         }
     }
     Ok(e)
+}
+
+/// The top level of an `io.prometheus.write.v2.Request`: the symbol table
+/// borrowed from the message, the series decoded by prost (they hold no
+/// strings, only references into the table).
+#[derive(Debug, Default)]
+pub struct RawRequestV2<'a> {
+    pub symbols: Vec<&'a str>,
+    pub timeseries: Vec<rw2::TimeSeries>,
+}
+
+/// Decodes an `io.prometheus.write.v2.Request`.
+pub fn decode_request_v2(buf: &[u8]) -> Result<RawRequestV2<'_>> {
+    let mut r = Reader::new(buf);
+    let mut out = RawRequestV2::default();
+    while !r.is_empty() {
+        match r.key()? {
+            (4, t) => {
+                expect(t, LEN, "symbols")?;
+                out.symbols.push(utf8(r.bytes()?, "a symbol")?);
+            }
+            (5, t) => {
+                expect(t, LEN, "timeseries")?;
+                let ts = rw2::TimeSeries::decode(r.bytes()?).map_err(|e| WireError(e.to_string()))?;
+                out.timeseries.push(ts);
+            }
+            (_, t) => r.skip(t)?,
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -322,16 +374,14 @@ mod tests {
     #[test]
     fn agrees_with_prost() {
         let req = sample_request();
-        let raw = decode_write_request(&req.encode_to_vec()).unwrap();
+        let buf = req.encode_to_vec();
+        let raw = decode_write_request(&buf).unwrap();
         let ts = &req.timeseries[0];
         let got = &raw.series[0];
-        assert_eq!(
-            got.labels,
-            vec![Label::new("__name__", "up"), Label::new("job", "节点")]
-        );
-        assert_eq!(got.samples[0], (-5, -1.5));
-        assert!(got.samples[1].1.is_nan() && got.samples[1].0 == 1_700_000_000_000);
-        assert_eq!(got.exemplars[0].labels, vec![Label::new("trace_id", "abc")]);
+        assert_eq!(raw.labels_of(got), &[("__name__", "up"), ("job", "节点")]);
+        assert_eq!(got.samples[0], Sample { t: -5, v: -1.5 });
+        assert!(got.samples[1].v.is_nan() && got.samples[1].t == 1_700_000_000_000);
+        assert_eq!(got.exemplars[0].labels, vec![("trace_id", "abc")]);
         assert_eq!((got.exemplars[0].value, got.exemplars[0].timestamp), (2.0, 7));
         assert_eq!(got.histograms, ts.histograms);
         assert_eq!(raw.metadata, req.metadata);
@@ -367,6 +417,32 @@ mod tests {
         );
         // timeseries { label { name: 0xff } }
         let err = decode_write_request(&[0x0a, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0xff]).unwrap_err();
+        assert!(err.0.contains("UTF-8"), "{err:?}");
+    }
+
+    #[test]
+    fn v2_top_level_agrees_with_prost() {
+        let req = rw2::Request {
+            symbols: vec!["".into(), "__name__".into(), "up".into()],
+            timeseries: vec![rw2::TimeSeries {
+                labels_refs: vec![1, 2],
+                samples: vec![rw2::Sample {
+                    value: 1.0,
+                    timestamp: 10,
+                }],
+                created_timestamp: 4,
+                ..Default::default()
+            }],
+        };
+        let buf = req.encode_to_vec();
+        let raw = decode_request_v2(&buf).unwrap();
+        assert_eq!(raw.symbols, vec!["", "__name__", "up"]);
+        assert_eq!(raw.timeseries, req.timeseries);
+        for cut in 0..buf.len() {
+            let _ = decode_request_v2(&buf[..cut]);
+        }
+        // symbols: [0xff]
+        let err = decode_request_v2(&[0x22, 0x01, 0xff]).unwrap_err();
         assert!(err.0.contains("UTF-8"), "{err:?}");
     }
 }

@@ -588,7 +588,7 @@ impl fenghuo_ingest::Distributor for GatedDistributor {
     fn push(
         &self,
         tenant: &TenantId,
-        batch: fenghuo_storage::model::WriteBatch,
+        batch: fenghuo_storage::model::BorrowedBatch<'_>,
     ) -> Result<fenghuo_storage::api::AppendOutcome, fenghuo_ingest::IngestError> {
         self.entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut open = self.open.lock().unwrap();

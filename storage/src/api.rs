@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::error::StorageError;
 use crate::model::{
-    Exemplar, HistogramSample, Labels, Matcher, MetricMetadata, Sample, TenantId, WriteBatch,
+    BorrowedBatch, Exemplar, HistogramSample, Labels, Matcher, MetricMetadata, Sample, TenantId, WriteBatch,
 };
 
 /// Why storage refused one sample (or one series) of a batch.
@@ -90,6 +90,19 @@ pub struct AppendOutcome {
 ///   answers 5xx so the client retries.
 pub trait Appender: Send + Sync {
     fn append(&self, tenant: &TenantId, batch: WriteBatch) -> Result<AppendOutcome, StorageError>;
+
+    /// [`Appender::append`] for a batch whose label sets borrow from the
+    /// request, with the same contract and the same outcome (rejections
+    /// carry owned labels). Stores that index series by their label bytes
+    /// override it to allocate labels only for series they do not hold yet;
+    /// the default converts to the owned form.
+    fn append_borrowed(
+        &self,
+        tenant: &TenantId,
+        batch: BorrowedBatch<'_>,
+    ) -> Result<AppendOutcome, StorageError> {
+        self.append(tenant, batch.into_owned())
+    }
 }
 
 /// Hints for one `select`.

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use crate::api::{Appender, Queryable, RejectReason, SelectHints};
 use crate::error::StorageError;
 use crate::model::{
-    BucketSpan, Exemplar, FloatHistogram, HistogramSample, Labels, MatchOp, Matcher, MetricMetadata,
-    MetricType, Sample, SeriesWrite, TenantId, WriteBatch, stale_nan,
+    BorrowedBatch, BucketSpan, Exemplar, FloatHistogram, HistogramSample, Labels, MatchOp, Matcher,
+    MetricMetadata, MetricType, Sample, SeriesWrite, TenantId, WriteBatch, stale_nan,
 };
 
 /// Base timestamp of the suite's samples (2023-11-14).
@@ -50,6 +50,7 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("exemplars", exemplars),
     ("tsdb_status_counts", tsdb_status_counts),
     ("many_series_sorted", many_series_sorted),
+    ("borrowed_batches", borrowed_batches),
 ];
 
 /// Runs every check against fresh stores from `factory`.
@@ -741,4 +742,40 @@ pub fn many_series_sorted(s: &dyn TestStore) {
         &[eq("__name__", "m"), m(MatchOp::Regex, "instance", "host-0[0-4].")],
     );
     assert_eq!(got.len(), 50);
+}
+
+/// `append_borrowed` behaves as `append`: new and known series, mixed in
+/// one batch; rejections of known series name them by their labels.
+pub fn borrowed_batches(s: &dyn TestStore) {
+    let t = tenant("t1");
+    let a = [("__name__", "b"), ("host", "a")];
+    let b = [("__name__", "b"), ("host", "b")];
+    let owned = batch(vec![series(&a, &[(T0, 1.0)])]);
+    let out = append(s, &t, owned);
+    assert_eq!(out.samples_written, 1);
+    // `a` is known now, `b` is new; `a` repeats T0 with another value.
+    let mut owned = batch(vec![
+        series(&a, &[(T0 + 10_000, 2.0), (T0, 5.0)]),
+        series(&b, &[(T0, 3.0)]),
+    ]);
+    let borrowed = BorrowedBatch::from_write_batch(&mut owned);
+    let out = match s.append_borrowed(&t, borrowed) {
+        Ok(o) => o,
+        Err(e) => panic!("append_borrowed failed: {e}"),
+    };
+    assert!(owned.series.iter().all(|s| s.samples.is_empty()), "samples moved");
+    assert_eq!(out.samples_written, 2, "borrowed_batches: {:?}", out.rejected);
+    assert_eq!(out.rejected.len(), 1);
+    assert_eq!(out.rejected[0].reason, RejectReason::DuplicateTimestamp);
+    assert_eq!(
+        out.rejected[0].series,
+        labels(&a),
+        "rejection names the known series"
+    );
+    let got = select(s, &[eq("__name__", "b")]);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].labels, labels(&a));
+    assert_eq!(floats(&got[0]), vec![(T0, 1.0), (T0 + 10_000, 2.0)]);
+    assert_eq!(got[1].labels, labels(&b));
+    assert_eq!(floats(&got[1]), vec![(T0, 3.0)]);
 }

@@ -148,34 +148,54 @@ impl Labels {
     /// used for sharding; it must never change between releases because
     /// shard placement depends on it.
     pub fn stable_hash(&self) -> u64 {
-        let mut h = Fnv1a::new();
-        for l in &self.0 {
-            h.write(l.name.as_bytes());
-            h.write(&[0xff]);
-            h.write(l.value.as_bytes());
-            h.write(&[0xff]);
-        }
-        h.finish()
+        stable_hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
     }
+
+    /// The pairs as borrowed strings.
+    pub fn pairs(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        self.0.iter().map(|l| (l.name.as_str(), l.value.as_str()))
+    }
+}
+
+/// [`Labels::stable_hash`] of a sorted label set given as pairs (so
+/// borrowed label sets hash to the same shard as owned ones).
+pub fn stable_hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = Fnv1a::new();
+    for (name, value) in pairs {
+        h.write(name.as_bytes());
+        h.write(&[0xff]);
+        h.write(value.as_bytes());
+        h.write(&[0xff]);
+    }
+    h.finish()
+}
+
+/// Prometheus's `labels.String()` of a sorted label set given as pairs:
+/// `{a="1", b="2"}` with Go-style quoting.
+pub fn fmt_pairs<'a>(
+    f: &mut impl fmt::Write,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> fmt::Result {
+    f.write_str("{")?;
+    for (i, (name, value)) in pairs.enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        if is_legacy_name(name) {
+            f.write_str(name)?;
+        } else {
+            write_go_quoted(f, name)?;
+        }
+        f.write_str("=")?;
+        write_go_quoted(f, value)?;
+    }
+    f.write_str("}")
 }
 
 impl fmt::Display for Labels {
     /// Prometheus's `labels.String()`: `{a="1", b="2"}` with Go-style quoting.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("{")?;
-        for (i, l) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            if is_legacy_name(&l.name) {
-                f.write_str(&l.name)?;
-            } else {
-                write_go_quoted(f, &l.name)?;
-            }
-            f.write_str("=")?;
-            write_go_quoted(f, &l.value)?;
-        }
-        f.write_str("}")
+        fmt_pairs(f, self.pairs())
     }
 }
 

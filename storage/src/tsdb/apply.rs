@@ -12,7 +12,7 @@ use super::disk::{Disk, ValueAt};
 use super::exemplars::ExemplarVerdict;
 use super::head::{
     F_CLOSING, F_DIRTY, F_HEAD_CUT, F_HHEAD_CUT, F_NEW, LabelsHasher, MemSeries, OooBuffer, Pending,
-    SeriesTable, TenantHead, insert_sorted, intern_labels,
+    SeriesTable, TenantHead, insert_sorted, intern_labels, resolve_labels,
 };
 use super::keys;
 use super::symbols::Symbols;
@@ -22,7 +22,7 @@ use crate::chunk::xor::XorAppender;
 use crate::chunk::{self, ChunkKind};
 use crate::error::StorageError;
 use crate::metrics;
-use crate::model::{FloatHistogram, Labels, SeriesWrite, TenantId, WriteBatch};
+use crate::model::{FloatHistogram, Labels, LabelsRef, SeriesWrite, TenantId, WriteBatch};
 use crate::replicate::LogEntry;
 
 /// Largest open histogram chunk before it is cut regardless of count.
@@ -92,9 +92,10 @@ pub struct ShardState {
 pub struct Applied {
     pub outcome: AppendOutcome,
     /// Series written by reference whose series was no longer active when
-    /// the entry was applied; the proposer must write them again with
-    /// labels. Nothing of them was applied.
-    pub stale: Vec<SeriesWrite>,
+    /// the entry was applied, with their position in the entry's batch; the
+    /// proposer must write them again with labels. Nothing of them was
+    /// applied.
+    pub stale: Vec<(usize, SeriesWrite)>,
 }
 
 enum Verdict {
@@ -169,16 +170,18 @@ impl ShardState {
 
     /// Series ids to reference instead of labels when proposing `batch`:
     /// those of series active in the head now.
-    pub fn resolve_refs(&self, tenant: &str, batch: &WriteBatch) -> Vec<Option<u64>> {
+    pub fn resolve_refs<'a>(
+        &self,
+        tenant: &str,
+        label_sets: impl Iterator<Item = LabelsRef<'a>>,
+    ) -> Vec<Option<u64>> {
         let Some(ti) = self.tenant_lookup(tenant) else {
             return Vec::new();
         };
         let mut hasher = self.hasher.fork();
-        batch
-            .series
-            .iter()
-            .map(|sw| {
-                let slot = self.find_in_memory(ti, hasher.hash_labels(&sw.labels))?;
+        label_sets
+            .map(|labels| {
+                let slot = self.find_in_memory(ti, hasher.hash(labels.pairs()))?;
                 self.series
                     .slot(slot)
                     .filter(|s| s.flags & F_CLOSING == 0)
@@ -255,7 +258,7 @@ impl ShardState {
                 Some(sid) => match self.active_slot(ti, sid) {
                     Some(slot) => Some(slot),
                     None => {
-                        stale.push(sw);
+                        stale.push((i, sw));
                         continue;
                     }
                 },
@@ -301,6 +304,7 @@ impl ShardState {
                     reason,
                 });
             };
+            let first_rejection = out.rejected.len();
             let mut stored_any = false;
             if sw.created_timestamp > 0
                 && let Some(t) = sw.created_zero_at(series.max_t, min_valid)
@@ -354,6 +358,14 @@ impl ShardState {
             }
             if stored_any {
                 series.flags |= F_DIRTY;
+            }
+            // A series written by reference carries no labels; rejections
+            // name it by the head's copy (rare, so resolved only then).
+            if sw.labels.is_empty() && out.rejected.len() > first_rejection {
+                let labels = resolve_labels(&self.symbols, &series.labels);
+                for r in &mut out.rejected[first_rejection..] {
+                    r.series = labels.clone();
+                }
             }
             let th = &mut self.tenants[ti as usize];
             for e in sw.exemplars {

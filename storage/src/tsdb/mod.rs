@@ -54,7 +54,10 @@ use self::shard::{Shard, ShardOpenOptions};
 use crate::api::{AppendOutcome, Appender, Querier, Queryable, SelectHints, Series, TsdbStatus};
 use crate::error::StorageError;
 use crate::metrics;
-use crate::model::{Exemplar, Labels, Matcher, MetricMetadata, TenantId, WriteBatch};
+use crate::model::borrowed::labels_in;
+use crate::model::{
+    BorrowedBatch, BorrowedSeries, Exemplar, Labels, LabelsRef, Matcher, MetricMetadata, TenantId, WriteBatch,
+};
 use crate::replicate::entry::encode_write_entry;
 use crate::replicate::{LocalLogOptions, LogEntry};
 
@@ -339,30 +342,56 @@ impl Tsdb {
         result
     }
 
-    fn append_batch(&self, tenant: &TenantId, batch: WriteBatch) -> Result<AppendOutcome, StorageError> {
+    fn append_batch(
+        &self,
+        tenant: &TenantId,
+        batch: BorrowedBatch<'_>,
+    ) -> Result<AppendOutcome, StorageError> {
         self.check_open()?;
         let now_ms = self.inner.clock.now_ms();
         let n = self.inner.shards.len() as u32;
+        let BorrowedBatch {
+            pairs,
+            series,
+            metadata,
+        } = batch;
         if n == 1 {
-            return append_part(&self.inner.shards[0], tenant, now_ms, batch, None);
+            return append_part(
+                &self.inner.shards[0],
+                tenant,
+                now_ms,
+                &pairs,
+                series,
+                metadata,
+                None,
+            );
         }
-        let mut parts: Vec<WriteBatch> = (0..n).map(|_| WriteBatch::default()).collect();
-        for m in batch.metadata {
+        let mut parts: Vec<(Vec<BorrowedSeries>, Vec<MetricMetadata>)> =
+            (0..n).map(|_| (Vec::new(), Vec::new())).collect();
+        for m in metadata {
             let i = shard_of(tenant.as_str(), metadata_hash(&m.metric_family), n);
-            parts[i as usize].metadata.push(m);
+            parts[i as usize].1.push(m);
         }
-        for s in batch.series {
-            let i = shard_of(tenant.as_str(), s.labels.stable_hash(), n);
-            parts[i as usize].series.push(s);
+        for s in series {
+            let i = shard_of(tenant.as_str(), labels_in(&pairs, &s).stable_hash(), n);
+            parts[i as usize].0.push(s);
         }
         let mut out = AppendOutcome::default();
-        for (i, part) in parts.into_iter().enumerate() {
-            if part.series.is_empty() && part.metadata.is_empty() {
+        for (i, (series, metadata)) in parts.into_iter().enumerate() {
+            if series.is_empty() && metadata.is_empty() {
                 continue;
             }
             merge_outcome(
                 &mut out,
-                append_part(&self.inner.shards[i], tenant, now_ms, part, None)?,
+                append_part(
+                    &self.inner.shards[i],
+                    tenant,
+                    now_ms,
+                    &pairs,
+                    series,
+                    metadata,
+                    None,
+                )?,
             );
         }
         Ok(out)
@@ -377,17 +406,39 @@ fn merge_outcome(into: &mut AppendOutcome, o: AppendOutcome) {
 }
 
 /// Proposes one shard's part of a batch: series active in the head go by
-/// reference (`refs`, resolved now unless given), the rest with labels.
-/// Series whose reference went stale before apply (evicted in between)
-/// are proposed again with labels.
+/// reference (`refs`, resolved now unless given) and without owned labels,
+/// the rest with labels. Series whose reference went stale before apply
+/// (evicted in between) are proposed again with labels.
 fn append_part(
     shard: &Shard,
     tenant: &TenantId,
     now_ms: i64,
-    batch: WriteBatch,
+    pairs: &[(&str, &str)],
+    series: Vec<BorrowedSeries>,
+    metadata: Vec<MetricMetadata>,
     refs: Option<Vec<Option<u64>>>,
 ) -> Result<AppendOutcome, StorageError> {
-    let refs = refs.unwrap_or_else(|| shard.state.read().resolve_refs(tenant.as_str(), &batch));
+    let refs = refs.unwrap_or_else(|| {
+        shard
+            .state
+            .read()
+            .resolve_refs(tenant.as_str(), series.iter().map(|s| labels_in(pairs, s)))
+    });
+    // Kept to give stale references their labels back.
+    let mut ranges = Vec::with_capacity(series.len());
+    let series = series
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let labels = match refs.get(i).copied().flatten() {
+                Some(_) => Labels::empty(),
+                None => labels_in(pairs, &s).to_labels(),
+            };
+            ranges.push(s.labels.clone());
+            s.into_write(labels)
+        })
+        .collect();
+    let batch = WriteBatch { series, metadata };
     let bytes = encode_write_entry(tenant, now_ms, &batch, &refs);
     let entry = LogEntry::Write {
         tenant: tenant.clone(),
@@ -398,8 +449,17 @@ fn append_part(
     let applied = shard.append(&bytes, entry)?;
     let mut out = applied.outcome;
     if !applied.stale.is_empty() {
+        let series = applied
+            .stale
+            .into_iter()
+            .map(|(i, mut sw)| {
+                let range = ranges[i].start as usize..ranges[i].end as usize;
+                sw.labels = LabelsRef::from_sorted_unchecked(&pairs[range]).to_labels();
+                sw
+            })
+            .collect();
         let retry = WriteBatch {
-            series: applied.stale,
+            series,
             metadata: Vec::new(),
         };
         let bytes = encode_write_entry(tenant, now_ms, &retry, &[]);
@@ -497,7 +557,15 @@ fn maintenance_loop(shard: &Shard, stop: &(Mutex<bool>, Condvar), clock: &dyn Cl
 }
 
 impl Appender for Tsdb {
-    fn append(&self, tenant: &TenantId, batch: WriteBatch) -> Result<AppendOutcome, StorageError> {
+    fn append(&self, tenant: &TenantId, mut batch: WriteBatch) -> Result<AppendOutcome, StorageError> {
+        self.append_batch(tenant, BorrowedBatch::from_write_batch(&mut batch))
+    }
+
+    fn append_borrowed(
+        &self,
+        tenant: &TenantId,
+        batch: BorrowedBatch<'_>,
+    ) -> Result<AppendOutcome, StorageError> {
         self.append_batch(tenant, batch)
     }
 }
@@ -786,7 +854,18 @@ mod tests {
             ],
             &[(T0 + HOUR, 2.0)],
         );
-        let out = append_part(&shard, &t, clock.now_ms(), batch(vec![x]), Some(vec![Some(sid)])).unwrap();
+        let mut retry = batch(vec![x]);
+        let b = BorrowedBatch::from_write_batch(&mut retry);
+        let out = append_part(
+            &shard,
+            &t,
+            clock.now_ms(),
+            &b.pairs,
+            b.series,
+            b.metadata,
+            Some(vec![Some(sid)]),
+        )
+        .unwrap();
         assert_eq!(out.samples_written, 1);
         assert_eq!(db.stats().active_series, 1);
         let image = tempfile::tempdir().unwrap();
