@@ -392,42 +392,22 @@ pub fn created_timestamps(s: &dyn TestStore) {
         created_timestamp: ct,
         ..series(&[("__name__", name)], samples)
     };
+    // One sample of `requests`, written in full and refused nowhere.
+    let write_one = |sample: &[(i64, f64)], ct: i64| {
+        let out = append(s, &t, batch(vec![with_ct("requests", sample, ct)]));
+        assert_eq!(
+            (out.samples_written, out.rejected.len()),
+            (1, 0),
+            "{:?}",
+            out.rejected
+        );
+    };
     // A new counter: zero at its created timestamp, then the sample; the zero is not counted.
-    let out = append(
-        s,
-        &t,
-        batch(vec![with_ct("requests", &[(T0 + 15_000, 5.0)], T0 + 1_000)]),
-    );
-    assert_eq!(
-        (out.samples_written, out.rejected.len()),
-        (1, 0),
-        "{:?}",
-        out.rejected
-    );
+    write_one(&[(T0 + 15_000, 5.0)], T0 + 1_000);
     // Later writes repeat the same (now old) created timestamp: ignored, never rejected.
-    let out = append(
-        s,
-        &t,
-        batch(vec![with_ct("requests", &[(T0 + 30_000, 9.0)], T0 + 1_000)]),
-    );
-    assert_eq!(
-        (out.samples_written, out.rejected.len()),
-        (1, 0),
-        "{:?}",
-        out.rejected
-    );
+    write_one(&[(T0 + 30_000, 9.0)], T0 + 1_000);
     // A counter reset: a new created timestamp after the last sample gives a new zero.
-    let out = append(
-        s,
-        &t,
-        batch(vec![with_ct("requests", &[(T0 + 60_000, 2.0)], T0 + 45_000)]),
-    );
-    assert_eq!(
-        (out.samples_written, out.rejected.len()),
-        (1, 0),
-        "{:?}",
-        out.rejected
-    );
+    write_one(&[(T0 + 60_000, 2.0)], T0 + 45_000);
     let got = select(s, &[eq("__name__", "requests")]);
     assert_eq!(
         floats(&got[0]),

@@ -35,6 +35,25 @@ fn all(db: &Tsdb, t: &str) -> Vec<Series> {
         .unwrap()
 }
 
+/// One sample at `t` for each of `n` series `noise{instance="h<i>"}`, with xorshift values so
+/// the data does not compress to nothing.
+fn noise_batch(seed: &mut u64, n: usize, t: i64) -> WriteBatch {
+    batch(
+        (0..n)
+            .map(|i| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                let inst = format!("h{i}");
+                series(
+                    &[("__name__", "noise"), ("instance", &inst)],
+                    &[(t, (*seed % 1_000_000) as f64)],
+                )
+            })
+            .collect(),
+    )
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -543,19 +562,7 @@ fn retention_deletes_partitions_and_frees_disk() {
     for minute in 0..(4 * 24 * 60i64) {
         let t = T0 + minute * MIN;
         clock.set(t);
-        let ws = (0..200)
-            .map(|i| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let inst = format!("h{i}");
-                series(
-                    &[("__name__", "noise"), ("instance", &inst)],
-                    &[(t, (seed % 1_000_000) as f64)],
-                )
-            })
-            .collect();
-        db.append(&tenant("a"), batch(ws)).unwrap();
+        db.append(&tenant("a"), noise_batch(&mut seed, 200, t)).unwrap();
         if minute % 360 == 0 {
             db.checkpoint().unwrap();
         }
@@ -749,19 +756,7 @@ fn background_maintenance_applies_retention() {
     for step in 0..(4 * 24 * 6i64) {
         let t = T0 + step * 10 * MIN;
         clock.set(t);
-        let ws = (0..100)
-            .map(|i| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let inst = format!("h{i}");
-                series(
-                    &[("__name__", "noise"), ("instance", &inst)],
-                    &[(t, (seed % 1_000_000) as f64)],
-                )
-            })
-            .collect();
-        db.append(&tenant("a"), batch(ws)).unwrap();
+        db.append(&tenant("a"), noise_batch(&mut seed, 100, t)).unwrap();
     }
     let first_day = || {
         db.querier(&tenant("a"))
