@@ -53,6 +53,17 @@ enum Command {
     /// Alerting tools: route tests, template rendering, config checks.
     #[command(subcommand)]
     Alerting(fenghuo_alerting::cli::AlertingCommand),
+    /// Cut a damaged shard log before its first bad entry, so fenghuo can
+    /// start again (run it with fenghuo stopped). The damaged bytes and the
+    /// segments after them are kept beside the log as `*.damaged` files.
+    RepairLog {
+        /// The data directory (`data_dir` of the configuration).
+        #[arg(long = "data-dir", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Only report what would be cut.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +143,7 @@ fn main() -> ExitCode {
             run_alerting(fenghuo_alerting::cli::AlertingCommand::TestAlerts { files })
         }
         Command::Alerting(cmd) => run_alerting(cmd),
+        Command::RepairLog { data_dir, dry_run } => repair_log(&data_dir, dry_run),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -183,6 +195,31 @@ fn check_config(files: &[PathBuf]) -> anyhow::Result<()> {
     }
     if failed {
         anyhow::bail!("configuration check failed");
+    }
+    Ok(())
+}
+
+fn repair_log(data_dir: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+    let tsdb_dir = data_dir.join("tsdb");
+    let reports = fenghuo_storage::tsdb::Tsdb::repair_logs(&tsdb_dir, dry_run)?;
+    if reports.is_empty() {
+        anyhow::bail!("no shard logs under {}", tsdb_dir.display());
+    }
+    for (log, report) in reports {
+        let Some((segment, damage)) = &report.damage else {
+            println!("{}: sound", log.display());
+            continue;
+        };
+        println!("{}: damaged: {}", log.display(), damage.describe(segment));
+        let verb = if dry_run { "would move" } else { "moved" };
+        for (path, bytes) in &report.set_aside {
+            println!("  {verb} {bytes} bytes aside to {}", path.display());
+        }
+        println!(
+            "  entries from {} on {} lost to the store",
+            damage.index,
+            if dry_run { "would be" } else { "are" }
+        );
     }
     Ok(())
 }

@@ -8,8 +8,9 @@
 //! written so far, the others wait for it (a condition variable), so N
 //! concurrent writers cost about one `fdatasync` instead of N.
 //!
-//! On open, a torn or corrupt frame at the tail of the last segment (a crash
-//! mid-write) is cut off; corruption anywhere else is reported.
+//! On open, a torn frame at the tail of the last segment (a crash mid-write)
+//! is cut off; a bad frame anywhere else, or one followed by valid frames,
+//! is damage: open fails naming the file and offset (see [`super::segment`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
@@ -20,12 +21,12 @@ use std::time::Instant;
 use parking_lot::{Condvar, Mutex};
 
 use super::ShardLog;
+use super::segment::{
+    Frame, MAX_ENTRY_BYTES, Scan, Segment, encode_frame, io_err, list_segments, read_frame, scan_segment,
+    segment_path,
+};
 use crate::error::StorageError;
 use crate::metrics;
-
-const FRAME_HEADER: usize = 16;
-/// Largest accepted entry (ingest bounds request bodies far below this).
-pub const MAX_ENTRY_BYTES: usize = 512 << 20;
 
 /// Tuning of a [`LocalLog`].
 #[derive(Clone, Debug)]
@@ -44,12 +45,6 @@ impl Default for LocalLogOptions {
             fsync: true,
         }
     }
-}
-
-struct Segment {
-    first: u64,
-    path: PathBuf,
-    bytes: u64,
 }
 
 struct Inner {
@@ -78,98 +73,10 @@ pub struct LocalLog {
     opts: LocalLogOptions,
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> StorageError {
-    StorageError::Io(format!("{what} {}: {e}", path.display()))
-}
-
-fn segment_path(dir: &Path, first: u64) -> PathBuf {
-    dir.join(format!("{first:020}.log"))
-}
-
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_err("syncing directory", dir, e))
-}
-
-/// One frame read back from a segment.
-enum Frame {
-    Entry {
-        index: u64,
-        payload: Vec<u8>,
-    },
-    /// Clean end of file.
-    End,
-    /// Truncated or checksum mismatch at this offset.
-    Bad(String),
-}
-
-fn read_frame(r: &mut impl Read) -> Result<Frame, std::io::Error> {
-    let mut header = [0u8; FRAME_HEADER];
-    let mut got = 0;
-    while got < FRAME_HEADER {
-        let n = r.read(&mut header[got..])?;
-        if n == 0 {
-            return Ok(if got == 0 {
-                Frame::End
-            } else {
-                Frame::Bad("truncated frame header".into())
-            });
-        }
-        got += n;
-    }
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let mut idx = [0u8; 8];
-    idx.copy_from_slice(&header[8..16]);
-    if len > MAX_ENTRY_BYTES {
-        return Ok(Frame::Bad(format!("frame length {len} exceeds limit")));
-    }
-    let mut payload = vec![0u8; len];
-    let mut got = 0;
-    while got < len {
-        let n = r.read(&mut payload[got..])?;
-        if n == 0 {
-            return Ok(Frame::Bad("truncated frame payload".into()));
-        }
-        got += n;
-    }
-    let mut h = crc32fast::Hasher::new();
-    h.update(&idx);
-    h.update(&payload);
-    if h.finalize() != crc {
-        return Ok(Frame::Bad("checksum mismatch".into()));
-    }
-    Ok(Frame::Entry {
-        index: u64::from_le_bytes(idx),
-        payload,
-    })
-}
-
-/// Scans a segment, returning the number of valid entries, the byte length
-/// they cover and the first problem found after them (if any).
-fn scan_segment(seg: &Segment) -> Result<(u64, u64, Option<String>), StorageError> {
-    let f = File::open(&seg.path).map_err(|e| io_err("opening log segment", &seg.path, e))?;
-    let mut r = BufReader::new(f);
-    let mut count = 0u64;
-    let mut valid_bytes = 0u64;
-    loop {
-        match read_frame(&mut r).map_err(|e| io_err("reading log segment", &seg.path, e))? {
-            Frame::End => return Ok((count, valid_bytes, None)),
-            Frame::Bad(why) => return Ok((count, valid_bytes, Some(why))),
-            Frame::Entry { index, payload } => {
-                if index != seg.first + count {
-                    return Ok((
-                        count,
-                        valid_bytes,
-                        Some(format!("index {index} where {} was expected", seg.first + count)),
-                    ));
-                }
-                count += 1;
-                valid_bytes += (FRAME_HEADER + payload.len()) as u64;
-            }
-        }
-    }
 }
 
 impl LocalLog {
@@ -178,38 +85,31 @@ impl LocalLog {
     /// shorter log continues from there, so indexes are never reused.
     pub fn open(dir: &Path, opts: LocalLogOptions, next_index_at_least: u64) -> Result<Self, StorageError> {
         fs::create_dir_all(dir).map_err(|e| io_err("creating log directory", dir, e))?;
-        let mut segments = Vec::new();
-        for entry in fs::read_dir(dir).map_err(|e| io_err("listing log directory", dir, e))? {
-            let entry = entry.map_err(|e| io_err("listing log directory", dir, e))?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let Some(stem) = name.strip_suffix(".log") else {
-                continue;
-            };
-            let Ok(first) = stem.parse::<u64>() else { continue };
-            segments.push(Segment {
-                first,
-                path: entry.path(),
-                bytes: 0,
-            });
-        }
-        segments.sort_by_key(|s| s.first);
+        let segments = list_segments(dir)?;
         let mut next_index = next_index_at_least.max(1);
         let n = segments.len();
         let mut keep = Vec::with_capacity(n);
         let mut last_count = 0u64;
         for (i, mut seg) in segments.into_iter().enumerate() {
-            let (count, valid, problem) = scan_segment(&seg)?;
+            let Scan {
+                count,
+                valid_bytes: valid,
+                damage,
+            } = scan_segment(&seg)?;
             let last = i + 1 == n;
-            if let Some(why) = problem {
-                if !last {
+            if let Some(damage) = damage {
+                if !last || !damage.is_torn_tail() {
                     return Err(StorageError::Corrupt {
                         what: "shard log",
-                        detail: format!("{}: {why} after {count} entries", seg.path.display()),
+                        detail: format!(
+                            "{}; the log is damaged, not torn, and was left as it is: \
+                             `fenghuo repair-log` cuts it before the damage (README, \"Repairing a damaged log\")",
+                            damage.describe(&seg.path)
+                        ),
                     });
                 }
-                tracing::warn!(segment = %seg.path.display(), entries = count, problem = %why,
-                    "Cutting off a torn tail of the shard log.");
+                tracing::warn!(segment = %seg.path.display(), entries = count, offset = valid,
+                    problem = %damage.why, "Cutting off a torn tail of the shard log.");
                 let f = OpenOptions::new()
                     .write(true)
                     .open(&seg.path)
@@ -370,17 +270,8 @@ impl ShardLog for LocalLog {
                 Self::roll(inner)?;
             }
             let index = inner.next_index;
-            let idx = index.to_le_bytes();
-            let mut h = crc32fast::Hasher::new();
-            h.update(&idx);
-            h.update(entry);
             inner.scratch.clear();
-            inner
-                .scratch
-                .extend_from_slice(&(entry.len() as u32).to_le_bytes());
-            inner.scratch.extend_from_slice(&h.finalize().to_le_bytes());
-            inner.scratch.extend_from_slice(&idx);
-            inner.scratch.extend_from_slice(entry);
+            encode_frame(&mut inner.scratch, index, entry);
             if let Err(e) = (&*inner.file).write_all(&inner.scratch) {
                 // A partial frame may be on disk; refuse further appends
                 // rather than write after garbage (open() cuts it off).

@@ -14,9 +14,11 @@
 
 pub mod entry;
 pub mod local;
+pub mod segment;
 
 pub use entry::LogEntry;
 pub use local::{LocalLog, LocalLogOptions};
+pub use segment::{Damage, RepairReport, repair};
 
 use crate::error::StorageError;
 

@@ -124,6 +124,33 @@ fn metadata_hash(family: &str) -> u64 {
 }
 
 impl Tsdb {
+    /// Repairs the shard logs of the store in `dir` (see
+    /// [`crate::replicate::repair`]), shard by shard; the store must not be
+    /// open. Returns each shard's log directory with what was found there.
+    pub fn repair_logs(
+        dir: &Path,
+        dry_run: bool,
+    ) -> Result<Vec<(PathBuf, crate::replicate::RepairReport)>, StorageError> {
+        let mut shard_dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| StorageError::Io(format!("listing {}: {e}", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("shard-"))
+                    && p.join("log").is_dir()
+            })
+            .collect();
+        shard_dirs.sort();
+        shard_dirs
+            .into_iter()
+            .map(|d| {
+                let log = d.join("log");
+                crate::replicate::repair(&log, dry_run).map(|r| (log, r))
+            })
+            .collect()
+    }
+
     /// Opens (or creates) the store in `dir` with the system clock.
     pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Arc<Tsdb>, StorageError> {
         Self::open_with_clock(dir, opts, Arc::new(SystemClock))
