@@ -13,6 +13,7 @@ use promql_parser::parser::Expr;
 use promql_parser::parser::value::ValueType;
 
 use crate::annotations::Annotations;
+use crate::depth;
 use crate::error::{ENV_QUERY_EXECUTION, QueryError};
 use crate::eval::selectors::without_stale;
 use crate::eval::{Evaluator, QueryCtx, Series, cleanup_matrix};
@@ -83,13 +84,17 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<ParsedQuery, QueryError> {
-        let rw = extensions::rewrite(query, step_ms, end_ms.saturating_sub(start_ms))?;
-        let expr = promql_parser::parser::parse(&rw.text)
-            .map_err(|e| QueryError::Parse(format!("parse error: {e}")))?;
-        Ok(ParsedQuery {
-            expr,
-            text: rw.text,
-            modifiers: rw.modifiers,
+        // The depth check comes first: the rewrite's duration arithmetic
+        // recurses too.
+        depth::check_depth(query)?;
+        depth::run_with_stack(|| {
+            let rw = extensions::rewrite(query, step_ms, end_ms.saturating_sub(start_ms))?;
+            let expr = depth::parse(&rw.text)?;
+            Ok(ParsedQuery {
+                expr,
+                text: rw.text,
+                modifiers: rw.modifiers,
+            })
         })
     }
 
@@ -219,7 +224,7 @@ impl Engine {
                 "timestamp out of range: {start}..{end}"
             )));
         }
-        let res = self.run_inner(q, p, start, end, step, ctl, started);
+        let res = depth::run_with_stack(|| self.run_inner(q, p, start, end, step, ctl, started));
         metrics::observe_query(started.elapsed(), step == 0, res.as_ref().err());
         res
     }
@@ -340,7 +345,14 @@ fn fetch(plan: &Plan, ctx: &mut QueryCtx<'_>) -> Result<(), QueryError> {
             range_data.push(Vec::new());
             continue;
         }
-        let by_labels = select_all(ctx.querier, &f.matcher_sets, f.start, f.end, &mut loaded)?;
+        let by_labels = select_all(
+            ctx.querier,
+            &f.matcher_sets,
+            f.start,
+            f.end,
+            ctx.max_samples,
+            &mut loaded,
+        )?;
         let any_histograms = by_labels.values().any(|(_, h)| !h.is_empty());
         // Counter-reset hints depend on the sample before the window too.
         let prior = if any_histograms {
@@ -349,6 +361,7 @@ fn fetch(plan: &Plan, ctx: &mut QueryCtx<'_>) -> Result<(), QueryError> {
                 &f.matcher_sets,
                 f.start - ctx.lookback,
                 f.start - 1,
+                ctx.max_samples,
                 &mut loaded,
             )?
         } else {
@@ -396,21 +409,33 @@ fn fetch(plan: &Plan, ctx: &mut QueryCtx<'_>) -> Result<(), QueryError> {
 type SeriesData = (Vec<Sample>, Vec<HistogramSample>);
 
 /// The union of the series matching any of `sets` in `[start, end]`.
+///
+/// Everything a query selects is held in memory for its whole evaluation,
+/// so the `max_samples` budget applies to what is loaded, and storage
+/// enforces it while it reads: a query over too much data fails before it
+/// has filled memory, not after.
 fn select_all(
     q: &dyn Querier,
     sets: &[Vec<fenghuo_storage::model::Matcher>],
     start: i64,
     end: i64,
+    max_samples: usize,
     loaded: &mut u64,
 ) -> Result<BTreeMap<Labels, SeriesData>, QueryError> {
-    let hints = SelectHints {
-        start,
-        end,
-        max_samples: None,
-    };
     let mut by_labels: BTreeMap<Labels, SeriesData> = BTreeMap::new();
     for set in sets {
-        for s in q.select(set, &hints)? {
+        let hints = SelectHints {
+            start,
+            end,
+            max_samples: Some(max_samples.saturating_sub(*loaded as usize)),
+        };
+        let series = q.select(set, &hints).map_err(|e| match e {
+            fenghuo_storage::StorageError::TooManySamples { .. } => QueryError::TooManySamples {
+                env: ENV_QUERY_EXECUTION,
+            },
+            e => QueryError::Storage(e),
+        })?;
+        for s in series {
             *loaded += (s.floats.len() + s.histograms.len()) as u64;
             by_labels.entry(s.labels).or_insert((s.floats, s.histograms));
         }

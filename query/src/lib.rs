@@ -9,6 +9,7 @@
 
 pub mod annotations;
 pub mod api;
+pub mod depth;
 pub mod engine;
 pub mod error;
 pub(crate) mod eval;

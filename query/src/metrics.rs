@@ -11,6 +11,7 @@ struct Metrics {
     duration: prometheus::HistogramVec,
     errors: IntCounterVec,
     samples_loaded: IntCounter,
+    queue_timeouts: IntCounter,
 }
 
 fn metrics() -> &'static Metrics {
@@ -40,16 +41,23 @@ fn metrics() -> &'static Metrics {
             "Samples read from storage by PromQL queries.",
         )
         .expect("static metric definition is valid");
+        let queue_timeouts = IntCounter::new(
+            "fenghuo_query_queue_timeouts_total",
+            "Queries that timed out waiting for one of the query.max_concurrency slots.",
+        )
+        .expect("static metric definition is valid");
         let r = prometheus::default_registry();
         // Registration fails only if another component registered the same
         // names; the metrics then still work, they are just not exported twice.
         let _ = r.register(Box::new(duration.clone()));
         let _ = r.register(Box::new(errors.clone()));
         let _ = r.register(Box::new(samples_loaded.clone()));
+        let _ = r.register(Box::new(queue_timeouts.clone()));
         Metrics {
             duration,
             errors,
             samples_loaded,
+            queue_timeouts,
         }
     })
 }
@@ -68,6 +76,11 @@ pub(crate) fn observe_query(elapsed: Duration, instant: bool, err: Option<&Query
 
 pub(crate) fn add_samples_loaded(n: u64) {
     metrics().samples_loaded.inc_by(n);
+}
+
+/// A query gave up waiting for an evaluation slot.
+pub(crate) fn queue_timeout() {
+    metrics().queue_timeouts.inc();
 }
 
 /// Registers the engine's metrics now, so `/metrics` shows them (at zero)

@@ -26,6 +26,9 @@ pub struct EngineOptions {
     pub default_subquery_step_ms: i64,
     /// Whether experimental functions (`limitk`, `info`, `mad_over_time`...) parse.
     pub enable_experimental_functions: bool,
+    /// Queries the HTTP API evaluates at once (`--query.max-concurrency`);
+    /// later ones wait in a queue, their wait counting against their timeout.
+    pub max_concurrency: usize,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +39,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60_000,
             enable_experimental_functions: true,
+            max_concurrency: 20,
         }
     }
 }

@@ -84,8 +84,9 @@ pub fn tokenize(src: &str) -> Vec<Token<'_>> {
             i = (i + 1).min(b.len());
             kind = Tok::Str;
         } else {
-            let two = if i + 1 < b.len() { &src[i..i + 2] } else { "" };
-            i += if matches!(two, "==" | "!=" | ">=" | "<=" | "=~" | "!~") {
+            // Bytes, not a `str` slice: `i + 2` may fall inside a multi-byte character.
+            let two = b.get(i..i + 2).unwrap_or_default();
+            i += if matches!(two, b"==" | b"!=" | b">=" | b"<=" | b"=~" | b"!~") {
                 2
             } else {
                 1

@@ -233,3 +233,192 @@ fn odd_queries_answer_or_fail_cleanly() {
         }
     }
 }
+
+/// Mutations of real queries (bounded fuzzing): parse, evaluate as instant
+/// and range queries, format and translate; errors are fine, panics are not.
+#[test]
+fn mutated_queries_answer_or_fail_cleanly() {
+    let s = store();
+    let q = querier(&s);
+    let e = Engine::new(EngineOptions {
+        timeout: Duration::from_secs(2),
+        ..EngineOptions::default()
+    });
+    let seeds: Vec<Vec<u8>> = [
+        "sum by (job) (rate(http_requests_total{job=~\"a|b\"}[5m]))",
+        "histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))",
+        "max_over_time(deriv(temp[1m])[5m:30s] offset 1m) @ start()",
+        "topk(2, http_requests_total) / on(job) group_left sum(temp) > bool 1",
+        "label_replace(temp, \"dst\", \"$1\", \"job\", \"(.*)\") unless absent(up)",
+        "count_values(\"v\", temp) or vector(1) + scalar(time())",
+        "quantile_over_time(0.5, temp[10m:1m]) and predict_linear(temp[5m], 60)",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let dictionary: &[&[u8]] = &[
+        b"(",
+        b")",
+        b"[5m]",
+        b"[1m:10s]",
+        b" offset -1m",
+        b" @ end()",
+        b"{job!~\"\"}",
+        b" or ",
+        b" ^ ",
+        b"sum without (job) ",
+        b"-",
+        b"\"",
+        b"\\",
+        b"1e308",
+        b"NaN",
+        b"Inf",
+        b"@",
+        b"[",
+        b"{",
+        b",",
+    ];
+    let runs = fenghuo_storage::fuzz::run("promql", 0x9e1, &seeds, dictionary, |input| {
+        let Ok(text) = std::str::from_utf8(input) else {
+            return;
+        };
+        let _ = e.instant(q.as_ref(), text, 300_000);
+        let _ = e.range(q.as_ref(), text, 0, 600_000, 15_000);
+        if let Ok(expr) = fenghuo_query::depth::parse(text) {
+            let _ = expr.prettify();
+            let _ = fenghuo_query::api::ast::translate(&expr).to_string();
+        }
+    });
+    assert!(runs > seeds.len());
+}
+
+/// Deep nesting is refused before anything recurses on it, and whatever is
+/// accepted evaluates on a thread with a small stack.
+#[test]
+fn deep_queries_are_refused_and_accepted_ones_evaluate_anywhere() {
+    let s = store();
+    let e = Engine::new(EngineOptions::default());
+    let deep = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    let chain = vec!["temp"; 20_000].join(" + ");
+    for text in [&deep, &chain] {
+        let err = e.instant(querier(&s).as_ref(), text, 0).unwrap_err();
+        assert_eq!(err.error_type(), "bad_data");
+        assert!(err.to_string().contains("limit of 1000 levels"), "{err}");
+    }
+    let accepted = [
+        format!("{}temp{}", "(".repeat(990), ")".repeat(990)),
+        vec!["temp"; 990].join(" + "),
+        format!("{}temp", "-".repeat(990)),
+        format!("{}temp{}", "abs(".repeat(900), ")".repeat(900)),
+    ];
+    let q = querier(&s);
+    let handle = std::thread::Builder::new()
+        // Smaller than any thread the server runs queries on.
+        .stack_size(256 << 10)
+        .spawn(move || {
+            for text in accepted {
+                let out = e.instant(q.as_ref(), &text, 10_000);
+                assert!(out.is_ok(), "{}...: {out:?}", &text[..40.min(text.len())]);
+                let parsed = fenghuo_query::depth::run_with_stack(|| {
+                    fenghuo_query::depth::parse(&text).map(|e| e.prettify())
+                });
+                assert!(parsed.is_ok());
+            }
+        })
+        .unwrap();
+    handle.join().unwrap();
+}
+
+/// The samples budget holds while series are read: storage is asked for at
+/// most what is left of it, so a query over too much data fails before it
+/// has loaded it all.
+#[test]
+fn the_samples_budget_is_enforced_while_loading() {
+    struct Recording {
+        inner: std::sync::Arc<dyn Querier>,
+        asked: std::sync::Mutex<Vec<Option<usize>>>,
+    }
+    impl Querier for Recording {
+        fn select(
+            &self,
+            m: &[fenghuo_storage::model::Matcher],
+            h: &fenghuo_storage::api::SelectHints,
+        ) -> Result<Vec<fenghuo_storage::api::Series>, fenghuo_storage::StorageError> {
+            self.asked.lock().unwrap().push(h.max_samples);
+            self.inner.select(m, h)
+        }
+        fn label_names(
+            &self,
+            s: i64,
+            e: i64,
+            m: &[fenghuo_storage::model::Matcher],
+        ) -> Result<Vec<String>, fenghuo_storage::StorageError> {
+            self.inner.label_names(s, e, m)
+        }
+        fn label_values(
+            &self,
+            n: &str,
+            s: i64,
+            e: i64,
+            m: &[fenghuo_storage::model::Matcher],
+        ) -> Result<Vec<String>, fenghuo_storage::StorageError> {
+            self.inner.label_values(n, s, e, m)
+        }
+        fn series_labels(
+            &self,
+            s: i64,
+            e: i64,
+            m: &[fenghuo_storage::model::Matcher],
+        ) -> Result<Vec<Labels>, fenghuo_storage::StorageError> {
+            self.inner.series_labels(s, e, m)
+        }
+        fn metadata(
+            &self,
+            metric: Option<&str>,
+        ) -> Result<Vec<fenghuo_storage::model::MetricMetadata>, fenghuo_storage::StorageError> {
+            self.inner.metadata(metric)
+        }
+        fn exemplars(
+            &self,
+            s: i64,
+            e: i64,
+            sets: &[Vec<fenghuo_storage::model::Matcher>],
+        ) -> Result<Vec<(Labels, Vec<fenghuo_storage::model::Exemplar>)>, fenghuo_storage::StorageError>
+        {
+            self.inner.exemplars(s, e, sets)
+        }
+        fn tsdb_status(
+            &self,
+            limit: usize,
+        ) -> Result<fenghuo_storage::api::TsdbStatus, fenghuo_storage::StorageError> {
+            self.inner.tsdb_status(limit)
+        }
+    }
+    let s = store();
+    let rec = Recording {
+        inner: querier(&s),
+        asked: std::sync::Mutex::new(Vec::new()),
+    };
+    let e = Engine::new(EngineOptions {
+        max_samples: 100,
+        ..EngineOptions::default()
+    });
+    // Three series of 61 samples each: more than 100 in storage.
+    let err = e
+        .instant(&rec, "count_over_time(http_requests_total[10m])", 600_000)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "query processing would load too many samples into memory in query execution"
+    );
+    assert_eq!(rec.asked.lock().unwrap().as_slice(), &[Some(100)]);
+    // Within the budget the same query answers.
+    let e = Engine::new(EngineOptions {
+        max_samples: 1000,
+        ..EngineOptions::default()
+    });
+    assert!(
+        e.instant(&rec, "count_over_time(http_requests_total[10m])", 600_000)
+            .is_ok()
+    );
+}

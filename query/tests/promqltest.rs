@@ -87,6 +87,10 @@ fn known_failures() -> BTreeMap<String, String> {
     out
 }
 
+/// How many `.test` files and `eval` commands `../shared/promqltest/testdata` holds.
+const EXPECTED_FILES: usize = 21;
+const EXPECTED_EVALS: usize = 2214;
+
 #[test]
 fn promqltest_files_on_memstore() {
     run_all(
@@ -137,11 +141,31 @@ fn run_all(store_name: &str, factory: Box<runner::StoreFactory>) {
             .collect();
         let mut all: Vec<FileReport> = handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            // A worker that panicked must fail the run, not drop its half of the files.
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect();
         all.sort_by(|a, b| a.file.cmp(&b.file));
         all
     });
+
+    assert_eq!(
+        reports.len(),
+        files.len(),
+        "{store_name}: ran {} of {} files",
+        reports.len(),
+        files.len()
+    );
+    let evals: usize = reports.iter().map(|r| r.evals.len()).sum();
+    if filter.is_empty() {
+        // The spec's size: a runner that silently stops reading evals (or a test
+        // directory that lost files) must not pass as fewer failures.
+        assert_eq!(
+            (files.len(), evals),
+            (EXPECTED_FILES, EXPECTED_EVALS),
+            "{store_name}: (files, evals) run differ from what ../shared/promqltest holds; \
+             update EXPECTED_FILES/EXPECTED_EVALS when the spec changed"
+        );
+    }
 
     let known = known_failures();
     let mut total = Counts::default();

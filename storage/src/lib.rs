@@ -14,6 +14,7 @@ pub mod api;
 pub mod chunk;
 pub mod codec;
 pub mod error;
+pub mod fuzz;
 pub mod memory;
 pub mod metrics;
 pub mod model;

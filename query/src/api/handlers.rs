@@ -23,7 +23,7 @@ use super::json::{write_float, write_histogram, write_labels, write_str, write_s
 use super::params::{
     self, InvalidParam, MAX_TIME_MS, MIN_TIME_MS, Params, invalid, limit_param, match_params, time_param,
 };
-use crate::{Engine, PointValue, QueryControl, QueryError, QueryOutput, Value};
+use crate::{Engine, PointValue, QueryControl, QueryError, QueryOutput, Value, depth};
 
 /// Prometheus caps range queries at this many points per series.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -160,13 +160,7 @@ impl<S: Send + Sync> FromRequest<S> for ApiRequest {
 }
 
 fn tenant_from(headers: &HeaderMap) -> Result<TenantId, String> {
-    match headers.get(TenantId::HEADER) {
-        None => Ok(TenantId::default_tenant()),
-        Some(v) => TenantId::new(
-            v.to_str()
-                .map_err(|_| "tenant ID is not valid ASCII".to_string())?,
-        ),
-    }
+    TenantId::from_header(headers.get(TenantId::HEADER).map(|v| v.as_bytes()))
 }
 
 impl ApiRequest {
@@ -183,7 +177,7 @@ impl ApiRequest {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    tokio::task::spawn_blocking(|| depth::run_with_stack(f))
         .await
         .map_err(|e| ApiError::new("internal", format!("query task failed: {e}")))?
 }
@@ -227,15 +221,28 @@ impl Drop for CancelOnDrop {
 /// deadline on top of the engine's own) and cancellation when the client
 /// disconnects.
 async fn evaluate(
+    api: &QueryApi,
     timeout: Option<std::time::Duration>,
     f: impl FnOnce(QueryControl<'_>) -> Result<QueryOutput, QueryError> + Send + 'static,
 ) -> Result<QueryOutput, ApiError> {
     let cancel = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancel.clone());
-    let deadline = timeout.map(|d| Instant::now() + d);
+    // The wait for a slot counts against the query's timeout, as in
+    // Prometheus's query queue.
+    let budget = timeout.map_or(api.engine.options().timeout, |t| {
+        t.min(api.engine.options().timeout)
+    });
+    let deadline = Instant::now() + budget;
+    let _slot = match tokio::time::timeout(budget, api.slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            crate::metrics::queue_timeout();
+            return Err(QueryError::Timeout { env: "query queue" }.into());
+        }
+    };
     blocking(move || {
         f(QueryControl {
-            deadline,
+            deadline: Some(deadline),
             cancel: Some(&cancel),
         })
         .map_err(ApiError::from)
@@ -252,7 +259,7 @@ pub async fn query(State(api): State<Arc<QueryApi>>, req: ApiRequest) -> ApiResu
     let querier = req.querier(&api)?;
     let q = p.get("query").to_string();
     let started = Instant::now();
-    let out = evaluate(timeout, move |ctl| {
+    let out = evaluate(&api, timeout, move |ctl| {
         let parsed = Engine::parse_for(&q, t, t, 0)?;
         engine.instant_parsed(&*querier, &parsed, t, ctl)
     })
@@ -286,7 +293,7 @@ pub async fn query_range(State(api): State<Arc<QueryApi>>, req: ApiRequest) -> A
     let querier = req.querier(&api)?;
     let q = p.get("query").to_string();
     let started = Instant::now();
-    let out = evaluate(timeout, move |ctl| {
+    let out = evaluate(&api, timeout, move |ctl| {
         let parsed = Engine::parse_for(&q, start, end, step)?;
         engine.range_parsed(&*querier, &parsed, start, end, step, ctl)
     })
@@ -418,17 +425,24 @@ pub fn write_value(out: &mut String, value: &Value) {
 }
 
 pub async fn format_query(req: ApiRequest) -> ApiResult {
-    let expr = promql_parser::parser::parse(req.params.get("query"))
-        .map_err(|e| invalid("query", format!("1:1: parse error: {e}")))?;
-    let mut data = String::new();
-    write_str(&mut data, &expr.prettify());
+    let q = req.params.get("query").to_string();
+    let data = blocking(move || {
+        let expr = depth::parse(&q).map_err(|e| invalid("query", format!("1:1: {e}")))?;
+        let mut data = String::new();
+        write_str(&mut data, &expr.prettify());
+        Ok(data)
+    })
+    .await?;
     Ok(success(&data, &[], &[]))
 }
 
 pub async fn parse_query(req: ApiRequest) -> ApiResult {
-    let expr = promql_parser::parser::parse(req.params.get("query"))
-        .map_err(|e| invalid("query", format!("1:1: parse error: {e}")))?;
-    let data = super::ast::translate(&expr).to_string();
+    let q = req.params.get("query").to_string();
+    let data = blocking(move || {
+        let expr = depth::parse(&q).map_err(|e| invalid("query", format!("1:1: {e}")))?;
+        Ok(super::ast::translate(&expr).to_string())
+    })
+    .await?;
     Ok(success(&data, &[], &[]))
 }
 
@@ -536,9 +550,12 @@ fn unescape_label_name(name: &str) -> Option<String> {
 
 pub async fn label_values(
     State(api): State<Arc<QueryApi>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     req: ApiRequest,
 ) -> ApiResult {
+    // A path that does not decode (invalid UTF-8) is answered in the API's JSON shape too.
+    let Path(name) =
+        name.map_err(|e| ApiError::bad_data(format!("invalid label name: {}", e.body_text())))?;
     let name = unescape_label_name(&name)
         .filter(|n| !n.is_empty())
         .ok_or_else(|| ApiError::bad_data(format!("invalid label name: {name:?}")))?;
@@ -621,12 +638,15 @@ pub async fn query_exemplars(State(api): State<Arc<QueryApi>>, req: ApiRequest) 
             "end timestamp must not be before start timestamp",
         ));
     }
-    let expr = promql_parser::parser::parse(p.get("query"))
-        .map_err(|e| ApiError::bad_data(format!("1:1: parse error: {e}")))?;
-    let mut sets = Vec::new();
-    collect_selectors(&expr, &mut sets).map_err(ApiError::bad_data)?;
+    let q = p.get("query").to_string();
     let querier = req.querier(&api)?;
-    let found = blocking(move || Ok(querier.exemplars(start, end, &sets)?)).await?;
+    let found = blocking(move || {
+        let expr = depth::parse(&q).map_err(|e| ApiError::bad_data(format!("1:1: {e}")))?;
+        let mut sets = Vec::new();
+        collect_selectors(&expr, &mut sets).map_err(ApiError::bad_data)?;
+        Ok(querier.exemplars(start, end, &sets)?)
+    })
+    .await?;
     let mut data = String::from("[");
     for (i, (labels, exemplars)) in found.iter().enumerate() {
         if i > 0 {

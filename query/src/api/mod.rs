@@ -51,11 +51,17 @@ pub struct QueryApi {
     pub build_info: BuildInfo,
     /// The evaluation time of instant queries without `time`.
     pub now_ms: Box<dyn Fn() -> i64 + Send + Sync>,
+    /// Evaluation slots (`max_concurrency`); queries queue for one.
+    pub slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl QueryApi {
     pub fn new(engine: Arc<Engine>, storage: Arc<dyn Queryable>) -> Self {
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            engine.options().max_concurrency.max(1),
+        ));
         Self {
+            slots,
             engine,
             storage,
             build_info: BuildInfo::default(),

@@ -169,7 +169,7 @@ pub fn selector_matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, S
 pub fn match_params(values: &[&str]) -> Result<Vec<Vec<Matcher>>, String> {
     let mut sets = Vec::new();
     for v in values {
-        let expr = promql_parser::parser::parse(v).map_err(|e| format!("1:1: parse error: {e}"))?;
+        let expr = crate::depth::parse(v).map_err(|e| format!("1:1: {e}"))?;
         let Expr::VectorSelector(vs) = expr else {
             return Err(format!(
                 "1:1: parse error: expected type vector selector in {v:?}"

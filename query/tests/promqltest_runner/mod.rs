@@ -119,6 +119,7 @@ pub fn test_engine() -> Engine {
         timeout: std::time::Duration::from_secs(100),
         default_subquery_step_ms: 60_000,
         enable_experimental_functions: true,
+        max_concurrency: 20,
     })
 }
 

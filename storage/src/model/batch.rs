@@ -4,8 +4,11 @@
 use super::labels::Labels;
 use super::sample::{Exemplar, HistogramSample, MetricMetadata, Sample};
 
-/// A tenant id as `X-Scope-OrgID` carries it. Validated by ingest/query:
-/// 1–150 bytes of `[A-Za-z0-9!._*'()-]`, not `.` or `..` (Mimir's rules).
+/// A tenant id as `X-Scope-OrgID` carries it: 1–150 bytes of
+/// `[A-Za-z0-9!._*'()-]`, not `.` or `..` (Mimir's rules), and not starting
+/// with `__` (reserved for fenghuo's own tenants). Every API (ingest, query,
+/// rules, alerting, auth) reads the header through [`TenantId::from_header`],
+/// so one rule holds everywhere.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);
 
@@ -23,6 +26,11 @@ impl TenantId {
         if id == "." || id == ".." {
             return Err(format!("tenant ID {id:?} is not allowed"));
         }
+        if id.starts_with("__") {
+            return Err(format!(
+                "tenant ID {id:?} is reserved: IDs starting with __ are fenghuo's own"
+            ));
+        }
         if let Some(c) = id
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || "!-_.*'()".contains(*c)))
@@ -30,6 +38,19 @@ impl TenantId {
             return Err(format!("tenant ID {id:?} contains unsupported character {c:?}"));
         }
         Ok(Self(id))
+    }
+
+    /// The tenant an `X-Scope-OrgID` header value selects: the default
+    /// tenant when the header is absent, otherwise the value exactly as sent
+    /// (no trimming), validated by [`TenantId::new`].
+    pub fn from_header(value: Option<&[u8]>) -> Result<Self, String> {
+        match value {
+            None => Ok(Self::default_tenant()),
+            Some(v) => {
+                let s = std::str::from_utf8(v).map_err(|_| "tenant ID is not valid ASCII".to_string())?;
+                Self::new(s)
+            }
+        }
     }
 
     pub fn default_tenant() -> Self {
