@@ -306,13 +306,39 @@ fn new_registry(escape: Escape) -> Handlebars<'static> {
     h.register_helper("json", Box::new(json));
     h.register_helper("truncate", Box::new(truncate));
     h.register_helper("date", Box::new(date));
+    crate::hbs_guard::register_counted_helpers(&mut h);
     h
+}
+
+/// A template error of the limits in [`crate::hbs_guard`].
+fn limit_error(name: &str, message: String) -> AlertingError {
+    AlertingError::Template {
+        name: name.to_string(),
+        message,
+    }
+}
+
+/// Checks a registry's templates together (partials may include each other).
+fn check_registry(
+    h: &Handlebars<'static>,
+    extra: Option<(&str, &handlebars::Template)>,
+) -> Result<(), String> {
+    crate::hbs_guard::check_partials(
+        h.get_templates()
+            .iter()
+            .map(|(n, t)| (n.as_str(), t))
+            .chain(extra),
+    )
 }
 
 impl Templates {
     /// Compiles the defaults and the user template files matching `globs` (relative to `base`):
     /// `*.hbs` files are handlebars, every other file is a Go template file as in Alertmanager.
     pub fn load(globs: &[String], base: &Path) -> Result<Self, AlertingError> {
+        crate::render_guard::guarded(|| Self::load_unguarded(globs, base))
+    }
+
+    fn load_unguarded(globs: &[String], base: &Path) -> Result<Self, AlertingError> {
         let mut files: Vec<(String, String)> = Vec::new();
         let mut go = GoTemplates::new().map_err(|e| AlertingError::Template {
             name: "default.tmpl".into(),
@@ -331,7 +357,11 @@ impl Templates {
                 })?;
                 let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("template");
                 match file.strip_suffix(".hbs") {
-                    Some(name) => files.push((name.to_string(), src)),
+                    Some(name) => {
+                        crate::hbs_guard::check_source(&src)
+                            .map_err(|e| limit_error(&path.display().to_string(), e))?;
+                        files.push((name.to_string(), src))
+                    }
                     None => go.add_file(file, &src).map_err(|e| AlertingError::Template {
                         name: path.display().to_string(),
                         message: e,
@@ -352,6 +382,9 @@ impl Templates {
                         name: name.clone(),
                         message: e.to_string(),
                     })?;
+            }
+            if esc == Escape::None {
+                check_registry(&h, None).map_err(|e| limit_error("templates", e))?;
             }
             registries.insert(esc, h);
         }
@@ -379,6 +412,10 @@ impl Templates {
 
     /// Compiles a Go template field; returns its name.
     pub fn add_go(&mut self, context: &str, src: &str) -> Result<String, AlertingError> {
+        crate::render_guard::guarded(|| self.add_go_unguarded(context, src))
+    }
+
+    fn add_go_unguarded(&mut self, context: &str, src: &str) -> Result<String, AlertingError> {
         let name = format!(
             "{GO_PREFIX}{:016x}",
             crate::model::fingerprint(&[("s".to_string(), src.to_string())].into()).0
@@ -411,12 +448,21 @@ impl Templates {
     /// Registers an inline template string from the config; returns its name. Broken templates
     /// fail here, at load time.
     pub fn add_inline(&mut self, context: &str, src: &str) -> Result<String, AlertingError> {
+        crate::render_guard::guarded(|| self.add_inline_unguarded(context, src))
+    }
+
+    fn add_inline_unguarded(&mut self, context: &str, src: &str) -> Result<String, AlertingError> {
         let name = format!(
             "inline:{:016x}",
             crate::model::fingerprint(&[("s".to_string(), src.to_string())].into()).0
         );
         if self.inline.contains_key(&name) {
             return Ok(name);
+        }
+        crate::hbs_guard::check_source(src).map_err(|e| limit_error(context, e))?;
+        let compiled = handlebars::Template::compile(src).map_err(|e| limit_error(context, e.to_string()))?;
+        if let Some(h) = self.registries.get(&Escape::None) {
+            check_registry(h, Some((&name, &compiled))).map_err(|e| limit_error(context, e))?;
         }
         for h in self.registries.values_mut() {
             h.register_template_string(&name, src)
@@ -440,6 +486,15 @@ impl Templates {
 
     /// Renders a registered template.
     pub fn render(
+        &self,
+        name: &str,
+        escape: Escape,
+        data: &NotificationData,
+    ) -> Result<String, AlertingError> {
+        crate::render_guard::guarded(|| self.render_unguarded(name, escape, data))
+    }
+
+    fn render_unguarded(
         &self,
         name: &str,
         escape: Escape,
@@ -484,6 +539,15 @@ impl Templates {
         escape: Escape,
         data: &NotificationData,
     ) -> Result<String, AlertingError> {
+        crate::render_guard::guarded(|| self.render_source_unguarded(src, escape, data))
+    }
+
+    fn render_source_unguarded(
+        &self,
+        src: &str,
+        escape: Escape,
+        data: &NotificationData,
+    ) -> Result<String, AlertingError> {
         let go_err = |message: String| AlertingError::Template {
             name: "preview".into(),
             message,
@@ -500,8 +564,28 @@ impl Templates {
                 h.register_template(name, t.clone());
             }
         }
+        // Not a name a template file can have (`preview.hbs` would be "preview").
+        const PREVIEW: &str = "(preview)";
+        let compiled = crate::hbs_guard::check_source(src).and_then(|()| {
+            let t = handlebars::Template::compile(src).map_err(|e| e.to_string())?;
+            check_registry(&h, Some((PREVIEW, &t)))?;
+            Ok(t)
+        });
+        let compiled = match compiled {
+            Ok(t) => t,
+            Err(message) => {
+                return Err(match self.go.compile(src) {
+                    Err(g) if crate::amtemplate::looks_like_go(src) => go_err(g),
+                    _ => AlertingError::Template {
+                        name: PREVIEW.into(),
+                        message,
+                    },
+                });
+            }
+        };
+        h.register_template(PREVIEW, compiled);
         let mut out = BoundedOutput::default();
-        h.render_template_to_write(src, &data, &mut out)
+        h.render_to_write(PREVIEW, &data, &mut out)
             .map(|()| out.into_string())
             .map_err(|e| {
                 if crate::amtemplate::looks_like_go(src)

@@ -143,6 +143,11 @@ impl GoTemplates {
 
     /// Parses a field's template text in this namespace.
     pub fn compile(&self, src: &str) -> Result<GoTemplate, String> {
+        // `mark_predefined` and the clones below recurse on the tree.
+        crate::render_guard::guarded(|| self.compile_unguarded(src))
+    }
+
+    fn compile_unguarded(&self, src: &str) -> Result<GoTemplate, String> {
         let tree = parse("", src, &is_func)?;
         let own = tree.defs.clone();
         let mut text_defs = self.text.clone();

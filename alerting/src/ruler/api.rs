@@ -47,14 +47,8 @@ fn ok(data: Json) -> Response {
 }
 
 fn tenant(headers: &HeaderMap) -> Result<TenantId, String> {
-    match headers.get(TenantId::HEADER) {
-        None => Ok(TenantId::default_tenant()),
-        Some(v) => v
-            .to_str()
-            .map_err(|_| "tenant ID is not valid ASCII".to_string())
-            .and_then(TenantId::new)
-            .map_err(|e| format!("invalid X-Scope-OrgID: {e}")),
-    }
+    TenantId::from_header(headers.get(TenantId::HEADER).map(|v| v.as_bytes()))
+        .map_err(|e| format!("invalid X-Scope-OrgID: {e}"))
 }
 
 /// Go's JSON form of a `time.Time` (RFC 3339, nanoseconds with trailing zeros trimmed) of a
@@ -128,8 +122,8 @@ fn first<'a>(p: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 fn parse_matchers(sel: &str) -> Result<Vec<Matcher>, String> {
-    use promql_parser::parser::{self, Expr};
-    let expr = parser::parse(sel).map_err(|e| format!("1:1: parse error: {e}"))?;
+    use promql_parser::parser::Expr;
+    let expr = fenghuo_query::depth::parse(sel).map_err(|e| format!("1:1: {e}"))?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("1:1: parse error: {sel:?} is not a series selector"));
     };

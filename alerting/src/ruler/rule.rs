@@ -211,9 +211,12 @@ impl Rule {
 
 /// Prometheus's canonical text of an expression, falling back to the source text.
 pub fn canonical_expr(expr: &str) -> String {
-    fenghuo_query::Engine::parse(expr)
-        .map(|e| e.to_string())
-        .unwrap_or_else(|_| expr.to_string())
+    // `to_string` formats the tree recursively: on a stack sized for it.
+    fenghuo_query::depth::run_with_stack(|| {
+        fenghuo_query::Engine::parse(expr)
+            .map(|e| e.to_string())
+            .unwrap_or_else(|_| expr.to_string())
+    })
 }
 
 fn to_labels(m: &BTreeMap<String, String>) -> Labels {

@@ -262,6 +262,58 @@ struct Builder {
     docs: Vec<Node>,
     /// The first merge-key error (Go fails the whole decode with it).
     error: Option<String>,
+    /// Nodes copied in for aliases so far, bounded by [`MAX_ALIAS_NODES`].
+    alias_nodes: usize,
+}
+
+/// Most nodes aliases may copy into one document: ten nested anchors of ten
+/// aliases each would otherwise expand to ten billion nodes ("billion laughs").
+const MAX_ALIAS_NODES: usize = 1_000_000;
+
+/// Deepest nesting a rule file's YAML may have: the YAML parser and this tree
+/// recurse on it. Rule files nest five or six levels.
+pub const MAX_YAML_DEPTH: usize = 1000;
+
+/// Nodes in the tree under `n`, `n` included.
+fn node_count(n: &Node) -> usize {
+    1 + match &n.kind {
+        Kind::Scalar { .. } => 0,
+        Kind::Seq(items) => items.iter().map(node_count).sum(),
+        Kind::Map(entries) => entries.iter().map(|(k, v)| node_count(k) + node_count(v)).sum(),
+    }
+}
+
+/// An upper bound of how deeply `text` nests, from the text alone: a block
+/// collection nests deeper only with more indentation or another indicator
+/// (`- `, `? `, `: `) on the same line, a flow collection only inside a
+/// bracket.
+fn nesting_bound(text: &str) -> usize {
+    let mut flow = 0usize;
+    let mut deepest = 0usize;
+    for line in text.lines() {
+        let b = line.as_bytes();
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let mut indicators = 0usize;
+        let mut peak_flow = flow;
+        let mut quote = None;
+        for (i, &c) in b.iter().enumerate() {
+            let before_space = b.get(i + 1).is_none_or(|n| *n == b' ');
+            match (quote, c) {
+                (None, b'"' | b'\'') => quote = Some(c),
+                (Some(q), _) if c == q => quote = None,
+                (None, b'#') => break,
+                (None, b'[' | b'{') => {
+                    flow += 1;
+                    peak_flow = peak_flow.max(flow);
+                }
+                (None, b']' | b'}') => flow = flow.saturating_sub(1),
+                (None, b'-' | b'?' | b':') if before_space => indicators += 1,
+                _ => {}
+            }
+        }
+        deepest = deepest.max(indent + indicators + peak_flow);
+    }
+    deepest
 }
 
 /// A plain `<<` key (a quoted one is an ordinary string, as in `yaml.v3`'s `isMerge`).
@@ -398,6 +450,15 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(id) => {
+                if let Some(anchored) = self.anchors.get(&id) {
+                    self.alias_nodes += node_count(anchored);
+                    if self.alias_nodes > MAX_ALIAS_NODES {
+                        // Go's yaml.v3 refuses alias bombs with this message.
+                        self.error
+                            .get_or_insert_with(|| "yaml: document contains excessive aliasing".into());
+                        self.anchors.clear();
+                    }
+                }
                 let node = self.anchors.get(&id).cloned().unwrap_or(Node {
                     kind: Kind::Scalar {
                         value: String::new(),
@@ -415,19 +476,56 @@ impl MarkedEventReceiver for Builder {
 
 /// Parses YAML text into its documents. Syntax errors read like Go's (`yaml: line 3: ...`).
 pub fn parse(text: &str) -> Result<Vec<Node>, String> {
-    let mut b = Builder::default();
-    let mut p = Parser::new_from_str(text);
-    p.load(&mut b, true)
-        .map_err(|e| format!("yaml: line {}: {}", e.marker().line(), e.info()))?;
-    match b.error {
-        Some(e) => Err(e),
-        None => Ok(b.docs),
+    if nesting_bound(text) > MAX_YAML_DEPTH {
+        return Err(format!(
+            "yaml: the document nests deeper than the limit of {MAX_YAML_DEPTH} levels (indentation, `- ` and `: ` indicators, brackets)"
+        ));
     }
+    crate::render_guard::deep_stack(|| {
+        let mut b = Builder::default();
+        let mut p = Parser::new_from_str(text);
+        p.load(&mut b, true)
+            .map_err(|e| format!("yaml: line {}: {}", e.marker().line(), e.info()))?;
+        match b.error {
+            Some(e) => Err(e),
+            None => Ok(b.docs),
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let dashes = format!("groups: {}x\n", "- ".repeat(100_000));
+        assert!(parse(&dashes).unwrap_err().contains("limit of 1000"));
+        let flow = format!("groups: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse(&flow).unwrap_err().contains("limit of 1000"));
+        let mut indented = String::new();
+        for i in 0..1200 {
+            indented.push_str(&format!("{}k{i}:\n", " ".repeat(i)));
+        }
+        assert!(parse(&indented).unwrap_err().contains("limit of 1000"));
+        // Colons in quoted strings and comments do not count.
+        let quoted = format!("a: \"{}\" # {}\n", ":".repeat(1000), ":".repeat(1000));
+        assert!(parse(&quoted).is_ok());
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut doc = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            doc.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        assert_eq!(
+            parse(&doc).unwrap_err(),
+            "yaml: document contains excessive aliasing"
+        );
+        assert!(parse("a: &x [1, 2]\nb: *x\nc: *x\n").is_ok());
+    }
 
     #[test]
     fn positions_are_one_based() {

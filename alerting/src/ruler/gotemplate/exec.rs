@@ -45,8 +45,9 @@ pub trait FuncSet {
     }
 }
 
-/// Deepest nesting of `{{template}}` calls before giving up (Go allows 100000; a Rust stack
-/// does not, and no real template comes near this).
+/// Deepest nesting of `{{template}}` calls, `if`/`range`/`with` blocks and parenthesized
+/// pipelines, all counted together, before giving up (Go allows 100000 template calls on a
+/// growable stack; a Rust stack does not, and no real template comes near this).
 const MAX_DEPTH: usize = 1000;
 /// Largest output a template may produce; stops runaway `range` loops.
 const MAX_OUTPUT: usize = 4 << 20;
@@ -75,6 +76,10 @@ type EResult<T> = Result<T, String>;
 
 /// Executes `tree` with `data` as dot; returns the output or Go's error text.
 pub fn execute(tree: &Tree, data: &Value, funcs: &dyn FuncSet) -> Result<String, String> {
+    crate::render_guard::guarded(|| execute_unguarded(tree, data, funcs))
+}
+
+fn execute_unguarded(tree: &Tree, data: &Value, funcs: &dyn FuncSet) -> Result<String, String> {
     let mut st = State {
         tree,
         funcs,
@@ -118,6 +123,9 @@ impl State<'_> {
                 self.tree.name, MAX_STEPS
             ));
         }
+        if self.steps.is_multiple_of(4096) {
+            crate::render_guard::check_time().map_err(|e| format!("template: {}: {e}", self.tree.name))?;
+        }
         Ok(())
     }
 
@@ -141,9 +149,9 @@ impl State<'_> {
                     self.print_value(&v);
                 }
             }
-            Node::If(b) => return self.walk_if_with(dot, b, false),
-            Node::With(b) => return self.walk_if_with(dot, b, true),
-            Node::Range(b) => return self.walk_range(dot, b),
+            Node::If(b) => return self.nested(|st| st.walk_if_with(dot, b, false)),
+            Node::With(b) => return self.nested(|st| st.walk_if_with(dot, b, true)),
+            Node::Range(b) => return self.nested(|st| st.walk_range(dot, b)),
             Node::Template { pos, name, pipe } => {
                 let Some(list) = self.tree.defs.get(name).cloned() else {
                     return Err(format!(
@@ -177,6 +185,20 @@ impl State<'_> {
             Node::Continue(_) => return Ok(Flow::Continue),
         }
         Ok(Flow::Normal)
+    }
+
+    /// Runs `f` one level deeper, failing past [`MAX_DEPTH`].
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> EResult<T>) -> EResult<T> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!(
+                "template: {}: exceeded maximum nesting depth ({MAX_DEPTH})",
+                self.tree.name
+            ));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
     }
 
     fn walk_if_with(&mut self, dot: &Value, b: &Branch, with: bool) -> EResult<Flow> {
@@ -340,7 +362,7 @@ impl State<'_> {
             Arg::Ident(name) => self.eval_function(dot, name, rest, fin, cmd),
             Arg::Pipe(p) => {
                 self.not_a_function(cmd, rest, &fin)?;
-                self.eval_pipe(dot, p)
+                self.nested(|st| st.eval_pipe(dot, p))
             }
             Arg::Nil => self.fail(cmd.pos, &ctx, "nil is not a command"),
             other => {
@@ -385,7 +407,7 @@ impl State<'_> {
                     self.eval_field_chain(dot, v, names, &[], None, cmd)?
                 }
             }
-            Arg::Pipe(p) => self.eval_pipe(dot, p)?,
+            Arg::Pipe(p) => self.nested(|st| st.eval_pipe(dot, p))?,
             Arg::Chain(inner, names) => {
                 let v = self.eval_arg(dot, inner, cmd)?;
                 self.eval_field_chain(dot, v, names, &[], None, cmd)?

@@ -162,7 +162,14 @@ struct Parser<'a> {
     defs: HashMap<String, Arc<List>>,
     is_func: &'a dyn Fn(&str) -> bool,
     range_depth: usize,
+    /// Open branches and parenthesized pipelines, bounded by [`MAX_NESTING`].
+    nesting: usize,
 }
+
+/// Deepest nesting of `if`/`range`/`with` (an `else if` chain counts each link) and
+/// parentheses. The parser and the executor recurse on it; Go's parser stops at 10000 with
+/// the same message, on a growable stack.
+pub const MAX_NESTING: usize = 1000;
 
 type PResult<T> = Result<T, String>;
 
@@ -179,6 +186,10 @@ fn is_builtin(name: &str) -> bool {
 
 /// Parses `text` as template `name`. `is_func` tells which non-builtin functions exist.
 pub fn parse(name: &str, text: &str, is_func: &dyn Fn(&str) -> bool) -> PResult<Tree> {
+    crate::render_guard::guarded(|| parse_unguarded(name, text, is_func))
+}
+
+fn parse_unguarded(name: &str, text: &str, is_func: &dyn Fn(&str) -> bool) -> PResult<Tree> {
     let items = lex(text).map_err(|(msg, pos)| format!("template: {name}:{}: {msg}", line_of(text, pos)))?;
     let mut p = Parser {
         name,
@@ -189,6 +200,7 @@ pub fn parse(name: &str, text: &str, is_func: &dyn Fn(&str) -> bool) -> PResult<
         defs: HashMap::new(),
         is_func,
         range_depth: 0,
+        nesting: 0,
     };
     let root = p.list_top()?;
     Ok(Tree {
@@ -460,6 +472,21 @@ impl Parser<'_> {
     }
 
     fn branch(&mut self, context: &str, pos: usize) -> PResult<Branch> {
+        self.nested(pos, |p| p.branch_body(context, pos))
+    }
+
+    /// Runs `f` one nesting level deeper, failing past [`MAX_NESTING`].
+    fn nested<T>(&mut self, pos: usize, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        if self.nesting >= MAX_NESTING {
+            return self.err(pos, "max expression depth exceeded");
+        }
+        self.nesting += 1;
+        let r = f(self);
+        self.nesting -= 1;
+        r
+    }
+
+    fn branch_body(&mut self, context: &str, pos: usize) -> PResult<Branch> {
         let mark = self.vars.len();
         let pipe = self.pipeline(context, Tok::RightDelim)?;
         let (list, stop) = self.item_list(context)?;
@@ -680,7 +707,7 @@ impl Parser<'_> {
                 None => return self.err(it.pos, format!("illegal number syntax: {text:?}")),
             },
             Tok::LParen => {
-                let p = self.pipeline("parenthesized pipeline", Tok::RParen)?;
+                let p = self.nested(it.pos, |p| p.pipeline("parenthesized pipeline", Tok::RParen))?;
                 Arg::Pipe(Box::new(p))
             }
             Tok::Str(s) => Arg::Str(s),
