@@ -123,6 +123,7 @@ impl Config {
             bail!("data_dir must not be empty");
         }
         self.ruler.validate().context("ruler")?;
+        self.ingest.validate().map_err(anyhow::Error::msg)?;
         self.server.auth.validate()?;
         Ok(())
     }

@@ -4,9 +4,9 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, histogram_opts, opts,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, histogram_opts, opts,
     register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
-    register_int_gauge_vec,
+    register_int_gauge, register_int_gauge_vec,
 };
 
 fn counter(name: &str, help: &str) -> IntCounter {
@@ -24,6 +24,11 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     register_int_counter_vec!(opts!(name, help), labels).unwrap_or_else(|_| {
         IntCounterVec::new(opts!(name, help), labels).unwrap_or_else(|_| std::process::abort())
     })
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    register_int_gauge!(opts!(name, help))
+        .unwrap_or_else(|_| IntGauge::new(name, help).unwrap_or_else(|_| std::process::abort()))
 }
 
 fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -63,10 +68,24 @@ pub static ALERTS_INVALID: LazyLock<IntCounter> = LazyLock::new(|| {
 pub static ALERTS_FIRED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "fenghuo_alerting_alerts_fired_total",
-        "Alerts that started firing, by alertname.",
+        "Alerts that started firing, by alertname (the first 500 names; later ones as __other__).",
         &["alertname"],
     )
 });
+
+/// Alert names with a series of their own in `fenghuo_alerting_alerts_fired_total`: alert
+/// names come from whoever posts alerts, so they are capped.
+pub const MAX_ALERTNAME_LABELS: usize = 500;
+
+static ALERTNAME_LABELS: LazyLock<fenghuo_storage::metrics::LabelValueCap> =
+    LazyLock::new(|| fenghuo_storage::metrics::LabelValueCap::new(MAX_ALERTNAME_LABELS));
+
+/// Counts an alert that started firing.
+pub fn alert_fired(alertname: &str) {
+    ALERTS_FIRED
+        .with_label_values(&[ALERTNAME_LABELS.label(alertname)])
+        .inc();
+}
 pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "fenghuo_alerting_notifications_total",
@@ -117,6 +136,12 @@ pub static STATE_WRITE_ERRORS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Failed writes of alerting state.",
     )
 });
+pub static STATE_UNPERSISTED_TENANTS: LazyLock<IntGauge> = LazyLock::new(|| {
+    gauge(
+        "fenghuo_alerting_state_unpersisted_tenants",
+        "Tenants whose alerting state has changes the store refused and that are not written yet.",
+    )
+});
 pub static CONFIG_RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "fenghuo_alerting_config_reloads_total",
@@ -149,6 +174,7 @@ pub fn register() {
     for counter in [&ALERTS_INVALID, &ACKS, &STATE_WRITE_ERRORS] {
         LazyLock::force(counter);
     }
+    LazyLock::force(&STATE_UNPERSISTED_TENANTS);
     for counter_vec in [
         &LIMIT_REJECTIONS,
         &ALERTS_RECEIVED,

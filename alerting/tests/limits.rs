@@ -234,3 +234,43 @@ async fn reads_do_not_create_tenants() {
     assert_eq!(r.ok(), Some(404));
     assert!(e.tenant_names().is_empty(), "{:?}", e.tenant_names());
 }
+
+/// Alert names come from whoever posts alerts: `/metrics` keeps a series for the first 500 and
+/// counts the rest under `__other__`, so a sender inventing names cannot grow it without bound.
+#[tokio::test]
+async fn alertname_labels_in_metrics_are_capped() {
+    let (e, _clock) = engine("route:\n  receiver: r\nreceivers:\n- name: r\n");
+    let alerts: Vec<_> = (0..700)
+        .map(|i| alert(&[("alertname", &format!("Invented{i}"))]))
+        .collect();
+    let errs = e.ingest_posted("anonymous", alerts).unwrap_or_default();
+    assert!(errs.is_empty(), "{errs:?}");
+    let families = prometheus::gather();
+    let fired = families
+        .iter()
+        .find(|f| f.name() == "fenghuo_alerting_alerts_fired_total")
+        .unwrap_or_else(|| panic!("no alerts_fired metric"));
+    let names: Vec<String> = fired
+        .get_metric()
+        .iter()
+        .flat_map(|m| {
+            m.get_label()
+                .iter()
+                .map(|l| l.value().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        names.len() <= fenghuo_alerting::metrics::MAX_ALERTNAME_LABELS + 1,
+        "{}",
+        names.len()
+    );
+    assert!(names.iter().any(|n| n == "__other__"));
+    let other = fired
+        .get_metric()
+        .iter()
+        .find(|m| m.get_label().iter().any(|l| l.value() == "__other__"))
+        .map(|m| m.get_counter().get_value())
+        .unwrap_or_default();
+    assert!(other >= 200.0, "{other}");
+}

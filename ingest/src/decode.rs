@@ -59,9 +59,9 @@ pub fn negotiate(
     Ok(protocol)
 }
 
-/// Decompresses a snappy block, refusing before allocation when the
-/// declared length exceeds the limit.
-pub fn decompress(body: &[u8], limits: &IngestLimits) -> Result<Vec<u8>, IngestError> {
+/// The decompressed length a snappy block declares, refused when it exceeds
+/// the limit.
+pub fn decompressed_len(body: &[u8], limits: &IngestLimits) -> Result<usize, IngestError> {
     let len = snap::raw::decompress_len(body).map_err(|e| IngestError::Snappy(e.to_string()))?;
     if len > limits.max_decompressed_bytes {
         return Err(IngestError::DecompressedTooLarge {
@@ -69,6 +69,13 @@ pub fn decompress(body: &[u8], limits: &IngestLimits) -> Result<Vec<u8>, IngestE
             limit: limits.max_decompressed_bytes,
         });
     }
+    Ok(len)
+}
+
+/// Decompresses a snappy block, refusing before allocation when the
+/// declared length exceeds the limit.
+pub fn decompress(body: &[u8], limits: &IngestLimits) -> Result<Vec<u8>, IngestError> {
+    decompressed_len(body, limits)?;
     snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|e| IngestError::Snappy(e.to_string()))

@@ -29,6 +29,11 @@ pub enum IngestError {
     TooManySeries { count: usize, limit: usize },
     #[error("too many concurrent write requests (limit {0}); retry later")]
     Overloaded(usize),
+    /// The bytes of write requests in flight would exceed `max_inflight_bytes`.
+    #[error(
+        "write requests in flight hold too many bytes: this one needs {need} more, the limit is {limit} (ingest.max_inflight_bytes); retry later"
+    )]
+    InflightBytes { need: usize, limit: usize },
     #[error("{0}")]
     Storage(#[from] StorageError),
 }
@@ -38,7 +43,7 @@ impl IngestError {
         match self {
             IngestError::UnsupportedContentType(_) | IngestError::UnsupportedEncoding(_) => 415,
             IngestError::BodyTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => 413,
-            IngestError::Overloaded(_) => 503,
+            IngestError::Overloaded(_) | IngestError::InflightBytes { .. } => 503,
             IngestError::Storage(e) if e.is_retryable() => 503,
             IngestError::Storage(_) => 500,
             _ => 400,
@@ -57,6 +62,7 @@ impl IngestError {
             IngestError::InvalidSeries { .. } => "invalid_series",
             IngestError::TooManySeries { .. } => "too_many_series",
             IngestError::Overloaded(_) => "overloaded",
+            IngestError::InflightBytes { .. } => "inflight_bytes",
             IngestError::Storage(_) => "storage",
         }
     }

@@ -28,6 +28,8 @@ pub struct IngestState {
     distributor: Arc<dyn Distributor>,
     limits: IngestLimits,
     inflight: Semaphore,
+    /// `max_inflight_bytes` in KiB permits (a permit count is a `u32`).
+    inflight_kib: Arc<Semaphore>,
     now_ms: Box<dyn Fn() -> i64 + Send + Sync>,
 }
 
@@ -46,9 +48,29 @@ impl IngestState {
         Self {
             distributor,
             inflight: Semaphore::new(limits.max_inflight_requests.max(1)),
+            inflight_kib: Arc::new(Semaphore::new(
+                kib(limits.max_inflight_bytes).min(Semaphore::MAX_PERMITS as u32) as usize,
+            )),
             limits,
             now_ms,
         }
+    }
+}
+
+/// Whole KiB covering `bytes`, as semaphore permits.
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+impl IngestState {
+    /// Reserves `bytes` of the in-flight byte budget, or says why not.
+    fn reserve(&self, bytes: usize) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
+        Arc::clone(&self.inflight_kib)
+            .try_acquire_many_owned(kib(bytes))
+            .map_err(|_| IngestError::InflightBytes {
+                need: bytes,
+                limit: self.limits.max_inflight_bytes,
+            })
     }
 }
 
@@ -71,15 +93,7 @@ pub fn router(state: Arc<IngestState>) -> Router {
 
 /// Extracts the tenant from `X-Scope-OrgID`, defaulting when absent.
 pub fn tenant_from_headers(headers: &HeaderMap) -> Result<TenantId, String> {
-    match headers.get(TenantId::HEADER) {
-        None => Ok(TenantId::default_tenant()),
-        Some(v) => {
-            let s = v
-                .to_str()
-                .map_err(|_| "tenant ID is not valid ASCII".to_string())?;
-            TenantId::new(s)
-        }
-    }
+    TenantId::from_header(headers.get(TenantId::HEADER).map(|v| v.as_bytes()))
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -147,17 +161,28 @@ async fn handle(
         .inflight
         .try_acquire()
         .map_err(|_| IngestError::Overloaded(state.limits.max_inflight_requests))?;
+    // The body's bytes are reserved before they are read: its declared
+    // length, or the most it may be when it does not declare one.
+    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    let mut body_bytes = state.reserve(declared.unwrap_or(limit))?;
     let body = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| IngestError::BodyTooLarge {
             size: limit + 1,
             limit,
         })?;
+    if declared.is_none() {
+        // Keep only what the body turned out to hold.
+        drop(body_bytes.split(body_bytes.num_permits() - kib(body.len()) as usize));
+    }
     metrics::RECEIVED_BYTES.inc_by(body.len() as u64);
     let state = Arc::clone(state);
     // Decoding and the durable append are CPU and fsync bound: keep them off
     // the async workers.
     tokio::task::spawn_blocking(move || {
+        let _body_bytes = body_bytes;
+        let decompressed = decode::decompressed_len(&body, &state.limits)?;
+        let _message_bytes = state.reserve(2 * decompressed)?;
         let message = decode::decompress(&body, &state.limits)?;
         let batch = decode::decode(protocol, &message, (state.now_ms)(), &state.limits)?;
         let outcome = state.distributor.push(&tenant, batch)?;

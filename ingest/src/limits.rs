@@ -24,6 +24,12 @@ pub struct IngestLimits {
     pub max_future_ms: i64,
     /// Most write requests processed at once; more get 503 (retried).
     pub max_inflight_requests: usize,
+    /// Most bytes the write requests in flight may hold: each request counts
+    /// its compressed body, then twice its decompressed size (the message and
+    /// what it decodes into). Past it requests get 503 (retried). Must be at
+    /// least `max_request_bytes + 2 * max_decompressed_bytes`, so any single
+    /// acceptable request fits.
+    pub max_inflight_bytes: usize,
     /// Add a zero sample at a series' created timestamp (remote write 2.0),
     /// as Prometheus's `created-timestamp-zero-ingestion` feature does.
     pub created_timestamp_zero_ingestion: bool,
@@ -40,7 +46,22 @@ impl Default for IngestLimits {
             max_label_value_bytes: 4096,
             max_future_ms: 10 * 60 * 1000,
             max_inflight_requests: 256,
+            max_inflight_bytes: 1 << 30,
             created_timestamp_zero_ingestion: false,
         }
+    }
+}
+
+impl IngestLimits {
+    /// Checks that the limits fit together.
+    pub fn validate(&self) -> Result<(), String> {
+        let one_request = self.max_request_bytes + 2 * self.max_decompressed_bytes;
+        if self.max_inflight_bytes < one_request {
+            return Err(format!(
+                "ingest.max_inflight_bytes ({}) is below max_request_bytes + 2 * max_decompressed_bytes ({one_request}): the largest acceptable request could never be processed",
+                self.max_inflight_bytes
+            ));
+        }
+        Ok(())
     }
 }

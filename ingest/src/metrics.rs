@@ -66,7 +66,15 @@ pub static REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
 });
 
 /// Counts what storage wrote and refused for one write (remote write or rule output).
+/// Tenants with a series of their own in `fenghuo_ingest_written_total`; the
+/// rest are counted under `__other__`.
+pub const MAX_TENANT_LABELS: usize = 1000;
+
+static TENANT_LABELS: LazyLock<fenghuo_storage::metrics::LabelValueCap> =
+    LazyLock::new(|| fenghuo_storage::metrics::LabelValueCap::new(MAX_TENANT_LABELS));
+
 pub fn record_outcome(tenant: &str, outcome: &fenghuo_storage::api::AppendOutcome) {
+    let tenant = TENANT_LABELS.label(tenant);
     for (kind, n) in [
         ("sample", outcome.samples_written),
         ("histogram", outcome.histograms_written),

@@ -37,6 +37,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerting/receivers/{name}/test", post(test_receiver))
         .route("/api/v1/alerting/routes/test", post(routes_test))
         .route("/api/v1/alerting/config", get(config_info))
+        .layer(axum::extract::DefaultBodyLimit::max(super::SMALL_BODY_BYTES))
         .with_state(state)
 }
 
@@ -266,19 +267,17 @@ async fn delete_ack(State(s): State<ApiState>, headers: HeaderMap, RawQuery(q): 
 // The error is the ready-made response of the handler.
 #[allow(clippy::result_large_err)]
 fn check_link(s: &ApiState, p: &Params) -> Result<(String, String), Response> {
-    let (Some(tenant), Some(group), Some(token)) = (p.one("tenant"), p.one("group"), p.one("token")) else {
+    let (Some(tenant), Some(group), Some(expires), Some(token)) =
+        (p.one("tenant"), p.one("group"), p.one("expires"), p.one("token"))
+    else {
         return Err((
             StatusCode::BAD_REQUEST,
-            Html("missing tenant, group or token".to_string()),
+            Html("missing tenant, group, expires or token".to_string()),
         )
             .into_response());
     };
-    if s.engine.ack_token(tenant, group) != token {
-        return Err((
-            StatusCode::FORBIDDEN,
-            Html("invalid acknowledgement link".to_string()),
-        )
-            .into_response());
+    if let Err(why) = s.engine.verify_ack_link(tenant, group, expires, token) {
+        return Err((StatusCode::FORBIDDEN, Html(why.to_string())).into_response());
     }
     Ok((tenant.to_string(), group.to_string()))
 }

@@ -234,7 +234,7 @@ async fn evaluate(
     });
     let deadline = Instant::now() + budget;
     let _slot = match tokio::time::timeout(budget, api.slots.clone().acquire_owned()).await {
-        Ok(Ok(permit)) => permit,
+        Ok(Ok(permit)) if Instant::now() < deadline => permit,
         _ => {
             crate::metrics::queue_timeout();
             return Err(QueryError::Timeout { env: "query queue" }.into());
