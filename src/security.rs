@@ -62,6 +62,11 @@ pub struct UserConfig {
     /// request without `X-Scope-OrgID` gets the first one.
     #[serde(default)]
     pub tenants: Vec<String>,
+    /// May change what the server runs: reload its configuration
+    /// (`/-/reload`) and send test notifications through configured
+    /// receivers (`/api/v1/alerting/receivers/<name>/test`).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl std::fmt::Debug for UserConfig {
@@ -71,6 +76,7 @@ impl std::fmt::Debug for UserConfig {
             .field("username", &self.username)
             .field("password_hash", &"<secret>")
             .field("tenants", &self.tenants)
+            .field("admin", &self.admin)
             .finish()
     }
 }
@@ -105,6 +111,23 @@ pub struct Authenticator {
     users: HashMap<String, UserConfig>,
     /// sha256(username ":" password) of credentials bcrypt already accepted.
     verified: Mutex<HashMap<[u8; 32], String>>,
+    /// A hash with the users' cost that unknown usernames are checked
+    /// against, so they take as long as a wrong password of a real user.
+    decoy_hash: String,
+    /// bcrypt checks running at once: each costs tens of milliseconds of
+    /// CPU, and a flood of wrong passwords must not take every core.
+    checks: tokio::sync::Semaphore,
+}
+
+/// bcrypt checks that may run at once.
+const MAX_CONCURRENT_CHECKS: usize = 2;
+
+/// Whether a path changes what the server runs (see [`UserConfig::admin`]).
+fn is_admin_path(path: &str) -> bool {
+    path == "/-/reload"
+        || path
+            .strip_prefix("/api/v1/alerting/receivers/")
+            .is_some_and(|rest| rest.ends_with("/test"))
 }
 
 impl Authenticator {
@@ -112,6 +135,16 @@ impl Authenticator {
         if config.users.is_empty() {
             return None;
         }
+        // The decoy costs what the users' hashes cost (they share one cost
+        // in practice; the highest one is the safe choice).
+        let cost = config
+            .users
+            .iter()
+            .filter_map(|u| <bcrypt::HashParts as std::str::FromStr>::from_str(&u.password_hash).ok())
+            .map(|p| p.get_cost())
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
+        let decoy_hash = bcrypt::hash(random_password(), cost).unwrap_or_default();
         Some(Arc::new(Self {
             users: config
                 .users
@@ -119,32 +152,62 @@ impl Authenticator {
                 .map(|u| (u.username.clone(), u.clone()))
                 .collect(),
             verified: Mutex::new(HashMap::new()),
+            decoy_hash,
+            checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
         }))
     }
 
-    /// The user behind an `Authorization: Basic` header, if the password is right.
-    fn authenticate(&self, authorization: Option<&HeaderValue>) -> Option<&UserConfig> {
+    /// The user behind an `Authorization: Basic` header, if the password is
+    /// right. bcrypt runs on a blocking thread; an unknown username is
+    /// checked against the decoy hash, so it answers no faster than a known
+    /// one with a wrong password.
+    async fn authenticate(self: &Arc<Self>, authorization: Option<&HeaderValue>) -> Option<UserConfig> {
         let encoded = authorization?.to_str().ok()?.strip_prefix("Basic ")?;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
-        let (username, password) = text.split_once(':')?;
-        let user = self.users.get(username)?;
+        let (username, _) = text.split_once(':')?;
         let key: [u8; 32] = Sha256::digest(text.as_bytes()).into();
-        if self.verified.lock().get(&key).is_some_and(|u| u == username) {
-            return Some(user);
+        if let Some(user) = self.users.get(username)
+            && self.verified.lock().get(&key).is_some_and(|u| u == username)
+        {
+            return Some(user.clone());
         }
-        if !bcrypt::verify(password, &user.password_hash).unwrap_or(false) {
-            return None;
-        }
+        let _check = self.checks.acquire().await.ok()?;
+        let me = Arc::clone(self);
+        let user = tokio::task::spawn_blocking(move || me.check_password(&text))
+            .await
+            .ok()??;
         let mut verified = self.verified.lock();
         if verified.len() >= VERIFIED_CACHE_SIZE {
             verified.clear();
         }
-        verified.insert(key, username.to_string());
+        verified.insert(key, user.username.clone());
         Some(user)
     }
+
+    /// `username:password` against the user's hash, or the decoy's.
+    fn check_password(&self, text: &str) -> Option<UserConfig> {
+        let (username, password) = text.split_once(':')?;
+        let user = self.users.get(username);
+        let hash = user.map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
+        let ok = bcrypt::verify(password, hash).unwrap_or(false);
+        user.filter(|_| ok).cloned()
+    }
+}
+
+/// A random password for the decoy hash (nobody knows it, so nothing
+/// verifies against it).
+fn random_password() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for _ in 0..4 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(std::process::id().into());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out
 }
 
 fn deny(status: StatusCode, message: &str) -> Response {
@@ -168,29 +231,40 @@ pub async fn require_auth(
     if OPEN_PATHS.contains(&req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(user) = auth.authenticate(req.headers().get(header::AUTHORIZATION)) else {
+    let Some(user) = auth.authenticate(req.headers().get(header::AUTHORIZATION)).await else {
         tracing::debug!(
             path = req.uri().path(),
             "Rejected request without valid credentials."
         );
         return deny(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
+    if is_admin_path(req.uri().path()) && !user.admin {
+        tracing::info!(user = %user.username, path = req.uri().path(), "Refused an admin request.");
+        return deny(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "user {:?} is not an admin (server.auth.users[].admin)",
+                user.username
+            ),
+        );
+    }
     if !user.tenants.is_empty() {
-        match req.headers().get(TenantId::HEADER).map(|v| v.to_str()) {
+        let header = req.headers().get(TenantId::HEADER).map(|v| v.as_bytes());
+        match header.map(|v| TenantId::from_header(Some(v))) {
             None => {
                 if let Ok(v) = HeaderValue::from_str(&user.tenants[0]) {
                     req.headers_mut().insert(TenantId::HEADER, v);
                 }
             }
-            Some(Ok(t)) if user.tenants.iter().any(|allowed| allowed == t) => {}
-            Some(t) => {
-                let t = t.unwrap_or("<invalid>");
-                tracing::info!(user = %user.username, tenant = t, "Refused access to a tenant.");
+            Some(Ok(t)) if user.tenants.iter().any(|allowed| allowed == t.as_str()) => {}
+            Some(Ok(t)) => {
+                tracing::info!(user = %user.username, tenant = %t, "Refused access to a tenant.");
                 return deny(
                     StatusCode::FORBIDDEN,
-                    &format!("user {:?} may not access tenant {t:?}", user.username),
+                    &format!("user {:?} may not access tenant {:?}", user.username, t.as_str()),
                 );
             }
+            Some(Err(e)) => return deny(StatusCode::BAD_REQUEST, &format!("invalid X-Scope-OrgID: {e}")),
         }
     }
     next.run(req).await

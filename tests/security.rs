@@ -47,7 +47,7 @@ fn start(tls: &Tls, dir: &Path) -> Fenghuo {
     let alice = bcrypt::hash("alice-secret", 4).unwrap();
     let ops = bcrypt::hash("ops-secret", 4).unwrap();
     let config = format!(
-        "server:\n  tls:\n    cert_file: {}\n    key_file: {}\n  auth:\n    users:\n      - username: alice\n        password_hash: '{alice}'\n        tenants: [team-a]\n      - username: ops\n        password_hash: '{ops}'\n",
+        "server:\n  tls:\n    cert_file: {}\n    key_file: {}\n  auth:\n    users:\n      - username: alice\n        password_hash: '{alice}'\n        tenants: [team-a]\n      - username: ops\n        password_hash: '{ops}'\n        admin: true\n",
         tls.cert.display(),
         tls.key.display()
     );
@@ -165,11 +165,101 @@ fn https_basic_auth_and_tenant_confinement() {
     assert_eq!(b["data"].as_array().unwrap().len(), 1, "{b}");
     let own = series("alice", "alice-secret", "team-a");
     assert_eq!(own["data"].as_array().unwrap().len(), 1, "{own}");
+    // Changing what the server runs takes an admin: reloading, and sending test
+    // notifications through configured receivers.
+    for (path, user, password, want) in [
+        ("/-/reload", "alice", "alice-secret", 403),
+        (
+            "/api/v1/alerting/receivers/any/test",
+            "alice",
+            "alice-secret",
+            403,
+        ),
+        ("/-/reload", "ops", "ops-secret", 200),
+        ("/api/v1/alerting/receivers/any/test", "ops", "ops-secret", 404),
+    ] {
+        let r = c
+            .post(node.url(path))
+            .basic_auth(user, Some(password))
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            want,
+            "{user} {path}: {}",
+            r.text().unwrap_or_default()
+        );
+    }
+    // One tenant rule everywhere: reserved (__) IDs and characters outside Mimir's set are
+    // refused by every API (HTTP itself trims spaces around a header value).
+    for path in [
+        "/api/v1/labels",
+        "/api/v2/alerts",
+        "/api/v1/rules",
+        "/api/v1/alerting/history",
+    ] {
+        for tenant in ["__fenghuo", "team a", "team/a"] {
+            let r = c
+                .get(node.url(path))
+                .basic_auth("ops", Some("ops-secret"))
+                .header("X-Scope-OrgID", tenant)
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 400, "{path} {tenant:?}");
+        }
+    }
     // Secrets stay out of the log.
     assert!(
         !node.log().contains("alice-secret") && !node.log().contains("$2"),
         "{}",
         node.log()
+    );
+}
+
+/// An unknown user is checked against a decoy hash: refusing it takes as long as refusing a
+/// known user's wrong password (bcrypt dominates both; without the decoy an unknown name was
+/// refused without hashing, which told an attacker which names exist).
+#[test]
+fn unknown_users_take_as_long_as_wrong_passwords() {
+    let tls = make_cert();
+    let dir = tempfile::tempdir().unwrap();
+    // A cost high enough that the hash, not the network, dominates.
+    let hash = bcrypt::hash("right", 10).unwrap();
+    let config = format!(
+        "server:\n  tls:\n    cert_file: {}\n    key_file: {}\n  auth:\n    users:\n      - username: known\n        password_hash: '{hash}'\n",
+        tls.cert.display(),
+        tls.key.display()
+    );
+    let path = dir.path().join("fenghuo.yml");
+    std::fs::write(&path, config).unwrap();
+    let node = Fenghuo::spawn(
+        &dir.path().join("data"),
+        &["--config.file", path.to_str().unwrap()],
+        "https",
+    );
+    node.wait_ready_with(&client(&tls));
+    let c = client(&tls);
+    let median = |user: &str| {
+        let mut times: Vec<Duration> = (0..5)
+            .map(|i| {
+                let started = std::time::Instant::now();
+                let r = c
+                    .get(node.url("/api/v1/labels"))
+                    .basic_auth(user, Some(format!("wrong-{i}")))
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 401);
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        times[2]
+    };
+    let known = median("known");
+    let unknown = median("nobody");
+    assert!(
+        unknown * 2 > known,
+        "unknown user refused in {unknown:?}, a wrong password in {known:?}"
     );
 }
 

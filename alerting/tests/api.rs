@@ -253,6 +253,20 @@ async fn generic_ingest_ack_history_stats() {
         .await
         .unwrap_or_default();
     assert_eq!(acks["data"][0]["by"], "bob");
+    // Links carry their expiry under the signature: a changed expiry is a bad signature, and a
+    // link past its expiry (7 days) is refused even with the right token.
+    let later = link.replace("expires=", "expires=9");
+    let r = c.get(&later).send().await;
+    assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(403));
+    clock.advance(Duration::days(8));
+    let r = c.post(&link).body("by=carol").send().await.ok();
+    assert_eq!(r.as_ref().map(|r| r.status().as_u16()), Some(403));
+    let text = match r {
+        Some(r) => r.text().await.unwrap_or_default(),
+        None => String::new(),
+    };
+    assert!(text.contains("expired"), "{text}");
+    clock.advance(-Duration::days(8));
     // Resolve, then look at history and stats.
     let _ = c
         .post(format!("{base}/api/v1/alerting/ingest"))

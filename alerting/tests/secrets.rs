@@ -20,7 +20,23 @@ const SECRETS: &[&str] = &[
     "HOOKPATH",
     "PWBASIC",
     "SMTPPW",
+    "PROXYPW",
+    "BEARERTOK",
 ];
+
+/// Everything fenghuo logs during the test, at every level.
+#[derive(Clone, Default)]
+struct LogCapture(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 #[tokio::test]
 async fn secrets_stay_out_of_api_output_and_errors() {
@@ -54,19 +70,29 @@ receivers:
   webhook_configs:
   - url: '{base}/HOOKPATH'
     http_config: {{basic_auth: {{username: u, password: PWBASIC}}}}
+  - url: '{base}/other'
+    http_config:
+      proxy_url: 'http://proxyuser:PROXYPW@127.0.0.1:9'
+      authorization: {{credentials: BEARERTOK}}
   email_configs:
   - to: oncall@example.com
 fenghuo:
   delivery: {{max_attempts: 1, failure_receiver: r}}
 "#
     );
+    let logs = LogCapture::default();
+    let writer = logs.clone();
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .try_init();
     let (e, clock) = engine(&cfg);
     let api = serve_api(e.clone()).await;
     let _ = e.ingest_posted("anonymous", vec![alert(&[("alertname", "Leak")])]);
     clock.advance(Duration::seconds(30));
     let r = e.tick().await;
     let errors: Vec<String> = r.deliveries.iter().filter_map(|d| d.error.clone()).collect();
-    assert_eq!(errors.len(), 6, "every integration failed: {:?}", r.deliveries);
+    assert_eq!(errors.len(), 7, "every integration failed: {:?}", r.deliveries);
     // The errors still say what went wrong and where.
     assert!(
         errors.iter().any(|e| e.contains("127.0.0.1:9/<redacted>")),
@@ -103,6 +129,12 @@ fenghuo:
         String::from_utf8_lossy(&buf).into_owned()
     };
     seen.push_str(&metrics);
+    let logged = String::from_utf8_lossy(&logs.0.lock()).into_owned();
+    assert!(
+        logged.contains("Leak") || logged.contains("notif"),
+        "the log capture works: {logged}"
+    );
+    seen.push_str(&logged);
     for s in SECRETS {
         assert!(!seen.contains(s), "secret {s} leaked:\n{seen}");
     }
@@ -120,6 +152,11 @@ fenghuo:
     assert!(original.contains("password: <secret>"), "{original}");
     assert!(original.contains("api_url: <secret>"), "{original}");
     assert!(original.contains("smtp_auth_username: fh"), "{original}");
+    // A proxy URL keeps its user and host; only the password is hidden (as Prometheus shows it).
+    assert!(
+        original.contains("proxy_url: http://proxyuser:%3Csecret%3E@127.0.0.1:9"),
+        "{original}"
+    );
     // The failures were recorded (with their redacted reasons), not hidden.
     let h = e
         .history(

@@ -75,6 +75,10 @@ fn walk(v: &mut Value, list: Option<&str>) {
                 }
                 if secret && !is_empty(val) {
                     *val = Value::String(SECRET.to_string());
+                } else if key == "proxy_url"
+                    && let Value::String(u) = val
+                {
+                    *u = redact_url_password(u);
                 } else if key.ends_with("_configs") {
                     walk(val, Some(&key));
                 } else {
@@ -85,6 +89,21 @@ fn walk(v: &mut Value, list: Option<&str>) {
         Value::Sequence(s) => s.iter_mut().for_each(|x| walk(x, list)),
         Value::Tagged(t) => walk(&mut t.value, list),
         _ => {}
+    }
+}
+
+/// A URL with its password shown as `<secret>`, as Prometheus shows `proxy_url`; text that is
+/// not a URL but has an `@` is hidden whole.
+fn redact_url_password(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some(SECRET));
+            }
+            parsed.to_string()
+        }
+        Err(_) if u.contains('@') => SECRET.to_string(),
+        Err(_) => u.to_string(),
     }
 }
 

@@ -58,6 +58,8 @@ pub struct Engine {
     ack_secret: Vec<u8>,
     pub started_at: Ts,
     pub(crate) last_history_gc: Mutex<Option<Ts>>,
+    /// Tenants whose last state write failed, with the error (see [`Engine::persist`]).
+    unpersisted: Mutex<BTreeMap<String, String>>,
     pub(crate) inflight: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -100,19 +102,23 @@ pub struct GroupView {
 }
 
 /// Validates a tenant id (Mimir's rules: 1-150 safe characters).
-pub fn validate_tenant(t: &str) -> Result<(), AlertingError> {
-    let ok = !t.is_empty()
-        && t.len() <= 150
-        && t != "."
-        && t != ".."
-        && !t.starts_with("__")
-        && t.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(AlertingError::BadRequest(format!("invalid tenant id {t:?}")))
+/// How long an ack link in a message stays usable.
+pub const ACK_LINK_TTL: chrono::Duration = chrono::Duration::days(7);
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
     }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub fn validate_tenant(t: &str) -> Result<(), AlertingError> {
+    fenghuo_storage::model::TenantId::new(t)
+        .map(|_| ())
+        .map_err(|e| AlertingError::BadRequest(format!("invalid tenant id: {e}")))
 }
 
 impl Engine {
@@ -166,6 +172,7 @@ impl Engine {
             ack_secret,
             started_at: now,
             last_history_gc: Mutex::new(None),
+            unpersisted: Mutex::new(BTreeMap::new()),
             inflight: Mutex::new(Vec::new()),
         });
         for t in engine.store.tenants()? {
@@ -244,15 +251,52 @@ impl Engine {
         self.tenants.lock().keys().cloned().collect()
     }
 
+    /// Writes the tenant's pending state changes. When the store refuses them they stay
+    /// pending, in order, and the next persist (the next tick at the latest) writes them again;
+    /// until one succeeds the engine reports its state as not durable ([`Engine::state_error`],
+    /// `/-/ready`, `fenghuo_alerting_state_unpersisted_tenants`).
     pub(crate) fn persist(&self, st: &mut TenantState) -> Result<(), AlertingError> {
         let ops = st.take_ops();
         if ops.is_empty() {
             return Ok(());
         }
-        self.store.apply(ops).inspect_err(|e| {
-            metrics::STATE_WRITE_ERRORS.inc();
-            tracing::error!(tenant = %st.tenant, error = %e, "Failed to persist alerting state.");
-        })
+        match self.store.apply(ops.clone()) {
+            Ok(()) => {
+                self.mark_persisted(&st.tenant, None);
+                Ok(())
+            }
+            Err(e) => {
+                metrics::STATE_WRITE_ERRORS.inc();
+                tracing::error!(tenant = %st.tenant, error = %e, pending = ops.len(),
+                    "Failed to persist alerting state; will retry.");
+                st.restore_ops(ops);
+                self.mark_persisted(&st.tenant, Some(e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    fn mark_persisted(&self, tenant: &str, error: Option<String>) {
+        let mut failing = self.unpersisted.lock();
+        match error {
+            Some(e) => {
+                failing.insert(tenant.to_string(), e);
+            }
+            None => {
+                failing.remove(tenant);
+            }
+        }
+        metrics::STATE_UNPERSISTED_TENANTS.set(failing.len() as i64);
+    }
+
+    /// Why some alerting state is not durable yet (the store refused a write and it has not
+    /// been written since), or `None` when everything is.
+    pub fn state_error(&self) -> Option<String> {
+        self.unpersisted
+            .lock()
+            .iter()
+            .next()
+            .map(|(tenant, e)| format!("alerting state of tenant {tenant:?} is not persisted: {e}"))
     }
 
     /// Accepts alerts as posted to `/api/v2/alerts` (already defaulted and validated), with
@@ -289,7 +333,7 @@ impl Engine {
             if !alert.resolved_at(now) {
                 if !prev_firing_noted {
                     st.record(HistoryEvent::new(now, EventKind::Fired).with_labels(&alert.labels));
-                    metrics::ALERTS_FIRED.with_label_values(&[alert.name()]).inc();
+                    metrics::alert_fired(alert.name());
                 }
                 fired_noted = true;
                 resolved_noted = false;
@@ -526,28 +570,61 @@ impl Engine {
     // --- acknowledgements ---
 
     /// The token that authorises the ack link of a group.
-    pub fn ack_token(&self, tenant: &str, group_key: &str) -> String {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.ack_secret) else {
-            return String::new();
-        };
+    fn ack_mac(&self, tenant: &str, group_key: &str, expires: i64) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.ack_secret).ok()?;
         mac.update(tenant.as_bytes());
         mac.update(b"\n");
         mac.update(group_key.as_bytes());
+        mac.update(b"\n");
+        mac.update(expires.to_string().as_bytes());
+        Some(mac)
+    }
+
+    /// The signature of an ack link for a group, valid until `expires` (Unix seconds).
+    pub fn ack_token(&self, tenant: &str, group_key: &str, expires: i64) -> String {
+        let Some(mac) = self.ack_mac(tenant, group_key, expires) else {
+            return String::new();
+        };
         let bytes = mac.finalize().into_bytes();
         bytes.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
-    /// The ack link put in messages.
+    /// Checks an ack link's signature (in constant time) and its expiry (on the engine's
+    /// clock); the error says which failed.
+    pub fn verify_ack_link(
+        &self,
+        tenant: &str,
+        group_key: &str,
+        expires: &str,
+        token: &str,
+    ) -> Result<(), &'static str> {
+        let expires: i64 = expires.parse().map_err(|_| "invalid acknowledgement link")?;
+        let token = decode_hex(token)
+            .filter(|t| t.len() == 16)
+            .ok_or("invalid acknowledgement link")?;
+        let mac = self
+            .ack_mac(tenant, group_key, expires)
+            .ok_or("invalid acknowledgement link")?;
+        mac.verify_truncated_left(&token)
+            .map_err(|_| "invalid acknowledgement link")?;
+        if self.clock.now().timestamp() > expires {
+            return Err("this acknowledgement link has expired");
+        }
+        Ok(())
+    }
+
+    /// The ack link put in messages: signed, and valid for [`ACK_LINK_TTL`].
     pub fn ack_url(&self, tenant: &str, group_key: &str) -> String {
         let enc = |s: &str| {
             percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
         };
+        let expires = (self.clock.now() + ACK_LINK_TTL).timestamp();
         format!(
-            "{}/api/v1/alerting/ack?tenant={}&group={}&token={}",
+            "{}/api/v1/alerting/ack?tenant={}&group={}&expires={expires}&token={}",
             self.opts.external_url.trim_end_matches('/'),
             enc(tenant),
             enc(group_key),
-            self.ack_token(tenant, group_key)
+            self.ack_token(tenant, group_key, expires)
         )
     }
 
@@ -735,7 +812,11 @@ impl Engine {
                 key: k,
             })
             .collect();
-        self.store.apply(ops)
+        // Nothing is lost when this fails: the next collection finds the same entries.
+        self.store.apply(ops).inspect_err(|e| {
+            metrics::STATE_WRITE_ERRORS.inc();
+            tracing::warn!(tenant, error = %e, "Failed to delete expired alert history.");
+        })
     }
 
     /// Sets `fenghuo_alerting_alerts{state}` from the firing alerts held: `unprocessed` until a

@@ -40,7 +40,7 @@ impl HttpClient {
             }
             if let Some(p) = &c.proxy_url {
                 let proxy = reqwest::Proxy::all(p)
-                    .map_err(|e| AlertingError::Config(format!("proxy_url {p:?}: {e}")))?;
+                    .map_err(|e| AlertingError::Config(format!("proxy_url {}: {e}", redact(p))))?;
                 b = b.proxy(proxy);
             }
             if c.follow_redirects == Some(false) {

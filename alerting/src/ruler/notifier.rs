@@ -201,6 +201,10 @@ async fn send_one(
 ) {
     let url = format!("{}/api/v2/alerts", base.trim_end_matches('/'));
     let mut req = client.post(&url).timeout(am.timeout.0).json(alerts);
+    // Logs and metric labels show the URL without credentials
+    // (`http://user:pass@am:9093` is a valid Alertmanager URL).
+    let (url, base) = (without_credentials(&url), without_credentials(base));
+    let base = base.as_str();
     if am.send_tenant_header {
         req = req.header(TenantId::HEADER, tenant.as_str());
     }
@@ -215,7 +219,7 @@ async fn send_one(
         }
         Err(e) => {
             metrics::NOTIFICATIONS_ERRORS.with_label_values(&[base]).inc_by(n);
-            tracing::error!(alertmanager = %url, error = %e, count = n, "Error sending alerts.");
+            tracing::error!(alertmanager = %url, error = %e.without_url(), count = n, "Error sending alerts.");
         }
     }
 }
@@ -243,5 +247,29 @@ impl Notifier for AlertmanagerNotifier {
             .set(q.len() as i64);
         drop(q);
         self.wake.notify_one();
+    }
+}
+
+/// `url` with any `user:password@` removed.
+pub fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alertmanager_urls_lose_their_credentials_in_logs_and_labels() {
+        assert_eq!(without_credentials("http://u:pw@am:9093/x"), "http://am:9093/x");
+        assert_eq!(without_credentials("https://token@am"), "https://am");
+        assert_eq!(without_credentials("http://am:9093"), "http://am:9093");
     }
 }
