@@ -177,11 +177,19 @@ fn ops_router(ops: Arc<Ops>) -> Router {
 }
 
 async fn ready(State(ops): State<Arc<Ops>>) -> Response {
-    if ops.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "fenghuo is Ready.\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    if !ops.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response();
     }
+    // Alert state the store refused is kept in memory and retried; until it is written, a
+    // crash would lose it, and a load balancer should know.
+    if let Some(why) = ops.alerting.engine().state_error() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Service Unavailable: {why}\n"),
+        )
+            .into_response();
+    }
+    (StatusCode::OK, "fenghuo is Ready.\n").into_response()
 }
 
 async fn reload(State(ops): State<Arc<Ops>>) -> Response {

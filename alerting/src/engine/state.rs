@@ -278,4 +278,11 @@ impl TenantState {
     pub fn take_ops(&mut self) -> Vec<StateOp> {
         std::mem::take(&mut self.ops)
     }
+
+    /// Puts ops a failed write took back in front of any recorded since, so they are written
+    /// again in their order.
+    pub fn restore_ops(&mut self, mut ops: Vec<StateOp>) {
+        ops.append(&mut self.ops);
+        self.ops = ops;
+    }
 }
