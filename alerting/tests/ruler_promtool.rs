@@ -65,10 +65,16 @@ fn store(name: &str, kind: &str, r: &(String, String, bool)) {
 /// The expected promtool result: live when available (and then recorded), else stored.
 fn expected(name: &str, kind: &str, args: &[&str]) -> (String, String, bool) {
     if let Some(l) = live(args) {
-        if std::env::var_os("FENGHUO_UPDATE_PROMTOOL").is_some() || stored(name, kind).is_none() {
+        // Recording is explicit: a missing file written here would compare equal to itself and
+        // hide that the expectation was never reviewed.
+        if std::env::var_os("FENGHUO_UPDATE_PROMTOOL").is_some() {
             store(name, kind, &l);
         }
         let s = stored(name, kind);
+        assert!(
+            s.is_some(),
+            "no stored promtool output for {name} ({kind}); record it with FENGHUO_UPDATE_PROMTOOL=1 and review it"
+        );
         assert_eq!(
             s.as_ref(),
             Some(&l),
