@@ -289,10 +289,12 @@ fn routing_and_validation_agree_with_amtool() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
-/// A webhook receiver on 127.0.0.1: records (path, body) of every POST and answers 200.
+/// A webhook receiver on 127.0.0.1: records (path, body) of every POST and answers 200 (while
+/// `hold` is set, only once it is cleared: a delivery on the wire).
 struct HookSink {
     port: u16,
     got: Arc<Mutex<Vec<(String, String)>>>,
+    hold: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl HookSink {
@@ -300,51 +302,71 @@ impl HookSink {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind hook sink");
         let port = l.local_addr().map(|a| a.port()).expect("port");
         let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let hold: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let g = got.clone();
+        let h = hold.clone();
         std::thread::spawn(move || {
             for conn in l.incoming().flatten() {
-                let mut conn = conn;
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                // Headers, then Content-Length bytes of body.
-                let (head_end, len) = loop {
-                    let Ok(n) = conn.read(&mut chunk) else {
-                        break (0, 0);
-                    };
-                    if n == 0 {
-                        break (0, 0);
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                        let len = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        break (i + 4, len);
-                    }
-                };
-                if head_end == 0 {
-                    continue;
-                }
-                while buf.len() < head_end + len {
-                    match conn.read(&mut chunk) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
-                let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
-                if let Ok(mut g) = g.lock() {
-                    g.push((path, body));
-                }
-                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let g = g.clone();
+                let h = h.clone();
+                std::thread::spawn(move || Self::serve(conn, &g, &h));
             }
         });
-        HookSink { port, got }
+        HookSink { port, got, hold }
+    }
+
+    fn serve(
+        conn: std::net::TcpStream,
+        g: &Mutex<Vec<(String, String)>>,
+        hold: &std::sync::atomic::AtomicBool,
+    ) {
+        {
+            let mut conn = conn;
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            // Headers, then Content-Length bytes of body.
+            let (head_end, len) = loop {
+                let Ok(n) = conn.read(&mut chunk) else {
+                    break (0, 0);
+                };
+                if n == 0 {
+                    break (0, 0);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break (i + 4, len);
+                }
+            };
+            if head_end == 0 {
+                return;
+            }
+            while buf.len() < head_end + len {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+            let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
+            if let Ok(mut g) = g.lock() {
+                g.push((path, body));
+            }
+            for _ in 0..1200 {
+                if !hold.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -436,6 +458,41 @@ fn restarts_neither_lose_pending_nor_resend_delivered_notifications() {
     let got = hook.got.lock().map(|g| g.clone()).unwrap_or_default();
     let last: serde_json::Value = serde_json::from_str(&got[got.len() - 1].1).unwrap_or_default();
     assert_eq!(last["alerts"].as_array().map(|a| a.len()), Some(2), "{last}");
+}
+
+/// kill -9 while a notification is on the wire (the receiver got it but has not answered):
+/// the intent recorded before the send makes the restarted process deliver it again (at least
+/// once), and only once more.
+#[test]
+fn a_delivery_interrupted_by_kill_9_is_sent_again_after_the_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = HookSink::start();
+    let mut node = start(
+        &format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\n\
+             receivers:\n- name: hook\n  webhook_configs: [{{url: '{}'}}]\n",
+            hook.url("/hook")
+        ),
+        dir.path(),
+    );
+    hook.hold.store(true, std::sync::atomic::Ordering::SeqCst);
+    post_alert(
+        &node,
+        serde_json::json!({"alertname": "OnTheWire", "instance": "a"}),
+    );
+    wait_for(
+        "the delivery to reach the receiver",
+        Duration::from_secs(30),
+        || (hook.count("/hook", "OnTheWire") == 1).then_some(()),
+    );
+    node.kill9();
+    hook.hold.store(false, std::sync::atomic::Ordering::SeqCst);
+    let node = restart(dir.path());
+    wait_for("the interrupted delivery again", Duration::from_secs(30), || {
+        (hook.count("/hook", "OnTheWire") >= 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(hook.count("/hook", "OnTheWire"), 2, "{}", node.log());
 }
 
 /// SIGHUP re-reads the config and keeps silences, acks, the notification log and escalation

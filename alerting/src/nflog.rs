@@ -86,6 +86,28 @@ pub fn needs_update(
     NotifyReason::DoNotNotify
 }
 
+/// The entry dedup decides on when a notification for this key may have been interrupted
+/// (sent, then the process died before its outcome was recorded): `intent` is the entry that
+/// notification would have written. Alerts it reported as firing that fire no more count as
+/// notified, so their resolution is told; alerts still firing stay as `prev` has them, so the
+/// interrupted message is sent again if it was about them (at least once, never lost).
+pub fn with_interrupted(
+    prev: Option<&NflogEntry>,
+    intent: Option<&NflogEntry>,
+    firing: &BTreeSet<u64>,
+) -> Option<NflogEntry> {
+    let Some(i) = intent else {
+        return prev.cloned();
+    };
+    let mut e = prev.cloned().unwrap_or_else(|| NflogEntry {
+        firing: BTreeSet::new(),
+        resolved: BTreeSet::new(),
+        ..i.clone()
+    });
+    e.firing.extend(i.firing.iter().filter(|fp| !firing.contains(fp)));
+    Some(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +191,43 @@ mod tests {
         );
         assert_eq!(
             needs_update(Some(&r), &set(&[]), &set(&[1]), true, rep, now, true),
+            DoNotNotify
+        );
+    }
+
+    #[test]
+    fn interrupted_notifications_are_resent_or_resolved() {
+        use NotifyReason::*;
+        let now = t0();
+        let rep = Duration::hours(4);
+        let decide = |prev: Option<&NflogEntry>, intent: &NflogEntry, firing: &[u64], resolved: &[u64]| {
+            let e = with_interrupted(prev, Some(intent), &set(firing));
+            needs_update(e.as_ref(), &set(firing), &set(resolved), true, rep, now, true)
+        };
+        let intent = entry(&[1, 2], &[], now - Duration::minutes(1));
+        // Nothing confirmed before; the interrupted message was about 1 and 2.
+        assert_eq!(
+            decide(None, &intent, &[1, 2], &[]),
+            FirstNotification,
+            "still firing: again"
+        );
+        assert_eq!(
+            decide(None, &intent, &[], &[1, 2]),
+            AllAlertsResolved,
+            "resolved meanwhile: told"
+        );
+        assert_eq!(decide(None, &intent, &[1], &[2]), NewAlertsInGroup);
+        // 1 was confirmed earlier; 2 was new in the interrupted message.
+        let prev = entry(&[1], &[], now - Duration::minutes(10));
+        assert_eq!(decide(Some(&prev), &intent, &[1, 2], &[]), NewAlertsInGroup);
+        assert_eq!(decide(Some(&prev), &intent, &[1], &[2]), NewResolvedAlerts);
+        // Without an intent the log decides alone (and forgets the resolution).
+        assert_eq!(
+            with_interrupted(Some(&prev), None, &set(&[1])),
+            Some(prev.clone())
+        );
+        assert_eq!(
+            needs_update(None, &set(&[]), &set(&[1, 2]), true, rep, now, true),
             DoNotNotify
         );
     }

@@ -78,12 +78,19 @@ pub struct EscalationState {
     pub log: Vec<(usize, Ts, Vec<String>)>,
 }
 
+/// Key prefix of notification intents in the `Delivery` key space.
+const INTENT_PREFIX: &str = "intent/";
+
 pub struct TenantState {
     pub tenant: String,
     pub alerts: BTreeMap<Fingerprint, StoredAlert>,
     pub groups: BTreeMap<GroupId, AggrGroup>,
     pub silences: Silences,
     pub nflog: BTreeMap<String, NflogEntry>,
+    /// Notifications being sent, by notification-log key: the entry each would write once
+    /// delivered. Persisted before sending, removed with the outcome, so after a crash in
+    /// between the engine knows the message may have gone out ([`crate::nflog::with_interrupted`]).
+    pub intents: BTreeMap<String, NflogEntry>,
     pub acks: BTreeMap<String, Ack>,
     pub escalations: BTreeMap<String, EscalationState>,
     pub history_seq: u64,
@@ -120,6 +127,7 @@ impl TenantState {
             groups: BTreeMap::new(),
             silences: Silences::default(),
             nflog: BTreeMap::new(),
+            intents: BTreeMap::new(),
             acks: BTreeMap::new(),
             escalations: BTreeMap::new(),
             history_seq: 0,
@@ -170,6 +178,10 @@ impl TenantState {
                 && let Some(n) = decode(StateKind::Delivery, &k, &v)
             {
                 s.notices.insert(key.to_string(), n);
+            } else if let Some(key) = k.strip_prefix(INTENT_PREFIX)
+                && let Some(e) = decode(StateKind::Delivery, &k, &v)
+            {
+                s.intents.insert(key.to_string(), e);
             }
         }
         if let Some((_, v)) = store
@@ -228,6 +240,19 @@ impl TenantState {
     pub fn remove_nflog(&mut self, key: &str) {
         self.nflog.remove(key);
         self.del(StateKind::NotificationLog, key);
+    }
+
+    /// Records that the notification for nflog `key` is about to be sent (see [`Self::intents`]).
+    pub fn set_intent(&mut self, key: &str, e: &NflogEntry) {
+        self.put(StateKind::Delivery, &format!("{INTENT_PREFIX}{key}"), e);
+        self.intents.insert(key.to_string(), e.clone());
+    }
+
+    /// Forgets the intent for nflog `key`: its outcome is recorded, or nothing is left to tell.
+    pub fn clear_intent(&mut self, key: &str) {
+        if self.intents.remove(key).is_some() {
+            self.del(StateKind::Delivery, &format!("{INTENT_PREFIX}{key}"));
+        }
     }
 
     pub fn set_ack(&mut self, a: Ack) {

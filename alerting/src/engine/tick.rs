@@ -20,7 +20,7 @@ use crate::history::{EventKind, HistoryEvent};
 use crate::inhibit::Inhibitor;
 use crate::metrics;
 use crate::model::{Alert, Fingerprint};
-use crate::nflog::{NflogEntry, entry_key, needs_update};
+use crate::nflog::{NflogEntry, entry_key, needs_update, with_interrupted};
 use crate::notify::{Integration, NotifyError, SendContext};
 use crate::template::{EscalationInfo, NotificationData};
 
@@ -85,7 +85,13 @@ struct Prepared {
     batch: Batch,
     escs: Vec<EscFlush>,
     notices: Vec<NoticeFlush>,
+    /// Tenants whose state (with the intents of their jobs) the store refused: their jobs are
+    /// held back, retried after [`HELD_BACK`].
+    not_durable: BTreeSet<String>,
 }
+
+/// How long jobs wait when their intents could not be made durable.
+const HELD_BACK: i64 = 5;
 
 /// What the prepare phase produced for the dispatch phase.
 #[derive(Default)]
@@ -172,6 +178,7 @@ impl Engine {
         let mut batch = Batch::default();
         let mut escs: Vec<EscFlush> = Vec::new();
         let mut notices: Vec<NoticeFlush> = Vec::new();
+        let mut not_durable = BTreeSet::new();
         let gc_history = self.should_gc_history(now);
         let tenants: Vec<(String, Arc<parking_lot::Mutex<TenantState>>)> = self
             .tenants
@@ -194,7 +201,11 @@ impl Engine {
             }
             self.prepare_escalations(&rt, &mut st, now, &inhibitor, &mut batch.jobs, &mut escs);
             self.prepare_notices(&rt, &mut st, now, &mut batch.jobs, &mut notices);
-            let _ = self.persist(&mut st);
+            if self.persist(&mut st).is_err() {
+                // Nothing is sent for a tenant whose intents are not durable: a crash during
+                // the send would forget that it may have happened.
+                not_durable.insert(tenant.clone());
+            }
             if gc_history {
                 let _ = self.gc_history(tenant, now);
             }
@@ -206,6 +217,7 @@ impl Engine {
             batch,
             escs,
             notices,
+            not_durable,
         }
     }
 
@@ -217,15 +229,16 @@ impl Engine {
             batch,
             escs,
             notices,
+            not_durable,
         } = p;
         let Batch { jobs, flushes } = batch;
-        let outcomes = self.dispatch(&rt, &jobs, now).await;
+        let outcomes = self.dispatch(&rt, &jobs, now, &not_durable).await;
         self.persist_rate_budgets(&jobs);
         let mut report = TickReport::default();
         for (job, out) in jobs.iter().zip(outcomes.iter()) {
             report.deliveries.push(delivery(job, out));
         }
-        self.apply(&rt, &jobs, &outcomes, flushes, escs, now);
+        self.apply(&rt, &jobs, &outcomes, flushes, escs, now, &not_durable);
         self.apply_notices(&rt, &jobs, &outcomes, notices, now);
         report
     }
@@ -309,8 +322,9 @@ impl Engine {
         let integrations = rt.receivers.get(&route.receiver).cloned().unwrap_or_default();
         for integ in integrations {
             let key = entry_key(&group_key, &integ.receiver, integ.kind, integ.idx);
+            let prev = with_interrupted(st.nflog.get(&key), st.intents.get(&key), &firing);
             let reason = needs_update(
-                st.nflog.get(&key),
+                prev.as_ref(),
                 &firing,
                 &resolved,
                 integ.send_resolved,
@@ -319,6 +333,8 @@ impl Engine {
                 repeat_allowed,
             );
             if !reason.should_notify() {
+                // An interrupted notification with nothing left to tell needs no recovery.
+                st.clear_intent(&key);
                 continue;
             }
             let entry = NflogEntry {
@@ -338,9 +354,12 @@ impl Engine {
             };
             if to_send.is_empty() {
                 // Nothing to tell this integration, but the log must learn that all resolved.
+                st.clear_intent(&key);
                 st.set_nflog(key, entry);
                 continue;
             }
+            // Durable before the send (the tick persists the tenant before dispatching).
+            st.set_intent(&key, &entry);
             let data = NotificationData::build(
                 &route.receiver,
                 &group_key,
@@ -667,8 +686,19 @@ impl Engine {
     }
 
     /// Sends all jobs; rate-limited integrations fold surplus jobs into one digest.
-    async fn dispatch(&self, rt: &Runtime, jobs: &[Job], now: Ts) -> Vec<Outcome> {
+    async fn dispatch(
+        &self,
+        rt: &Runtime,
+        jobs: &[Job],
+        now: Ts,
+        not_durable: &BTreeSet<String>,
+    ) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+        for (i, j) in jobs.iter().enumerate() {
+            if not_durable.contains(&j.tenant) {
+                outcomes[i] = Some(Outcome::Deferred(now + Duration::seconds(HELD_BACK)));
+            }
+        }
         // (indices of jobs covered, data to send, integration)
         let mut sends: Vec<(Vec<usize>, NotificationData, Integration)> = Vec::new();
         let ctx = SendContext {
@@ -677,6 +707,9 @@ impl Engine {
         };
         let mut buckets: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, j) in jobs.iter().enumerate() {
+            if outcomes[i].is_some() {
+                continue;
+            }
             match &j.integration.limiter {
                 Some(_) => buckets.entry(j.integration.id()).or_default().push(i),
                 None => sends.push((vec![i], j.data.clone(), j.integration.clone())),
@@ -787,6 +820,7 @@ impl Engine {
             .collect()
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         rt: &Runtime,
@@ -795,6 +829,7 @@ impl Engine {
         flushes: Vec<GroupFlush>,
         escs: Vec<EscFlush>,
         now: Ts,
+        not_durable: &BTreeSet<String>,
     ) {
         let delivery_cfg = &rt.loaded.config.fenghuo.delivery;
         // Every tenant's changes are written in one batch at the end.
@@ -807,6 +842,7 @@ impl Engine {
                 Outcome::Sent { digest_of } => {
                     if let Some((k, e)) = &j.nflog {
                         st.set_nflog(k.clone(), e.clone());
+                        st.clear_intent(k);
                     }
                     let mut e = HistoryEvent::new(now, EventKind::Notified);
                     e.group_key = j.group_key.clone();
@@ -840,7 +876,11 @@ impl Engine {
                     e.group_key = j.group_key.clone();
                     e.receiver = j.integration.receiver.clone();
                     e.integration = j.integration.kind.to_string();
-                    e.detail = format!("rate budget spent; next attempt at {}", at.to_rfc3339());
+                    e.detail = if not_durable.contains(&j.tenant) {
+                        format!("state not persisted; held back until {}", at.to_rfc3339())
+                    } else {
+                        format!("rate budget spent; next attempt at {}", at.to_rfc3339())
+                    };
                     st.record(e);
                 }
             }
@@ -1133,6 +1173,15 @@ fn housekeeping(rt: &Runtime, st: &mut TenantState, now: Ts) {
         .collect();
     for k in old {
         st.remove_nflog(&k);
+    }
+    let stale: Vec<String> = st
+        .intents
+        .iter()
+        .filter(|(_, e)| e.expires_at < now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in stale {
+        st.clear_intent(&k);
     }
     for id in st.silences.gc(now, Duration::hours(RETENTION_HOURS)) {
         st.remove_silence(&id);
