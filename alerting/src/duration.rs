@@ -4,7 +4,7 @@
 use std::fmt;
 
 use chrono::Duration;
-use fenghuo_storage::model::duration::{UNITS, format_millis};
+use fenghuo_storage_api::model::duration::{UNITS, format_millis};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::AlertingError;

@@ -77,8 +77,8 @@ pub static ALERTS_FIRED: LazyLock<IntCounterVec> = LazyLock::new(|| {
 /// names come from whoever posts alerts, so they are capped.
 pub const MAX_ALERTNAME_LABELS: usize = 500;
 
-static ALERTNAME_LABELS: LazyLock<fenghuo_storage::metrics::LabelValueCap> =
-    LazyLock::new(|| fenghuo_storage::metrics::LabelValueCap::new(MAX_ALERTNAME_LABELS));
+static ALERTNAME_LABELS: LazyLock<fenghuo_storage_api::metric_labels::LabelValueCap> =
+    LazyLock::new(|| fenghuo_storage_api::metric_labels::LabelValueCap::new(MAX_ALERTNAME_LABELS));
 
 /// Counts an alert that started firing.
 pub fn alert_fired(alertname: &str) {

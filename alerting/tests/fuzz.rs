@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use fenghuo_alerting::template::{Escape, NotificationData, Templates};
-use fenghuo_storage::fuzz;
+use fenghuo_storage_api::fuzz;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

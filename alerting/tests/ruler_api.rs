@@ -12,9 +12,9 @@ use fenghuo_alerting::ruler::{
 };
 use fenghuo_alerting::{AlertingOptions, AlertingService, ManualClock};
 use fenghuo_query::{Engine, EngineOptions};
-use fenghuo_storage::api::Appender;
-use fenghuo_storage::memory::MemStore;
-use fenghuo_storage::model::{PromDuration, Sample, SeriesWrite, TenantId, WriteBatch};
+use fenghuo_storage_api::api::Appender;
+use fenghuo_storage_api::memory::MemStore;
+use fenghuo_storage_api::model::{PromDuration, Sample, SeriesWrite, TenantId, WriteBatch};
 use parking_lot::Mutex;
 use serde_json::Value;
 

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::StorageError;
-use fenghuo_storage::api::{AppendOutcome, Appender, RejectReason, Rejection};
-use fenghuo_storage::model::{BorrowedBatch, TenantId, WriteBatch};
+use fenghuo_storage_api::StorageError;
+use fenghuo_storage_api::api::{AppendOutcome, Appender, RejectReason, Rejection};
+use fenghuo_storage_api::model::{BorrowedBatch, TenantId, WriteBatch};
 
 use crate::distributor::Distributor;
 use crate::error::IngestError;
@@ -85,9 +85,9 @@ impl Appender for IngestAppender {
 
 #[cfg(test)]
 mod tests {
-    use fenghuo_storage::api::Queryable;
-    use fenghuo_storage::memory::MemStore;
-    use fenghuo_storage::model::{Labels, Matcher, Sample, SeriesWrite};
+    use fenghuo_storage_api::api::Queryable;
+    use fenghuo_storage_api::memory::MemStore;
+    use fenghuo_storage_api::model::{Labels, Matcher, Sample, SeriesWrite};
 
     use super::*;
     use crate::distributor::LocalDistributor;

@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use fenghuo_proto::{rw1, rw2};
-use fenghuo_storage::model::{
+use fenghuo_storage_api::model::{
     BorrowedBatch, BorrowedSeries, Exemplar, HistogramSample, Label, Labels, LabelsRef, METRIC_NAME,
     MetricMetadata, MetricType, Sample,
 };

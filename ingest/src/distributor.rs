@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::api::{AppendOutcome, Appender};
-use fenghuo_storage::model::{BorrowedBatch, TenantId};
+use fenghuo_storage_api::api::{AppendOutcome, Appender};
+use fenghuo_storage_api::model::{BorrowedBatch, TenantId};
 
 use crate::error::IngestError;
 

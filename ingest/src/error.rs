@@ -1,6 +1,6 @@
 //! Errors of the write path and the HTTP status each maps to.
 
-use fenghuo_storage::StorageError;
+use fenghuo_storage_api::StorageError;
 
 /// Everything that can make a remote-write request fail. Client errors
 /// (4xx) are never retried by Prometheus; server errors (5xx) are.

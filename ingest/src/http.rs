@@ -10,8 +10,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use fenghuo_storage::api::AppendOutcome;
-use fenghuo_storage::model::TenantId;
+use fenghuo_storage_api::api::AppendOutcome;
+use fenghuo_storage_api::model::TenantId;
 use tokio::sync::Semaphore;
 
 use crate::decode::{self, Protocol};
@@ -190,7 +190,7 @@ async fn handle(
     })
     .await
     .map_err(|e| {
-        IngestError::Storage(fenghuo_storage::StorageError::Io(format!(
+        IngestError::Storage(fenghuo_storage_api::StorageError::Io(format!(
             "write task failed: {e}"
         )))
     })?

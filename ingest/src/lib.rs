@@ -6,7 +6,7 @@
 //!                    ─► validate (labels, timestamps, histograms, limits)
 //!                    ─► Distributor (series ─► shard ─► Appender) ─► response
 //! ```
-//! Ingest depends only on the storage seam [`fenghuo_storage::api::Appender`]; in-process
+//! Ingest depends only on the storage seam [`fenghuo_storage_api::api::Appender`]; in-process
 //! producers (the ruler) write through [`IngestAppender`], the same validation and distributor
 //! behind that seam.
 

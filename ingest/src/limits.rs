@@ -1,6 +1,6 @@
 //! Per-request and per-series limits of the write path.
 
-use fenghuo_storage::model::PromDuration;
+use fenghuo_storage_api::model::PromDuration;
 use serde::Deserialize;
 
 /// Limits enforced before anything is written. Defaults follow Mimir's where

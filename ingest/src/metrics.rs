@@ -70,10 +70,10 @@ pub static REQUEST_DURATION: LazyLock<HistogramVec> = LazyLock::new(|| {
 /// rest are counted under `__other__`.
 pub const MAX_TENANT_LABELS: usize = 1000;
 
-static TENANT_LABELS: LazyLock<fenghuo_storage::metrics::LabelValueCap> =
-    LazyLock::new(|| fenghuo_storage::metrics::LabelValueCap::new(MAX_TENANT_LABELS));
+static TENANT_LABELS: LazyLock<fenghuo_storage_api::metric_labels::LabelValueCap> =
+    LazyLock::new(|| fenghuo_storage_api::metric_labels::LabelValueCap::new(MAX_TENANT_LABELS));
 
-pub fn record_outcome(tenant: &str, outcome: &fenghuo_storage::api::AppendOutcome) {
+pub fn record_outcome(tenant: &str, outcome: &fenghuo_storage_api::api::AppendOutcome) {
     let tenant = TENANT_LABELS.label(tenant);
     for (kind, n) in [
         ("sample", outcome.samples_written),

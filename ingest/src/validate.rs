@@ -4,7 +4,9 @@
 use std::fmt;
 
 use fenghuo_proto::rw1;
-use fenghuo_storage::model::{BucketSpan, CounterResetHint, FloatHistogram, METRIC_NAME, write_go_quoted};
+use fenghuo_storage_api::model::{
+    BucketSpan, CounterResetHint, FloatHistogram, METRIC_NAME, write_go_quoted,
+};
 
 use crate::error::IngestError;
 use crate::limits::IngestLimits;
@@ -231,7 +233,7 @@ fn absolute_from_deltas(deltas: &[i64]) -> Result<Vec<f64>, String> {
 mod tests {
     use super::*;
 
-    use fenghuo_storage::model::Labels;
+    use fenghuo_storage_api::model::Labels;
 
     fn err(p: &[(&str, &str)]) -> String {
         series_labels(p, &IngestLimits::default())

@@ -12,7 +12,7 @@
 use std::ops::Range;
 
 use fenghuo_proto::{Message, rw1, rw2};
-use fenghuo_storage::model::Sample;
+use fenghuo_storage_api::model::Sample;
 
 /// A malformed message.
 #[derive(Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use fenghuo_ingest::IngestLimits;
 use fenghuo_ingest::decode::{self, Protocol};
 use fenghuo_proto::{Message, rw1, rw2};
-use fenghuo_storage::fuzz;
+use fenghuo_storage_api::fuzz;
 
 const NOW: i64 = 1_700_000_000_000;
 

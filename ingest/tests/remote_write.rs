@@ -8,9 +8,9 @@ use axum::http::{Request, StatusCode};
 use fenghuo_ingest::http::IngestState;
 use fenghuo_ingest::{IngestLimits, LocalDistributor, router};
 use fenghuo_proto::{Message, rw1, rw2};
-use fenghuo_storage::api::{Queryable, SelectHints};
-use fenghuo_storage::memory::MemStore;
-use fenghuo_storage::model::{FloatHistogram, Matcher, TenantId};
+use fenghuo_storage_api::api::{Queryable, SelectHints};
+use fenghuo_storage_api::memory::MemStore;
+use fenghuo_storage_api::model::{FloatHistogram, Matcher, TenantId};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -81,7 +81,7 @@ async fn post(app: &axum::Router, body: Vec<u8>, headers: &[(&str, &str)]) -> An
     }
 }
 
-fn select_all(store: &MemStore, tenant: &str, metric: &str) -> Vec<fenghuo_storage::api::Series> {
+fn select_all(store: &MemStore, tenant: &str, metric: &str) -> Vec<fenghuo_storage_api::api::Series> {
     let q = store.querier(&TenantId::new(tenant).unwrap()).unwrap();
     let hints = SelectHints {
         start: i64::MIN,
@@ -588,8 +588,8 @@ impl fenghuo_ingest::Distributor for GatedDistributor {
     fn push(
         &self,
         tenant: &TenantId,
-        batch: fenghuo_storage::model::BorrowedBatch<'_>,
-    ) -> Result<fenghuo_storage::api::AppendOutcome, fenghuo_ingest::IngestError> {
+        batch: fenghuo_storage_api::model::BorrowedBatch<'_>,
+    ) -> Result<fenghuo_storage_api::api::AppendOutcome, fenghuo_ingest::IngestError> {
         self.entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut open = self.open.lock().unwrap();
         while !*open {

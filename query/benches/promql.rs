@@ -6,9 +6,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fenghuo_query::{Engine, EngineOptions};
-use fenghuo_storage::api::{Appender, Queryable};
-use fenghuo_storage::memory::MemStore;
-use fenghuo_storage::model::{Labels, Sample, SeriesWrite, TenantId, WriteBatch};
+use fenghuo_storage_api::api::{Appender, Queryable};
+use fenghuo_storage_api::memory::MemStore;
+use fenghuo_storage_api::model::{Labels, Sample, SeriesWrite, TenantId, WriteBatch};
 
 const STEP_MS: i64 = 15_000;
 const POINTS: i64 = 240; // one hour at 15s

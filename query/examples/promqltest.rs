@@ -15,7 +15,8 @@ fn main() {
         std::process::exit(2);
     }
     let engine = runner::test_engine();
-    let factory: Box<runner::StoreFactory> = Box::new(|| Box::new(fenghuo_storage::memory::MemStore::new()));
+    let factory: Box<runner::StoreFactory> =
+        Box::new(|| Box::new(fenghuo_storage_api::memory::MemStore::new()));
     let mut failed = 0;
     for a in &args {
         let report = runner::run_file(std::path::Path::new(a), &engine, &factory);

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use fenghuo_storage::api::{Querier, SelectHints};
-use fenghuo_storage::model::{HistogramSample, Labels, Sample};
+use fenghuo_storage_api::api::{Querier, SelectHints};
+use fenghuo_storage_api::model::{HistogramSample, Labels, Sample};
 use promql_parser::parser::Expr;
 use promql_parser::parser::value::ValueType;
 
@@ -416,7 +416,7 @@ type SeriesData = (Vec<Sample>, Vec<HistogramSample>);
 /// has filled memory, not after.
 fn select_all(
     q: &dyn Querier,
-    sets: &[Vec<fenghuo_storage::model::Matcher>],
+    sets: &[Vec<fenghuo_storage_api::model::Matcher>],
     start: i64,
     end: i64,
     max_samples: usize,
@@ -430,7 +430,7 @@ fn select_all(
             max_samples: Some(max_samples.saturating_sub(*loaded as usize)),
         };
         let series = q.select(set, &hints).map_err(|e| match e {
-            fenghuo_storage::StorageError::TooManySamples { .. } => QueryError::TooManySamples {
+            fenghuo_storage_api::StorageError::TooManySamples { .. } => QueryError::TooManySamples {
                 env: ENV_QUERY_EXECUTION,
             },
             e => QueryError::Storage(e),

@@ -1,7 +1,7 @@
 //! The query engine's error type, with Prometheus's exact messages and the
 //! API `errorType` / HTTP status each error maps to.
 
-use fenghuo_storage::StorageError;
+use fenghuo_storage_api::StorageError;
 
 /// Where a limit or deadline was hit; Prometheus prints it after "in".
 pub(crate) const ENV_QUERY_EXECUTION: &str = "query execution";

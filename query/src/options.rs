@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use fenghuo_storage::model::PromDuration;
+use fenghuo_storage_api::model::PromDuration;
 
 /// How the engine evaluates queries. Every field has Prometheus's default.
 /// In configuration files durations are written the Prometheus way

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fenghuo_storage::model::{MatchOp, Matcher};
+use fenghuo_storage_api::model::{MatchOp, Matcher};
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self as pp, AtModifier, Expr, LabelModifier, Offset, VectorMatchCardinality};
@@ -719,7 +719,10 @@ impl Lowerer<'_> {
                 .map(convert_matcher)
                 .collect::<Result<Vec<_>, _>>()?;
             if let Some(name) = &vs.name {
-                set.push(Matcher::equal(fenghuo_storage::model::METRIC_NAME, name.clone()));
+                set.push(Matcher::equal(
+                    fenghuo_storage_api::model::METRIC_NAME,
+                    name.clone(),
+                ));
             }
             sets.push(set);
         }

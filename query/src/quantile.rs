@@ -2,7 +2,7 @@
 //! over classic `le` buckets and over native histograms, plus the bucket
 //! fraction estimates of `histogram_fraction` (Prometheus's `quantile.go`).
 
-use fenghuo_storage::model::FloatHistogram;
+use fenghuo_storage_api::model::FloatHistogram;
 
 use crate::annotations::Annotation;
 use crate::histogram::{Bucket, BucketExt, all_buckets_reverse};
@@ -12,7 +12,7 @@ const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 
 /// Relative float comparison (Prometheus's `almost.Equal`).
 pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
-    const STALE: u64 = fenghuo_storage::model::STALE_NAN_BITS;
+    const STALE: u64 = fenghuo_storage_api::model::STALE_NAN_BITS;
     if a.to_bits() == STALE || b.to_bits() == STALE {
         return a.to_bits() == STALE && b.to_bits() == STALE;
     }

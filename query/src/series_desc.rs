@@ -5,7 +5,7 @@
 //! direction: [`histogram_test_expression`] prints a histogram in that notation
 //! (`FloatHistogram.TestExpression`).
 
-use fenghuo_storage::model::{BucketSpan, CounterResetHint, FloatHistogram, Label, Labels, stale_nan};
+use fenghuo_storage_api::model::{BucketSpan, CounterResetHint, FloatHistogram, Label, Labels, stale_nan};
 
 /// One value of a series description.
 #[derive(Clone, Debug)]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::model::{FloatHistogram, HistogramSample, Labels, Sample};
+use fenghuo_storage_api::model::{FloatHistogram, HistogramSample, Labels, Sample};
 
 /// The value of one instant-vector element.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,9 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use fenghuo_query::{Engine, EngineOptions, QueryControl, QueryError, Value};
-use fenghuo_storage::api::{Appender, Querier, Queryable};
-use fenghuo_storage::memory::MemStore;
-use fenghuo_storage::model::{Labels, Sample, SeriesWrite, TenantId, WriteBatch, stale_nan};
+use fenghuo_storage_api::api::{Appender, Querier, Queryable};
+use fenghuo_storage_api::memory::MemStore;
+use fenghuo_storage_api::model::{Labels, Sample, SeriesWrite, TenantId, WriteBatch, stale_nan};
 
 fn store() -> MemStore {
     let s = MemStore::new();
@@ -278,7 +278,7 @@ fn mutated_queries_answer_or_fail_cleanly() {
         b"{",
         b",",
     ];
-    let runs = fenghuo_storage::fuzz::run("promql", 0x9e1, &seeds, dictionary, |input| {
+    let runs = fenghuo_storage_api::fuzz::run("promql", 0x9e1, &seeds, dictionary, |input| {
         let Ok(text) = std::str::from_utf8(input) else {
             return;
         };
@@ -341,9 +341,9 @@ fn the_samples_budget_is_enforced_while_loading() {
     impl Querier for Recording {
         fn select(
             &self,
-            m: &[fenghuo_storage::model::Matcher],
-            h: &fenghuo_storage::api::SelectHints,
-        ) -> Result<Vec<fenghuo_storage::api::Series>, fenghuo_storage::StorageError> {
+            m: &[fenghuo_storage_api::model::Matcher],
+            h: &fenghuo_storage_api::api::SelectHints,
+        ) -> Result<Vec<fenghuo_storage_api::api::Series>, fenghuo_storage_api::StorageError> {
             self.asked.lock().unwrap().push(h.max_samples);
             self.inner.select(m, h)
         }
@@ -351,8 +351,8 @@ fn the_samples_budget_is_enforced_while_loading() {
             &self,
             s: i64,
             e: i64,
-            m: &[fenghuo_storage::model::Matcher],
-        ) -> Result<Vec<String>, fenghuo_storage::StorageError> {
+            m: &[fenghuo_storage_api::model::Matcher],
+        ) -> Result<Vec<String>, fenghuo_storage_api::StorageError> {
             self.inner.label_names(s, e, m)
         }
         fn label_values(
@@ -360,37 +360,38 @@ fn the_samples_budget_is_enforced_while_loading() {
             n: &str,
             s: i64,
             e: i64,
-            m: &[fenghuo_storage::model::Matcher],
-        ) -> Result<Vec<String>, fenghuo_storage::StorageError> {
+            m: &[fenghuo_storage_api::model::Matcher],
+        ) -> Result<Vec<String>, fenghuo_storage_api::StorageError> {
             self.inner.label_values(n, s, e, m)
         }
         fn series_labels(
             &self,
             s: i64,
             e: i64,
-            m: &[fenghuo_storage::model::Matcher],
-        ) -> Result<Vec<Labels>, fenghuo_storage::StorageError> {
+            m: &[fenghuo_storage_api::model::Matcher],
+        ) -> Result<Vec<Labels>, fenghuo_storage_api::StorageError> {
             self.inner.series_labels(s, e, m)
         }
         fn metadata(
             &self,
             metric: Option<&str>,
-        ) -> Result<Vec<fenghuo_storage::model::MetricMetadata>, fenghuo_storage::StorageError> {
+        ) -> Result<Vec<fenghuo_storage_api::model::MetricMetadata>, fenghuo_storage_api::StorageError>
+        {
             self.inner.metadata(metric)
         }
         fn exemplars(
             &self,
             s: i64,
             e: i64,
-            sets: &[Vec<fenghuo_storage::model::Matcher>],
-        ) -> Result<Vec<(Labels, Vec<fenghuo_storage::model::Exemplar>)>, fenghuo_storage::StorageError>
+            sets: &[Vec<fenghuo_storage_api::model::Matcher>],
+        ) -> Result<Vec<(Labels, Vec<fenghuo_storage_api::model::Exemplar>)>, fenghuo_storage_api::StorageError>
         {
             self.inner.exemplars(s, e, sets)
         }
         fn tsdb_status(
             &self,
             limit: usize,
-        ) -> Result<fenghuo_storage::api::TsdbStatus, fenghuo_storage::StorageError> {
+        ) -> Result<fenghuo_storage_api::api::TsdbStatus, fenghuo_storage_api::StorageError> {
             self.inner.tsdb_status(limit)
         }
     }

@@ -79,7 +79,7 @@ pub fn convert_alerts(
 
 /// The tenant named by `X-Scope-OrgID`, or the default tenant.
 pub fn tenant_of(headers: &HeaderMap) -> Result<String, AlertingError> {
-    fenghuo_storage::model::TenantId::from_header(headers.get("X-Scope-OrgID").map(|v| v.as_bytes()))
+    fenghuo_storage_api::model::TenantId::from_header(headers.get("X-Scope-OrgID").map(|v| v.as_bytes()))
         .map(|t| t.as_str().to_string())
         .map_err(|e| AlertingError::BadRequest(format!("invalid X-Scope-OrgID: {e}")))
 }

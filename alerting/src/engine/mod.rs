@@ -116,7 +116,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 pub fn validate_tenant(t: &str) -> Result<(), AlertingError> {
-    fenghuo_storage::model::TenantId::new(t)
+    fenghuo_storage_api::model::TenantId::new(t)
         .map(|_| ())
         .map_err(|e| AlertingError::BadRequest(format!("invalid tenant id: {e}")))
 }

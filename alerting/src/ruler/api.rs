@@ -11,7 +11,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use fenghuo_storage::model::{Labels, Matcher, TenantId, matches_all};
+use fenghuo_storage_api::model::{Labels, Matcher, TenantId, matches_all};
 use serde_json::{Value as Json, json};
 use sha2::Digest;
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use fenghuo_storage::model::{PromDuration, TenantId};
+use fenghuo_storage_api::model::{PromDuration, TenantId};
 use serde::Deserialize;
 
 use crate::ruler::error::RulerError;

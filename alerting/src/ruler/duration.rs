@@ -1,10 +1,10 @@
 //! Prometheus's `model.Duration`: `1y2w3d4h5m6s7ms`, each unit at most once and in that order,
 //! plus its canonical `String()` form, which promtool prints in unit-test messages.
 
-use fenghuo_storage::model::duration::UNITS;
+use fenghuo_storage_api::model::duration::UNITS;
 
 /// Prometheus's `model.Duration.String()`: `0s`, `1m30s`, `1w`, `1y2d`.
-pub use fenghuo_storage::model::duration::format_millis as format_duration;
+pub use fenghuo_storage_api::model::duration::format_millis as format_duration;
 
 /// Parses a Prometheus duration into milliseconds; the error text is Prometheus's.
 pub fn parse_duration(s: &str) -> Result<i64, String> {

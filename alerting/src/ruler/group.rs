@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use fenghuo_query::{Engine, PointValue, Value as QValue};
-use fenghuo_storage::api::{Appender, Queryable, SelectHints};
-use fenghuo_storage::model::{
+use fenghuo_storage_api::api::{Appender, Queryable, SelectHints};
+use fenghuo_storage_api::model::{
     HistogramSample, Labels, METRIC_NAME, Matcher, Sample, SeriesWrite, TenantId, WriteBatch, is_stale_nan,
     stale_nan,
 };

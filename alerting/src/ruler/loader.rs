@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fenghuo_storage::model::TenantId;
+use fenghuo_storage_api::model::TenantId;
 
 use crate::ruler::group::Group;
 use crate::ruler::rule::{AlertingRule, RecordingRule, Rule};

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fenghuo_storage::model::{Labels, TenantId};
+use fenghuo_storage_api::model::{Labels, TenantId};
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::Clock;

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use fenghuo_storage::model::{Labels, TenantId};
+use fenghuo_storage_api::model::{Labels, TenantId};
 use parking_lot::Mutex;
 
 use crate::api::PostableAlert;

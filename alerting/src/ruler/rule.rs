@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use fenghuo_query::PointValue;
-use fenghuo_storage::model::{Labels, METRIC_NAME};
+use fenghuo_storage_api::model::{Labels, METRIC_NAME};
 use parking_lot::Mutex;
 
 use crate::ruler::gotemplate::Value;
@@ -404,7 +404,7 @@ impl AlertingRule {
                 self.annotations
                     .iter()
                     .map(|a| {
-                        fenghuo_storage::model::Label::new(
+                        fenghuo_storage_api::model::Label::new(
                             a.name.clone(),
                             template::expand_alert_text(&exp, &a.value, &data),
                         )
@@ -533,9 +533,9 @@ pub fn point_value(v: &PointValue) -> Value {
     }
 }
 
-fn histogram_value(h: &fenghuo_storage::model::FloatHistogram) -> Value {
+fn histogram_value(h: &fenghuo_storage_api::model::FloatHistogram) -> Value {
     use crate::ruler::gotemplate::value::{STRING_METHOD, Struct};
-    use fenghuo_storage::model::{BucketSpan, CounterResetHint};
+    use fenghuo_storage_api::model::{BucketSpan, CounterResetHint};
     let floats = |v: &[f64]| Value::List(Arc::new(v.iter().map(|f| Value::Float(*f)).collect()));
     let spans = |v: &[BucketSpan]| {
         Value::List(Arc::new(

@@ -14,9 +14,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use fenghuo_storage::StorageError;
-use fenghuo_storage::api::Querier;
-use fenghuo_storage::model::{Labels, TenantId};
+use fenghuo_storage_api::StorageError;
+use fenghuo_storage_api::api::Querier;
+use fenghuo_storage_api::model::{Labels, TenantId};
 
 use super::QueryApi;
 use super::json::{write_float, write_histogram, write_labels, write_str, write_str_array, write_timestamp};
@@ -450,7 +450,7 @@ pub async fn parse_query(req: ApiRequest) -> ApiResult {
 struct Selection {
     start: i64,
     end: i64,
-    matcher_sets: Vec<Vec<fenghuo_storage::model::Matcher>>,
+    matcher_sets: Vec<Vec<fenghuo_storage_api::model::Matcher>>,
     limit: usize,
 }
 
@@ -677,7 +677,7 @@ pub async fn query_exemplars(State(api): State<Arc<QueryApi>>, req: ApiRequest) 
 /// `ExtractSelectors`).
 fn collect_selectors(
     expr: &promql_parser::parser::Expr,
-    out: &mut Vec<Vec<fenghuo_storage::model::Matcher>>,
+    out: &mut Vec<Vec<fenghuo_storage_api::model::Matcher>>,
 ) -> Result<(), String> {
     use promql_parser::parser::Expr;
     match expr {

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use fenghuo_storage::model::{FloatHistogram, Labels};
+use fenghuo_storage_api::model::{FloatHistogram, Labels};
 
 /// Appends `s` as a JSON string the way Go's `encoding/json` does (HTML-safe escaping).
 pub use fenghuo_gofmt::write_json_string as write_str;

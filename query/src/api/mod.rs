@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use fenghuo_storage::api::Queryable;
+use fenghuo_storage_api::api::Queryable;
 
 use crate::Engine;
 

@@ -4,7 +4,7 @@
 //! `match[]` selectors and `limit`.
 
 use chrono::{DateTime, SecondsFormat};
-use fenghuo_storage::model::{MatchOp, Matcher, PromDuration};
+use fenghuo_storage_api::model::{MatchOp, Matcher, PromDuration};
 use promql_parser::label::MatchOp as ParsedOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
@@ -144,7 +144,10 @@ pub fn selector_matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, S
     let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>, String> {
         let mut out = Vec::with_capacity(ms.len() + 1);
         if let Some(name) = &vs.name {
-            out.push(Matcher::equal(fenghuo_storage::model::METRIC_NAME, name.clone()));
+            out.push(Matcher::equal(
+                fenghuo_storage_api::model::METRIC_NAME,
+                name.clone(),
+            ));
         }
         for m in ms {
             let op = match m.op {

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fenghuo_storage::model::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME};
+use fenghuo_storage_api::model::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME};
 
 use super::{Elem, Evaluator, Matrix, Metric, Series, Vector, push_point};
 use crate::annotations::{Annotation, HistogramOp};

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use fenghuo_storage::model::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME};
+use fenghuo_storage_api::model::{CounterResetHint, FloatHistogram, Labels, METRIC_NAME};
 use promql_parser::parser::value::ValueType;
 
 use super::{Elem, Evaluator, Matrix, Metric, StepCtx, Vector};

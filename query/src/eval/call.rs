@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use fenghuo_storage::model::{HistogramSample, Labels, Sample};
+use fenghuo_storage_api::model::{HistogramSample, Labels, Sample};
 
 use super::selectors::{lookup, window};
 use super::{EvalValue, Evaluator, Matrix, Series, hist_size};
@@ -245,10 +245,10 @@ pub(crate) fn absent_labels(arg: &Node) -> Labels {
     let mut out = Labels::empty();
     let mut has: HashSet<&str> = HashSet::new();
     for m in sel.matchers() {
-        if m.name == fenghuo_storage::model::METRIC_NAME {
+        if m.name == fenghuo_storage_api::model::METRIC_NAME {
             continue;
         }
-        if m.op == fenghuo_storage::model::MatchOp::Equal && !has.contains(m.name.as_str()) {
+        if m.op == fenghuo_storage_api::model::MatchOp::Equal && !has.contains(m.name.as_str()) {
             out.set(&m.name, &m.value);
             has.insert(&m.name);
         } else {

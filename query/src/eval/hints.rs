@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::model::{CounterResetHint, FloatHistogram, HistogramSample, Sample};
+use fenghuo_storage_api::model::{CounterResetHint, FloatHistogram, HistogramSample, Sample};
 
 use crate::histogram::detect_reset;
 

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use fenghuo_storage::api::Querier;
-use fenghuo_storage::model::{FloatHistogram, HistogramSample, Labels, Sample};
+use fenghuo_storage_api::api::Querier;
+use fenghuo_storage_api::model::{FloatHistogram, HistogramSample, Labels, Sample};
 
 use crate::annotations::{Annotation, Annotations};
 use crate::error::{ENV_EXPRESSION_EVALUATION, QueryError};
@@ -453,7 +453,7 @@ pub(crate) fn signature(ls: &Labels, on: bool, names: &[String]) -> Vec<(String,
         v
     } else {
         ls.iter()
-            .filter(|l| l.name != fenghuo_storage::model::METRIC_NAME && !names.contains(&l.name))
+            .filter(|l| l.name != fenghuo_storage_api::model::METRIC_NAME && !names.contains(&l.name))
             .map(|l| (l.name.clone(), l.value.clone()))
             .collect()
     }

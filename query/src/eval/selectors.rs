@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::model::{CounterResetHint, FloatHistogram, HistogramSample, Sample, is_stale_nan};
+use fenghuo_storage_api::model::{CounterResetHint, FloatHistogram, HistogramSample, Sample, is_stale_nan};
 
 use super::{Evaluator, Matrix, Series};
 use crate::annotations::Annotation;

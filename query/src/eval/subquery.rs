@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::model::{CounterResetHint, HistogramSample, Sample};
+use fenghuo_storage_api::model::{CounterResetHint, HistogramSample, Sample};
 
 use super::{EvalValue, Evaluator, Matrix, hist_size};
 use crate::error::QueryError;
@@ -63,7 +63,8 @@ impl Evaluator<'_, '_> {
                     p.h = Arc::new(h);
                 }
             }
-            s.floats.retain(|p| !fenghuo_storage::model::is_stale_nan(p.v));
+            s.floats
+                .retain(|p| !fenghuo_storage_api::model::is_stale_nan(p.v));
         }
         Ok(mat)
     }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::model::{CounterResetHint, FloatHistogram, HistogramSample, Sample};
+use fenghuo_storage_api::model::{CounterResetHint, FloatHistogram, HistogramSample, Sample};
 
 use super::{FnCtx, Window};
 use crate::annotations::{Annotation, HistogramOp};

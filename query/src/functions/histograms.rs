@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fenghuo_storage::model::{FloatHistogram, Labels};
+use fenghuo_storage_api::model::{FloatHistogram, Labels};
 
 use super::FnCtx;
 use crate::annotations::Annotation;

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use fenghuo_storage::model::Labels;
+use fenghuo_storage_api::model::Labels;
 
 use super::FnCtx;
 use crate::annotations::civil_from_days;

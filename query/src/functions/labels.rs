@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use fenghuo_storage::api::SelectHints;
-use fenghuo_storage::model::{Labels, METRIC_NAME, MatchOp, Matcher};
+use fenghuo_storage_api::api::SelectHints;
+use fenghuo_storage_api::model::{Labels, METRIC_NAME, MatchOp, Matcher};
 use regex::Regex;
 
 use crate::error::QueryError;

@@ -15,7 +15,7 @@ pub(crate) mod range;
 
 use std::sync::Arc;
 
-use fenghuo_storage::model::{FloatHistogram, HistogramSample, Labels, Sample};
+use fenghuo_storage_api::model::{FloatHistogram, HistogramSample, Labels, Sample};
 
 use crate::error::QueryError;
 use crate::eval::{Metric, QueryCtx, Vector};

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use fenghuo_storage::model::{CounterResetHint, FloatHistogram, Sample};
+use fenghuo_storage_api::model::{CounterResetHint, FloatHistogram, Sample};
 
 use super::{FnCtx, Window};
 use crate::annotations::{Annotation, HistogramOp};

@@ -3,11 +3,11 @@
 //! Bounds and bucket iteration are the storage model's (`bucket_bound`,
 //! `FloatHistogram::all_buckets`), so every layer agrees with Prometheus's table.
 
-use fenghuo_storage::model::{BucketSpan, FloatHistogram, bucket_bound, histogram::spans_indexes};
+use fenghuo_storage_api::model::{BucketSpan, FloatHistogram, bucket_bound, histogram::spans_indexes};
 
 /// One bucket with its bounds (Prometheus's `histogram.Bucket`): the storage model's type, which
 /// also yields the buckets of a histogram (`all_buckets`, `positive_buckets_iter`, …).
-pub use fenghuo_storage::model::Bucket;
+pub use fenghuo_storage_api::model::Bucket;
 
 /// What PromQL needs of a bucket beyond its bounds.
 pub trait BucketExt {

@@ -7,7 +7,7 @@
 
 pub mod buckets;
 
-use fenghuo_storage::model::{CounterResetHint, FloatHistogram};
+use fenghuo_storage_api::model::{CounterResetHint, FloatHistogram};
 
 use crate::kahan;
 pub use buckets::{Bucket, BucketExt, all_buckets_reverse};
@@ -994,7 +994,7 @@ pub fn to_go_string(h: &FloatHistogram) -> String {
 
 #[cfg(test)]
 mod tests {
-    use fenghuo_storage::model::BucketSpan;
+    use fenghuo_storage_api::model::BucketSpan;
 
     use super::*;
 

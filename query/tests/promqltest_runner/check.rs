@@ -4,7 +4,7 @@
 
 use fenghuo_query::histogram::buckets::{from_sparse, sparse};
 use fenghuo_query::{QueryError, QueryOutput, Value};
-use fenghuo_storage::model::{FloatHistogram, Labels};
+use fenghuo_storage_api::model::{FloatHistogram, Labels};
 
 use super::parse::{EvalCmd, ExpectCmd, ExpectedSeries};
 

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fenghuo_query::{Engine, EngineOptions, ParsedQuery, QueryControl, QueryError, QueryOutput};
-use fenghuo_storage::api::{Appender, Querier, Queryable, SelectHints};
-use fenghuo_storage::model::{
+use fenghuo_storage_api::api::{Appender, Querier, Queryable, SelectHints};
+use fenghuo_storage_api::model::{
     BucketSpan, CUSTOM_BUCKETS_SCHEMA, FloatHistogram, HistogramSample, Labels, Matcher, Sample, SeriesWrite,
     TenantId, WriteBatch,
 };
@@ -28,7 +28,7 @@ pub trait TestStore: Send + Sync {
     fn queryable(&self) -> &dyn Queryable;
 }
 
-impl TestStore for fenghuo_storage::memory::MemStore {
+impl TestStore for fenghuo_storage_api::memory::MemStore {
     fn appender(&self) -> &dyn Appender {
         self
     }

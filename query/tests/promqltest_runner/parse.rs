@@ -1,7 +1,7 @@
 //! Parsing of the promqltest file language (`FORMAT.md`): commands, series
 //! descriptions (value sequences, native histograms) and expectations.
 
-use fenghuo_storage::model::Labels;
+use fenghuo_storage_api::model::Labels;
 
 pub use fenghuo_query::series_desc::{SeqValue, parse_number, parse_series, unquote_prefix};
 

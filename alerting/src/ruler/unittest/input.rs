@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use fenghuo_query::series_desc::{self, SeqValue};
-use fenghuo_storage::api::Appender;
-use fenghuo_storage::model::{HistogramSample, Labels, Sample, SeriesWrite, TenantId, WriteBatch};
+use fenghuo_storage_api::api::Appender;
+use fenghuo_storage_api::model::{HistogramSample, Labels, Sample, SeriesWrite, TenantId, WriteBatch};
 
 /// One input series and how many of its samples are in the store already.
 struct Input {
@@ -41,7 +41,7 @@ pub fn parse_metric(s: &str) -> Result<Labels, String> {
 }
 
 /// Parses one `histogram:` value of `exp_samples` (`{{...}}`), as promtool parses `{} VALUE`.
-pub fn parse_expected_histogram(text: &str) -> Result<fenghuo_storage::model::FloatHistogram, String> {
+pub fn parse_expected_histogram(text: &str) -> Result<fenghuo_storage_api::model::FloatHistogram, String> {
     let (_, values) = series_desc::parse_series(&format!("{{}} {text}"))?;
     match values.as_slice() {
         // `SequenceValue.String()`: `_` when omitted, else `%f`.
@@ -129,8 +129,8 @@ impl LazyLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fenghuo_storage::api::Queryable;
-    use fenghuo_storage::memory::MemStore;
+    use fenghuo_storage_api::api::Queryable;
+    use fenghuo_storage_api::memory::MemStore;
 
     #[test]
     fn metrics_parse_like_parse_metric() {
@@ -154,8 +154,8 @@ mod tests {
         let tenant = TenantId::default_tenant();
         let count = |name: &str| -> (usize, usize) {
             let q = store.querier(&tenant).unwrap_or_else(|e| panic!("{e}"));
-            let m = [fenghuo_storage::model::Matcher::equal("__name__", name)];
-            let hints = fenghuo_storage::api::SelectHints {
+            let m = [fenghuo_storage_api::model::Matcher::equal("__name__", name)];
+            let hints = fenghuo_storage_api::api::SelectHints {
                 start: i64::MIN / 2,
                 end: i64::MAX / 2,
                 max_samples: None,

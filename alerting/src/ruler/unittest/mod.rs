@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use fenghuo_query::series_desc::histogram_test_expression;
 use fenghuo_query::{Engine, EngineOptions, PointValue, Value as QValue};
-use fenghuo_storage::memory::MemStore;
-use fenghuo_storage::model::{Labels, TenantId};
+use fenghuo_storage_api::memory::MemStore;
+use fenghuo_storage_api::model::{Labels, TenantId};
 use serde_json::{Value as Json, json};
 
 use crate::ruler::duration::format_duration;

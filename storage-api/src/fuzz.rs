@@ -126,7 +126,10 @@ pub fn run(
         }
         if runs >= seeds.len() && Instant::now() >= deadline {
             // Shown with --nocapture: how much a run covered.
-            eprintln!("fuzz {name}: {runs} inputs in {:.1} s (seed {seed:#x})", budget().as_secs_f64());
+            eprintln!(
+                "fuzz {name}: {runs} inputs in {:.1} s (seed {seed:#x})",
+                budget().as_secs_f64()
+            );
             return runs;
         }
     }
