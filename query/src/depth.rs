@@ -46,7 +46,18 @@ pub fn check_depth(query: &str) -> Result<(), QueryError> {
 /// Prometheus's "parse error" form. Callers run it under [`run_with_stack`].
 pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
     check_depth(query)?;
-    promql_parser::parser::parse(query).map_err(|e| QueryError::Parse(format!("parse error: {e}")))
+    // promql-parser panics on some input (a range of 10^25 seconds overflows its
+    // `Duration` conversion; found by AFL). A parser panic is the query's fault: bad_data.
+    std::panic::catch_unwind(|| promql_parser::parser::parse(query))
+        .map_err(|panic| {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the parser failed".into());
+            QueryError::Parse(format!("parse error: {why}"))
+        })?
+        .map_err(|e| QueryError::Parse(format!("parse error: {e}")))
 }
 
 /// Runs `f` on a stack of [`QUERY_STACK_BYTES`] (a fresh segment when the
@@ -146,6 +157,14 @@ mod tests {
         let q = format!("x{{a=\"{}\"}} # {}", "+(".repeat(5000), "+(".repeat(5000));
         assert!(depth_bound(&q, 10_000) < 5);
         check_depth(&q).unwrap();
+    }
+
+    #[test]
+    fn parser_panics_are_parse_errors() {
+        // promql-parser converts this range to a Duration and panics on the overflow.
+        let e = parse("rate(up[5555555555555555555555555])").unwrap_err();
+        assert_eq!(e.error_type(), "bad_data");
+        assert!(e.to_string().contains("parse error"), "{e}");
     }
 
     #[test]

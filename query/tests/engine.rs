@@ -423,3 +423,19 @@ fn the_samples_budget_is_enforced_while_loading() {
             .is_ok()
     );
 }
+
+/// What AFL found (SECURITY.md): promql-parser panics converting a huge range to a `Duration`.
+/// Each of these is now a parse error, not a panic (a 500 over HTTP before).
+#[test]
+fn afl_findings_are_parse_errors() {
+    let s = store();
+    let e = Engine::new(EngineOptions::default());
+    for q in [
+        "sum by (job) (rate(up{job=~\"{|b\"}[5555555555555555555555555]))",
+        "{yif=~\"|| >[0l])|mm?80sZ\tzbcqk(b\"}[72/7:86766738888888878797]",
+        "rate(up[5555555555555E55555 ])",
+    ] {
+        let err = e.instant(querier(&s).as_ref(), q, 0).unwrap_err();
+        assert_eq!(err.error_type(), "bad_data", "{q}: {err}");
+    }
+}
