@@ -12,6 +12,7 @@
 //! commit. A Raft log (one group per shard) implements the same trait later
 //! without touching ingest or query.
 
+pub mod conformance;
 pub mod entry;
 pub mod local;
 pub mod segment;
