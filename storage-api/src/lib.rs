@@ -11,6 +11,7 @@
 //! - [`error`]: the storage error every implementation returns.
 //! - [`fuzz`]: seeded mutation fuzzing for every crate's parser tests.
 //! - [`metric_labels`]: bounded label values for metrics fed from outside.
+//! - [`placement`]: the frozen hash that puts a series on its shard.
 //!
 //! The durable store on RocksDB and its replicated log live in
 //! `fenghuo-storage`, which re-exports these modules.
@@ -21,6 +22,7 @@ pub mod fuzz;
 pub mod memory;
 pub mod metric_labels;
 pub mod model;
+pub mod placement;
 pub mod testing;
 
 pub use error::StorageError;

@@ -60,6 +60,8 @@ use crate::model::{
 };
 use crate::replicate::entry::encode_write_entry;
 use crate::replicate::{LocalLogOptions, LogEntry};
+use fenghuo_storage_api::placement::metadata_hash;
+pub use fenghuo_storage_api::placement::shard_of;
 
 /// Numbers about the store as a whole, for operators and the capacity
 /// planner.
@@ -102,25 +104,6 @@ struct Inner {
 pub struct Tsdb {
     inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// Frozen shard placement: series and metadata of a tenant go to
-/// `shard_of(...) % shards`. Changing it would misplace existing data.
-pub fn shard_of(tenant: &str, labels_hash: u64, shards: u32) -> u32 {
-    if shards <= 1 {
-        return 0;
-    }
-    let mut th: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in tenant.as_bytes() {
-        th ^= u64::from(*b);
-        th = th.wrapping_mul(0x0100_0000_01b3);
-    }
-    let h = (labels_hash ^ th.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    ((h >> 32) % u64::from(shards)) as u32
-}
-
-fn metadata_hash(family: &str) -> u64 {
-    Labels::from_pairs([(crate::model::METRIC_NAME, family)]).stable_hash()
 }
 
 impl Tsdb {
@@ -737,26 +720,6 @@ impl Querier for TsdbQuerier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shard_placement_is_frozen_and_spreads() {
-        let ls = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
-        assert_eq!(shard_of("anonymous", ls.stable_hash(), 1), 0);
-        let placed: Vec<u32> = (0..8)
-            .map(|n| shard_of("anonymous", ls.stable_hash(), 16 + n))
-            .collect();
-        assert_eq!(
-            placed,
-            vec![15, 6, 11, 1, 19, 17, 1, 12],
-            "shard placement must never change"
-        );
-        let mut counts = [0u32; 4];
-        for i in 0..4000 {
-            let l = Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]);
-            counts[shard_of("t", l.stable_hash(), 4) as usize] += 1;
-        }
-        assert!(counts.iter().all(|c| (800..1200).contains(c)), "{counts:?}");
-    }
 
     fn copy_dir(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
