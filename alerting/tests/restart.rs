@@ -16,24 +16,13 @@ use std::sync::Arc;
 use chrono::Duration;
 use common::*;
 use fenghuo_alerting::clock::{Clock, ManualClock};
-use fenghuo_alerting::config::load_str;
-use fenghuo_alerting::engine::{Engine, EngineOptions};
+use fenghuo_alerting::engine::Engine;
 use fenghuo_alerting::history::EventKind;
 use fenghuo_alerting::store::RocksStateStore;
 
 fn start(cfg: &str, dir: &Path, clock: &Arc<ManualClock>) -> Arc<Engine> {
     let store = Arc::new(RocksStateStore::open(dir).unwrap_or_else(|e| panic!("store: {e}")));
-    let loaded = load_str(cfg, Path::new(".")).unwrap_or_else(|e| panic!("config: {e}"));
-    Engine::new(
-        clock.clone(),
-        store,
-        loaded,
-        EngineOptions {
-            external_url: "http://fh.test:9093".into(),
-            dry_run: false,
-        },
-    )
-    .unwrap_or_else(|e| panic!("engine: {e}"))
+    engine_on(cfg, store, clock)
 }
 
 /// Drops the engine (and with it the only handle on the RocksDB store) and starts a new one.

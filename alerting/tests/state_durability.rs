@@ -13,8 +13,6 @@ use chrono::Duration;
 use common::*;
 use fenghuo_alerting::AlertingError;
 use fenghuo_alerting::clock::{Clock, ManualClock};
-use fenghuo_alerting::config::load_str;
-use fenghuo_alerting::engine::{Engine, EngineOptions};
 use fenghuo_alerting::store::{AlertStateStore, MemoryStateStore, StateKind, StateOp};
 
 /// A store whose writes fail while `failing` is set.
@@ -59,17 +57,7 @@ const CONFIG: &str = "route:\n  receiver: r\n  group_wait: 30s\nreceivers:\n- na
 async fn refused_writes_are_retried_and_reported_until_they_land() {
     let clock = Arc::new(ManualClock::new(t0()));
     let store = Arc::new(FlakyStore::default());
-    let loaded = load_str(CONFIG, std::path::Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
-    let e = Engine::new(
-        clock.clone(),
-        store.clone(),
-        loaded,
-        EngineOptions {
-            external_url: "http://fh.test:9093".into(),
-            dry_run: false,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let e = engine_on(CONFIG, store.clone(), &clock);
     assert_eq!(e.state_error(), None);
 
     store.failing.store(true, Ordering::SeqCst);
@@ -108,20 +96,6 @@ async fn refused_writes_are_retried_and_reported_until_they_land() {
         .unwrap_or_default();
     assert_eq!(alerts.len(), 1, "the refused alert was written on retry");
     assert!(String::from_utf8_lossy(&alerts[0].1).contains("DiskFull"));
-}
-
-fn engine_on(cfg: &str, store: Arc<dyn AlertStateStore>, clock: &Arc<ManualClock>) -> Arc<Engine> {
-    let loaded = load_str(cfg, std::path::Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
-    Engine::new(
-        clock.clone(),
-        store,
-        loaded,
-        EngineOptions {
-            external_url: "http://fh.test:9093".into(),
-            dry_run: false,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Statuses of the webhook payloads the sink received.

@@ -24,8 +24,14 @@ pub fn t0() -> DateTime<Utc> {
 
 pub fn engine_with(config: &str, store: Arc<dyn AlertStateStore>) -> (Arc<Engine>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(t0()));
+    (engine_on(config, store, &clock), clock)
+}
+
+/// An engine on `store` driven by `clock` (a second engine on the same state and clock is a
+/// restart).
+pub fn engine_on(config: &str, store: Arc<dyn AlertStateStore>, clock: &Arc<ManualClock>) -> Arc<Engine> {
     let loaded = load_str(config, Path::new(".")).unwrap_or_else(|e| panic!("config: {e}"));
-    let e = Engine::new(
+    Engine::new(
         clock.clone(),
         store,
         loaded,
@@ -34,8 +40,7 @@ pub fn engine_with(config: &str, store: Arc<dyn AlertStateStore>) -> (Arc<Engine
             dry_run: false,
         },
     )
-    .unwrap_or_else(|e| panic!("engine: {e}"));
-    (e, clock)
+    .unwrap_or_else(|e| panic!("engine: {e}"))
 }
 
 pub fn engine(config: &str) -> (Arc<Engine>, Arc<ManualClock>) {
