@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use fenghuo_alerting::{AlertingOptions, AlertingService, SystemClock};
 use fenghuo_ingest::http::IngestState;
-use fenghuo_ingest::{Distributor, IngestAppender, LocalDistributor};
+use fenghuo_ingest::{Distributor, IngestAppender, ShardedDistributor};
 use fenghuo_query::Engine;
 use fenghuo_query::api::QueryApi;
 use fenghuo_storage::tsdb::Tsdb;
@@ -89,7 +89,7 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
     .context("starting the alert engine")?;
 
     let engine = Arc::new(Engine::new(config.query.clone()));
-    let distributor: Arc<dyn Distributor> = Arc::new(LocalDistributor::new(tsdb.clone()));
+    let distributor: Arc<dyn Distributor> = Arc::new(ShardedDistributor::new(tsdb.clone()));
     let ruler = Arc::new(
         fenghuo_alerting::ruler::ServerRuler::start(
             config.ruler.clone(),

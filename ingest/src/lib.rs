@@ -21,7 +21,7 @@ pub mod validate;
 pub mod wire;
 
 pub use appender::IngestAppender;
-pub use distributor::{Distributor, LocalDistributor};
+pub use distributor::{Distributor, LocalDistributor, ShardedDistributor};
 pub use error::IngestError;
 pub use http::{IngestState, router};
 pub use limits::IngestLimits;

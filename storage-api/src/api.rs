@@ -73,6 +73,16 @@ pub struct AppendOutcome {
     pub rejected: Vec<Rejection>,
 }
 
+impl AppendOutcome {
+    /// Adds another part's outcome (a write split over shards).
+    pub fn merge(&mut self, other: AppendOutcome) {
+        self.samples_written += other.samples_written;
+        self.histograms_written += other.histograms_written;
+        self.exemplars_written += other.exemplars_written;
+        self.rejected.extend(other.rejected);
+    }
+}
+
 /// The write side of storage.
 ///
 /// Correctness contract:
@@ -103,6 +113,26 @@ pub trait Appender: Send + Sync {
     ) -> Result<AppendOutcome, StorageError> {
         self.append(tenant, batch.into_owned())
     }
+}
+
+/// A store split over shards placed by [`crate::placement::shard_of`]: the
+/// distributor splits a write ([`crate::placement::split`]) and hands each
+/// shard its part, here or (in a cluster) on the node leading that shard.
+///
+/// Contract: `append_shard` holds [`Appender`]'s contract for the part; a
+/// part must hold only series and metadata placed on `part.shard` (of
+/// [`ShardedAppender::shard_count`] shards), and the shard count never
+/// changes for a store's life.
+pub trait ShardedAppender: Appender {
+    fn shard_count(&self) -> u32;
+
+    /// Appends one shard's part of a write; label strings come from `pairs`.
+    fn append_shard(
+        &self,
+        tenant: &TenantId,
+        pairs: &[(&str, &str)],
+        part: crate::placement::ShardPart,
+    ) -> Result<AppendOutcome, StorageError>;
 }
 
 /// Hints for one `select`.

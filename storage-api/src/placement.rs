@@ -4,7 +4,8 @@
 //! queries with it, so both must agree forever: changing it would misplace
 //! every series already stored.
 
-use crate::model::{Labels, METRIC_NAME};
+use crate::model::borrowed::{BorrowedSeries, labels_in};
+use crate::model::{Labels, METRIC_NAME, MetricMetadata};
 
 /// The shard, of `shards`, that holds the series of `tenant` whose labels
 /// hash to `labels_hash` (`Labels::stable_hash`). Frozen: FNV-1a-64 of the
@@ -30,9 +31,82 @@ pub fn metadata_hash(family: &str) -> u64 {
     Labels::from_pairs([(METRIC_NAME, family)]).stable_hash()
 }
 
+/// One shard's part of a write: its series (label ranges into the batch's
+/// shared label pairs, which stay with the caller) and its metadata.
+#[derive(Debug, Default)]
+pub struct ShardPart {
+    pub shard: u32,
+    pub series: Vec<BorrowedSeries>,
+    pub metadata: Vec<MetricMetadata>,
+}
+
+/// Splits a write's series and metadata over `shards` by [`shard_of`]: the
+/// parts in shard order, empty ones left out. With one shard everything is
+/// one part, moved, not copied.
+pub fn split(
+    tenant: &str,
+    pairs: &[(&str, &str)],
+    series: Vec<BorrowedSeries>,
+    metadata: Vec<MetricMetadata>,
+    shards: u32,
+) -> Vec<ShardPart> {
+    if shards <= 1 {
+        return vec![ShardPart {
+            shard: 0,
+            series,
+            metadata,
+        }];
+    }
+    let mut parts: Vec<ShardPart> = (0..shards)
+        .map(|shard| ShardPart {
+            shard,
+            ..ShardPart::default()
+        })
+        .collect();
+    for m in metadata {
+        let i = shard_of(tenant, metadata_hash(&m.metric_family), shards);
+        parts[i as usize].metadata.push(m);
+    }
+    for s in series {
+        let i = shard_of(tenant, labels_in(pairs, &s).stable_hash(), shards);
+        parts[i as usize].series.push(s);
+    }
+    parts.retain(|p| !p.series.is_empty() || !p.metadata.is_empty());
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_puts_every_series_on_its_shard_once() {
+        let names: Vec<String> = (0..200).map(|i| format!("s{i}")).collect();
+        let mut pairs = Vec::new();
+        let mut series = Vec::new();
+        for n in &names {
+            let start = pairs.len() as u32;
+            pairs.push(("__name__", "m"));
+            pairs.push(("id", n.as_str()));
+            series.push(BorrowedSeries {
+                labels: start..start + 2,
+                samples: Vec::new(),
+                histograms: Vec::new(),
+                exemplars: Vec::new(),
+                created_timestamp: 0,
+            });
+        }
+        let parts = split("t", &pairs, series, Vec::new(), 8);
+        assert_eq!(parts.iter().map(|p| p.series.len()).sum::<usize>(), 200);
+        for p in &parts {
+            assert!(!p.series.is_empty());
+            for s in &p.series {
+                assert_eq!(shard_of("t", labels_in(&pairs, s).stable_hash(), 8), p.shard);
+            }
+        }
+        assert_eq!(split("t", &pairs, Vec::new(), Vec::new(), 8).len(), 0);
+        assert_eq!(split("t", &pairs, Vec::new(), Vec::new(), 1).len(), 1);
+    }
 
     #[test]
     fn shard_placement_is_frozen_and_spreads() {

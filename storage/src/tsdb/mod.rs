@@ -51,7 +51,9 @@ pub use status::ShardStats;
 
 use self::apply::Config;
 use self::shard::{Shard, ShardOpenOptions};
-use crate::api::{AppendOutcome, Appender, Querier, Queryable, SelectHints, Series, TsdbStatus};
+use crate::api::{
+    AppendOutcome, Appender, Querier, Queryable, SelectHints, Series, ShardedAppender, TsdbStatus,
+};
 use crate::error::StorageError;
 use crate::metrics;
 use crate::model::borrowed::labels_in;
@@ -60,7 +62,7 @@ use crate::model::{
 };
 use crate::replicate::entry::encode_write_entry;
 use crate::replicate::{LocalLogOptions, LogEntry};
-use fenghuo_storage_api::placement::metadata_hash;
+use fenghuo_storage_api::placement;
 pub use fenghuo_storage_api::placement::shard_of;
 
 /// Numbers about the store as a whole, for operators and the capacity
@@ -357,62 +359,41 @@ impl Tsdb {
         tenant: &TenantId,
         batch: BorrowedBatch<'_>,
     ) -> Result<AppendOutcome, StorageError> {
-        self.check_open()?;
-        let now_ms = self.inner.clock.now_ms();
-        let n = self.inner.shards.len() as u32;
         let BorrowedBatch {
             pairs,
             series,
             metadata,
         } = batch;
-        if n == 1 {
-            return append_part(
-                &self.inner.shards[0],
-                tenant,
-                now_ms,
-                &pairs,
-                series,
-                metadata,
-                None,
-            );
-        }
-        let mut parts: Vec<(Vec<BorrowedSeries>, Vec<MetricMetadata>)> =
-            (0..n).map(|_| (Vec::new(), Vec::new())).collect();
-        for m in metadata {
-            let i = shard_of(tenant.as_str(), metadata_hash(&m.metric_family), n);
-            parts[i as usize].1.push(m);
-        }
-        for s in series {
-            let i = shard_of(tenant.as_str(), labels_in(&pairs, &s).stable_hash(), n);
-            parts[i as usize].0.push(s);
-        }
         let mut out = AppendOutcome::default();
-        for (i, (series, metadata)) in parts.into_iter().enumerate() {
-            if series.is_empty() && metadata.is_empty() {
-                continue;
-            }
-            merge_outcome(
-                &mut out,
-                append_part(
-                    &self.inner.shards[i],
-                    tenant,
-                    now_ms,
-                    &pairs,
-                    series,
-                    metadata,
-                    None,
-                )?,
-            );
+        for part in placement::split(tenant.as_str(), &pairs, series, metadata, self.shard_count()) {
+            out.merge(self.append_shard(tenant, &pairs, part)?);
         }
         Ok(out)
     }
 }
 
-fn merge_outcome(into: &mut AppendOutcome, o: AppendOutcome) {
-    into.samples_written += o.samples_written;
-    into.histograms_written += o.histograms_written;
-    into.exemplars_written += o.exemplars_written;
-    into.rejected.extend(o.rejected);
+impl ShardedAppender for Tsdb {
+    fn shard_count(&self) -> u32 {
+        self.inner.shards.len() as u32
+    }
+
+    fn append_shard(
+        &self,
+        tenant: &TenantId,
+        pairs: &[(&str, &str)],
+        part: placement::ShardPart,
+    ) -> Result<AppendOutcome, StorageError> {
+        self.check_open()?;
+        let shard = self.inner.shards.get(part.shard as usize).ok_or_else(|| {
+            StorageError::InvalidConfig(format!(
+                "shard {} of a store with {} shards",
+                part.shard,
+                self.inner.shards.len()
+            ))
+        })?;
+        let now_ms = self.inner.clock.now_ms();
+        append_part(shard, tenant, now_ms, pairs, part.series, part.metadata, None)
+    }
 }
 
 /// Proposes one shard's part of a batch: series active in the head go by
@@ -479,7 +460,7 @@ fn append_part(
             batch: retry,
             refs: Vec::new(),
         };
-        merge_outcome(&mut out, shard.append(&bytes, entry)?.outcome);
+        out.merge(shard.append(&bytes, entry)?.outcome);
     }
     Ok(out)
 }
