@@ -58,13 +58,12 @@ impl Drop for Slot {
     }
 }
 
-/// Restores the thread's budget (none, or an outer render's) when a render
-/// ends, also by panic.
-struct Restore(Option<(u64, Instant)>);
+/// Clears the thread's budget when the outermost render ends, also by panic.
+struct ClearBudget;
 
-impl Drop for Restore {
+impl Drop for ClearBudget {
     fn drop(&mut self) {
-        BUDGET.with(|b| b.set(self.0));
+        BUDGET.with(|b| b.set(None));
     }
 }
 
@@ -78,7 +77,8 @@ pub fn guarded<T>(f: impl FnOnce() -> T) -> T {
     let run = || {
         let _slot = Slot::take();
         let budget = (MAX_RENDER_STEPS, Instant::now() + RENDER_TIME_BUDGET);
-        let _restore = Restore(BUDGET.with(|b| b.replace(Some(budget))));
+        BUDGET.with(|b| b.set(Some(budget)));
+        let _clear = ClearBudget;
         deep_stack(f)
     };
     let on_async_worker = tokio::runtime::Handle::try_current()

@@ -24,7 +24,7 @@ struct FlakyStore {
 }
 
 impl AlertStateStore for FlakyStore {
-    fn apply(&self, ops: Vec<StateOp>) -> Result<(), AlertingError> {
+    fn apply(&self, ops: &[StateOp]) -> Result<(), AlertingError> {
         if self.failing.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(AlertingError::Store("disk full".into()));

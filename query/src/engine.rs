@@ -89,7 +89,7 @@ impl Engine {
         depth::check_depth(query)?;
         depth::run_with_stack(|| {
             let rw = extensions::rewrite(query, step_ms, end_ms.saturating_sub(start_ms))?;
-            let expr = depth::parse(&rw.text)?;
+            let expr = depth::parse_checked(&rw.text)?;
             Ok(ParsedQuery {
                 expr,
                 text: rw.text,

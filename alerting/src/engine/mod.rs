@@ -152,7 +152,7 @@ impl Engine {
                     uuid::Uuid::new_v4().simple()
                 )
                 .into_bytes();
-                store.apply(vec![StateOp::Put {
+                store.apply(&[StateOp::Put {
                     tenant: SYSTEM_TENANT.into(),
                     kind: StateKind::Meta,
                     key: "ack_secret".into(),
@@ -260,7 +260,7 @@ impl Engine {
         if ops.is_empty() {
             return Ok(());
         }
-        match self.store.apply(ops.clone()) {
+        match self.store.apply(&ops) {
             Ok(()) => {
                 self.mark_persisted(&st.tenant, None);
                 Ok(())
@@ -804,7 +804,7 @@ impl Engine {
         if old.is_empty() {
             return Ok(());
         }
-        let ops = old
+        let ops: Vec<StateOp> = old
             .into_iter()
             .map(|(k, _)| StateOp::Delete {
                 tenant: tenant.into(),
@@ -813,7 +813,7 @@ impl Engine {
             })
             .collect();
         // Nothing is lost when this fails: the next collection finds the same entries.
-        self.store.apply(ops).inspect_err(|e| {
+        self.store.apply(&ops).inspect_err(|e| {
             metrics::STATE_WRITE_ERRORS.inc();
             tracing::warn!(tenant, error = %e, "Failed to delete expired alert history.");
         })

@@ -678,7 +678,7 @@ impl Engine {
             });
         }
         if !ops.is_empty()
-            && let Err(e) = self.store.apply(ops)
+            && let Err(e) = self.store.apply(&ops)
         {
             metrics::STATE_WRITE_ERRORS.inc();
             tracing::error!(error = %e, "Failed to persist rate budgets.");

@@ -89,7 +89,7 @@ pub enum StateOp {
 ///   and kinds never see each other's keys. `tenants` lists every tenant with any live key.
 /// - Keys and tenants are arbitrary UTF-8 except that tenants must not contain `\0`.
 pub trait AlertStateStore: Send + Sync {
-    fn apply(&self, ops: Vec<StateOp>) -> Result<(), AlertingError>;
+    fn apply(&self, ops: &[StateOp]) -> Result<(), AlertingError>;
     fn scan(&self, tenant: &str, kind: StateKind) -> Result<Vec<(String, Vec<u8>)>, AlertingError>;
     /// Keys in `[from, to)` of one tenant and kind, ordered.
     fn scan_range(
@@ -111,9 +111,9 @@ pub struct MemoryStateStore {
 }
 
 impl AlertStateStore for MemoryStateStore {
-    fn apply(&self, ops: Vec<StateOp>) -> Result<(), AlertingError> {
+    fn apply(&self, ops: &[StateOp]) -> Result<(), AlertingError> {
         let mut d = self.data.lock();
-        for op in ops {
+        for op in ops.iter().cloned() {
             match op {
                 StateOp::Put {
                     tenant,
@@ -186,7 +186,7 @@ pub mod conformance {
     /// Runs every check against a fresh, empty store; panics (test failure) on a violation.
     pub fn run(store: &dyn AlertStateStore) {
         store
-            .apply(vec![
+            .apply(&[
                 put("t1", StateKind::Silence, "b", "1"),
                 put("t1", StateKind::Silence, "a", "2"),
                 put("t1", StateKind::Ack, "a", "3"),
@@ -210,15 +210,15 @@ pub mod conformance {
         let s = store.scan("t1", StateKind::Ack).unwrap_or_default();
         assert_eq!(s.len(), 1, "kind isolation");
         // A tenant that is a prefix of another must not see its keys.
-        store.apply(vec![put("t", StateKind::Silence, "x", "6")]).ok();
+        store.apply(&[put("t", StateKind::Silence, "x", "6")]).ok();
         assert_eq!(store.scan("t", StateKind::Silence).unwrap_or_default().len(), 1);
         // Overwrite.
-        store.apply(vec![put("t1", StateKind::Silence, "a", "7")]).ok();
+        store.apply(&[put("t1", StateKind::Silence, "a", "7")]).ok();
         let s = store.scan("t1", StateKind::Silence).unwrap_or_default();
         assert_eq!(s[0].1, b"7".to_vec());
         // Range scans are half-open.
         store
-            .apply(vec![
+            .apply(&[
                 put("t1", StateKind::History, "001", "x"),
                 put("t1", StateKind::History, "002", "y"),
                 put("t1", StateKind::History, "003", "z"),
@@ -236,7 +236,7 @@ pub mod conformance {
         assert_eq!(tenants, vec!["t".to_string(), "t1".to_string(), "t2".to_string()]);
         assert!(
             store
-                .apply(vec![put("bad\0tenant", StateKind::Alert, "k", "v")])
+                .apply(&[put("bad\0tenant", StateKind::Alert, "k", "v")])
                 .is_err()
         );
         assert!(store.flush().is_ok());

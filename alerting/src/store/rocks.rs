@@ -68,9 +68,9 @@ impl RocksStateStore {
 }
 
 impl AlertStateStore for RocksStateStore {
-    fn apply(&self, ops: Vec<StateOp>) -> Result<(), AlertingError> {
+    fn apply(&self, ops: &[StateOp]) -> Result<(), AlertingError> {
         let mut batch = WriteBatch::default();
-        for op in &ops {
+        for op in ops {
             match op {
                 StateOp::Put {
                     tenant,
