@@ -8,17 +8,22 @@
 //!   checkpoint ──▶ persist state up to I ──▶ ShardLog::truncate_prefix(I)
 //! ```
 //!
-//! Single node: [`local::LocalLog`], fsync'd segment files with group
-//! commit. A Raft log (one group per shard) implements the same trait later
-//! without touching ingest or query.
+//! The shard sees two seams ([`replica`]): a [`StateMachine`] that the log
+//! drives (apply in index order, on every replica) and a [`Replicator`]
+//! that turns a proposal into a committed, applied entry. Single node:
+//! [`LocalReplica`] over [`local::LocalLog`], fsync'd segment files with
+//! group commit. A Raft group per shard implements the same seams without
+//! touching ingest or query.
 
 pub mod conformance;
 pub mod entry;
 pub mod local;
+pub mod replica;
 pub mod segment;
 
 pub use entry::LogEntry;
 pub use local::{LocalLog, LocalLogOptions};
+pub use replica::{LocalReplica, Replicator, StateMachine, replay};
 pub use segment::{Damage, RepairReport, repair};
 
 use crate::error::StorageError;

@@ -354,7 +354,7 @@ impl Shard {
         };
         let evicted = self.finalize(&plan);
         self.disk.flush()?;
-        self.log.truncate_prefix(plan.applied)?;
+        self.replica.persisted_upto(plan.applied)?;
         if let Some((done, floor)) = plan.retention {
             self.drop_partitions(done, floor)?;
             let mut st = self.state.write();

@@ -295,7 +295,7 @@ impl Tsdb {
             t.head_chunks += x.head_chunks;
             t.head_memory_bytes += x.head_memory_bytes;
             t.chunk_bytes += s.disk.cf_sst_bytes(keys::CF_CHUNKS);
-            t.log_bytes += s.log.size_bytes();
+            t.log_bytes += s.replica.log_bytes();
             t.persisted_samples += s.persisted_samples();
             t.series_created += s.state.read().next_sid.saturating_sub(1);
             for cf in keys::ALL_CFS {
@@ -802,11 +802,11 @@ mod tests {
                     .collect(),
             )
         };
-        let before = shard.log.size_bytes();
+        let before = shard.replica.log_bytes();
         db.append(&t, many(T0)).unwrap();
-        let first = shard.log.size_bytes() - before;
+        let first = shard.replica.log_bytes() - before;
         db.append(&t, many(T0 + 15_000)).unwrap();
-        let second = shard.log.size_bytes() - before - first;
+        let second = shard.replica.log_bytes() - before - first;
         assert!(
             second * 4 < first * 3,
             "by reference: {second} bytes, with labels: {first} bytes"

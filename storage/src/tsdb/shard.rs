@@ -1,14 +1,17 @@
-//! One shard: its RocksDB instance, its log, its in-memory state, and the
-//! write path `encode -> log append (durable) -> apply in index order`.
+//! One shard: its state machine ([`ShardCore`]: RocksDB and the in-memory
+//! state) and the replicator that feeds it entries
+//! (`encode -> replicate (durable) -> apply in index order`).
 //!
 //! Recovery on open: load the persisted state (applied index, head
-//! snapshots, metadata, exemplars) from RocksDB, then replay every log entry
-//! after the applied index through the same `apply` the write path uses.
+//! snapshots, metadata, exemplars) from RocksDB; the replicator then
+//! replays every log entry after the applied index through the same
+//! `apply` the write path uses.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 use rocksdb::Cache;
 
 use super::apply::{Applied, Config, ShardState};
@@ -19,28 +22,47 @@ use super::keys;
 use crate::chunk::histogram::HistogramAppender;
 use crate::chunk::xor::XorAppender;
 use crate::error::StorageError;
-use crate::replicate::{LocalLog, LocalLogOptions, LogEntry, ShardLog};
+use crate::replicate::{LocalLog, LocalLogOptions, LocalReplica, LogEntry, Replicator, StateMachine};
 
-pub struct Shard {
+/// A shard's state machine: what applying its log builds.
+pub struct ShardCore {
     pub id: u32,
     pub dir: PathBuf,
     pub disk: Disk,
-    pub log: Box<dyn ShardLog>,
     pub state: RwLock<ShardState>,
     pub cfg: Arc<Config>,
-    /// Next log index allowed to apply; appliers wait for their turn.
-    turn: Mutex<u64>,
-    turn_cv: Condvar,
-    /// Set when applying failed half-way: the in-memory state can no longer
-    /// be trusted, so the shard refuses writes until reopened (replay
-    /// rebuilds it from the log).
-    failed: Mutex<Option<String>>,
     /// Serialises checkpoints, compactions and retention (the background
     /// thread and explicit calls).
     pub maintenance: Mutex<()>,
     /// Test hook: fail checkpoints right before their state batch.
     #[cfg(test)]
     pub fail_state_batch: std::sync::atomic::AtomicBool,
+}
+
+impl StateMachine for ShardCore {
+    type Output = Applied;
+
+    fn applied_index(&self) -> u64 {
+        self.state.read().applied_index
+    }
+
+    fn apply(&self, index: u64, entry: LogEntry) -> Result<Applied, StorageError> {
+        self.state.write().apply(&self.disk, index, entry)
+    }
+}
+
+/// One shard: its state machine and its replicator.
+pub struct Shard {
+    core: Arc<ShardCore>,
+    pub replica: Box<dyn Replicator<Applied>>,
+}
+
+impl Deref for Shard {
+    type Target = ShardCore;
+
+    fn deref(&self) -> &ShardCore {
+        &self.core
+    }
 }
 
 /// Options of a shard beyond the derived [`Config`].
@@ -64,110 +86,40 @@ impl Shard {
         check_identity(&disk, id, o.shard_count)?;
         let mut state = ShardState::new(cfg.clone());
         load_state(&disk, &mut state)?;
-        let applied = state.applied_index;
-        let log = LocalLog::open(&dir.join("log"), o.log, applied + 1)?;
-        let mut replayed = 0u64;
-        log.read_from(applied + 1, &mut |index, bytes| {
-            if index <= state.applied_index {
-                return Ok(());
-            }
-            if index != state.applied_index + 1 {
-                return Err(StorageError::Corrupt {
-                    what: "shard log",
-                    detail: format!(
-                        "entry {index} follows applied index {}: entries are missing",
-                        state.applied_index
-                    ),
-                });
-            }
-            let entry = LogEntry::decode(bytes)?;
-            state.apply(&disk, index, entry)?;
-            replayed += 1;
-            Ok(())
-        })?;
-        if state.applied_index != log.last_index() {
-            return Err(StorageError::Corrupt {
-                what: "shard log",
-                detail: format!(
-                    "log ends at {} but the state was applied up to {}",
-                    log.last_index(),
-                    state.applied_index
-                ),
-            });
-        }
-        tracing::info!(
-            shard = id,
-            applied_index = applied,
-            replayed,
-            series = state.series.len(),
-            "Opened shard."
-        );
-        let next = state.applied_index + 1;
-        Ok(Self {
+        let persisted = state.applied_index;
+        let core = Arc::new(ShardCore {
             id,
             dir: dir.to_path_buf(),
             disk,
-            log: Box::new(log),
             state: RwLock::new(state),
             cfg,
-            turn: Mutex::new(next),
-            turn_cv: Condvar::new(),
-            failed: Mutex::new(None),
             maintenance: Mutex::new(()),
             #[cfg(test)]
             fail_state_batch: std::sync::atomic::AtomicBool::new(false),
+        });
+        let log = LocalLog::open(&dir.join("log"), o.log, persisted + 1)?;
+        let replica = LocalReplica::open(format!("shard {id}"), log, core.clone())?;
+        tracing::info!(
+            shard = id,
+            applied_index = persisted,
+            replayed = core.applied_index() - persisted,
+            series = core.state.read().series.len(),
+            "Opened shard."
+        );
+        Ok(Self {
+            core,
+            replica: Box::new(replica),
         })
     }
 
-    fn check_failed(&self) -> Result<(), StorageError> {
-        match &*self.failed.lock() {
-            Some(why) => Err(StorageError::Io(format!("shard {} is failed: {why}", self.id))),
-            None => Ok(()),
-        }
-    }
-
-    /// Appends an encoded entry to the log and applies it once durable, in
-    /// log order. `entry` is the decoded form of `bytes`.
+    /// Commits an encoded entry and returns what applying it did. `entry`
+    /// is the decoded form of `bytes`.
     pub fn append(&self, bytes: &[u8], entry: LogEntry) -> Result<Applied, StorageError> {
-        self.check_failed()?;
-        let index = self.log.append(bytes)?;
-        let mut turn = self.turn.lock();
-        while *turn != index {
-            if *turn > index {
-                return Err(StorageError::Io(format!("log index {index} was already applied")));
-            }
-            self.check_failed()?;
-            self.turn_cv.wait(&mut turn);
-        }
-        // Should applying panic, waiters for later indexes must not hang.
-        let guard = PanicGuard(self);
-        let result = {
-            let mut st = self.state.write();
-            st.apply(&self.disk, index, entry)
-        };
-        std::mem::forget(guard);
-        if let Err(e) = &result {
-            tracing::error!(shard = self.id, index, error = %e, "Applying a log entry failed; the shard stops accepting writes.");
-            *self.failed.lock() = Some(e.to_string());
-        }
-        *turn = index + 1;
-        self.turn_cv.notify_all();
-        result
+        self.replica.propose(bytes, entry)
     }
 
     pub fn is_failed(&self) -> bool {
-        self.failed.lock().is_some()
-    }
-}
-
-/// Marks the shard failed and wakes waiting appliers if dropped, which
-/// only happens when applying panics (it is forgotten otherwise).
-struct PanicGuard<'a>(&'a Shard);
-
-impl Drop for PanicGuard<'_> {
-    fn drop(&mut self) {
-        *self.0.failed.lock() = Some("applying a log entry panicked".into());
-        self.0.turn_cv.notify_all();
+        self.replica.failure().is_some()
     }
 }
 
