@@ -30,9 +30,20 @@ pub trait StateMachine: Send + Sync {
     fn applied_index(&self) -> u64;
 
     /// Applies the entry at `index`, which must be `applied_index() + 1`.
+    /// `None` is an entry without a write (a Raft leader's blank entry, a
+    /// membership change): it only advances the index. `position`, when
+    /// given, is the replicator's opaque position at `index` (a Raft
+    /// group's applied log id and membership); the state machine persists
+    /// the latest one together with its applied index.
+    ///
     /// An error means the state can no longer be trusted: the replicator
     /// stops applying until the shard is reopened and replays its log.
-    fn apply(&self, index: u64, entry: LogEntry) -> Result<Self::Output, StorageError>;
+    fn apply(
+        &self,
+        index: u64,
+        entry: Option<LogEntry>,
+        position: Option<&[u8]>,
+    ) -> Result<Self::Output, StorageError>;
 }
 
 /// How a shard's entries get committed and applied.
@@ -70,7 +81,7 @@ pub fn replay<S: StateMachine + ?Sized>(log: &dyn ShardLog, sm: &S) -> Result<u6
                 detail: format!("entry {index} follows applied index {applied}: entries are missing"),
             });
         }
-        sm.apply(index, LogEntry::decode(bytes)?)?;
+        sm.apply(index, Some(LogEntry::decode(bytes)?), None)?;
         replayed += 1;
         Ok(())
     })?;
@@ -142,7 +153,7 @@ impl<S: StateMachine, L: ShardLog> Replicator<S::Output> for LocalReplica<S, L> 
             failed: &self.failed,
             turn_cv: &self.turn_cv,
         };
-        let result = self.sm.apply(index, entry);
+        let result = self.sm.apply(index, Some(entry), None);
         std::mem::forget(guard);
         if let Err(e) = &result {
             tracing::error!(shard = %self.name, index, error = %e,
@@ -203,14 +214,14 @@ mod tests {
             self.applied.lock().last().map_or(0, |a| a.0)
         }
 
-        fn apply(&self, index: u64, entry: LogEntry) -> Result<u64, StorageError> {
+        fn apply(&self, index: u64, entry: Option<LogEntry>, _: Option<&[u8]>) -> Result<u64, StorageError> {
             if self.fail_next.swap(false, Ordering::SeqCst) {
                 return Err(StorageError::Io("injected".into()));
             }
             if self.panic_next.swap(false, Ordering::SeqCst) {
                 panic!("injected panic");
             }
-            let LogEntry::Tick { now_ms } = entry else {
+            let Some(LogEntry::Tick { now_ms }) = entry else {
                 return Err(StorageError::Io("unexpected entry".into()));
             };
             let mut a = self.applied.lock();

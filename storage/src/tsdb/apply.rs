@@ -65,6 +65,9 @@ pub struct ShardState {
     pub series: SeriesTable,
     pub next_sid: u64,
     pub applied_index: u64,
+    /// The replicator's opaque position at `applied_index`, persisted with
+    /// it (empty for the local log).
+    pub position: Vec<u8>,
     pub next_pending_id: u64,
     /// (series, partition) pairs whose postings must be written.
     pub postings_todo: Vec<(u64, i32)>,
@@ -114,6 +117,7 @@ impl ShardState {
             series: SeriesTable::default(),
             next_sid: 1,
             applied_index: 0,
+            position: Vec::new(),
             next_pending_id: 1,
             postings_todo: Vec::new(),
             retention_floor: i32::MIN,
@@ -150,21 +154,36 @@ impl ShardState {
         }
     }
 
-    /// Applies one entry at `index` (which must follow the applied index).
-    pub fn apply(&mut self, disk: &Disk, index: u64, entry: LogEntry) -> Result<Applied, StorageError> {
+    /// Applies the entry at `index` (which must follow the applied index);
+    /// `None` is an entry without a write (a Raft leader's blank entry, a
+    /// membership change), which only advances the index. `position`, when
+    /// given, replaces the replicator's position (see [`ShardState::position`]).
+    pub fn apply(
+        &mut self,
+        disk: &Disk,
+        index: u64,
+        entry: Option<LogEntry>,
+        position: Option<&[u8]>,
+    ) -> Result<Applied, StorageError> {
         let out = match entry {
-            LogEntry::Write {
+            None => Applied::default(),
+            Some(LogEntry::Write {
                 tenant,
                 now_ms,
                 batch,
                 refs,
-            } => self.apply_write(disk, &tenant, now_ms, batch, &refs)?,
-            LogEntry::Tick { now_ms } => {
+            }) => self.apply_write(disk, &tenant, now_ms, batch, &refs)?,
+            Some(LogEntry::Tick { now_ms }) => {
                 self.apply_tick(now_ms);
                 Applied::default()
             }
         };
         self.applied_index = index;
+        if let Some(p) = position
+            && p != self.position.as_slice()
+        {
+            self.position = p.to_vec();
+        }
         Ok(out)
     }
 

@@ -31,7 +31,7 @@ use super::head::{
     F_CLOSING, F_DIRTY, F_HEAD_CUT, F_HHEAD_CUT, F_NEW, MemSeries, OooBuffer, Pending, label_pairs,
 };
 use super::keys;
-use super::shard::Shard;
+use super::shard::ShardCore;
 use crate::chunk::{self, ChunkKind};
 use crate::codec::i64_sortable;
 use crate::error::StorageError;
@@ -65,6 +65,7 @@ impl HeadBatch {
 #[derive(Default)]
 struct Plan {
     applied: u64,
+    position: Vec<u8>,
     next_sid: u64,
     /// New series, by id: their labels are read from the head only while
     /// writing, slice by slice (series leave the head only when this
@@ -152,6 +153,7 @@ fn build_plan(st: &mut ShardState, last: bool, cf_head: &rocksdb::ColumnFamily) 
     let cfg = st.cfg.clone();
     let mut plan = Plan {
         applied: st.applied_index,
+        position: st.position.clone(),
         next_sid: st.next_sid,
         ..Default::default()
     };
@@ -303,8 +305,9 @@ fn disk_chunk(p: &Pending) -> Result<(Vec<u8>, u64), StorageError> {
     }
 }
 
-impl Shard {
-    /// Persists the head and truncates the log. Safe to call at any time.
+impl ShardCore {
+    /// Persists the head up to the applied index (the log may then drop
+    /// what it covers). Safe to call at any time.
     pub fn checkpoint(&self) -> Result<CheckpointStats, StorageError> {
         self.checkpoint_inner(false)
     }
@@ -335,6 +338,7 @@ impl Shard {
 
     fn checkpoint_inner(&self, last: bool) -> Result<CheckpointStats, StorageError> {
         let _m = self.maintenance.lock();
+        self.check_live()?;
         let started = Instant::now();
         let mut plan = build_plan(&mut self.state.write(), last, self.disk.cf(keys::CF_HEAD)?);
         let bytes = match self.write_plan(&mut plan) {
@@ -354,7 +358,6 @@ impl Shard {
         };
         let evicted = self.finalize(&plan);
         self.disk.flush()?;
-        self.replica.persisted_upto(plan.applied)?;
         if let Some((done, floor)) = plan.retention {
             self.drop_partitions(done, floor)?;
             let mut st = self.state.write();
@@ -477,6 +480,7 @@ impl Shard {
             b.delete_range_cf(cf_exemplars, from, to);
         }
         b.put_cf(cf_meta, keys::META_APPLIED, plan.applied.to_be_bytes());
+        b.put_cf(cf_meta, keys::META_POSITION, &plan.position);
         b.put_cf(cf_meta, keys::META_NEXT_SID, plan.next_sid.to_be_bytes());
         let size = b.size_in_bytes() as u64;
         d.write(b)?;

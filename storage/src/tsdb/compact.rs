@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rocksdb::{ReadOptions, WriteBatch};
 
 use super::keys;
-use super::shard::Shard;
+use super::shard::ShardCore;
 use crate::chunk::{self, ChunkKind};
 use crate::codec::{i64_from_sortable, i64_sortable};
 use crate::error::StorageError;
@@ -55,7 +55,7 @@ struct Group {
 /// server's shutdown grace period is 30 s by default).
 const CLOSE_BUDGET: Duration = Duration::from_secs(10);
 
-impl Shard {
+impl ShardCore {
     /// Compacts dirty windows: sealed ones, or all of them with `force`.
     pub fn compact(&self, force: bool) -> Result<CompactStats, StorageError> {
         self.compact_inner(force, force, None)
@@ -77,6 +77,7 @@ impl Shard {
         deadline: Option<Instant>,
     ) -> Result<CompactStats, StorageError> {
         let _m = self.maintenance.lock();
+        self.check_live()?;
         let (max_seen, floor_t) = {
             let st = self.state.read();
             (st.max_seen_t, st.floor_t())

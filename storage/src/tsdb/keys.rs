@@ -45,6 +45,9 @@ pub const META_FORMAT: &[u8] = b"format";
 pub const META_SHARD: &[u8] = b"shard";
 pub const META_APPLIED: &[u8] = b"applied_index";
 pub const META_NEXT_SID: &[u8] = b"next_series_id";
+/// The replicator's opaque position at the applied index (a Raft group
+/// keeps its applied log id and membership there).
+pub const META_POSITION: &[u8] = b"position";
 pub const META_RETENTION_DONE: &[u8] = b"retention_done_below";
 /// Prefix of "window needs compaction" markers: `dw` + window (sortable i64).
 pub const META_DIRTY_WINDOW: &[u8] = b"dw";

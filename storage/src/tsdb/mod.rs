@@ -30,6 +30,7 @@ pub mod options;
 pub mod postings;
 mod query;
 mod shard;
+mod snapshot;
 pub mod status;
 pub(crate) mod symbols;
 
@@ -47,10 +48,12 @@ pub use checkpoint::CheckpointStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compact::CompactStats;
 pub use options::{PromDuration, TsdbOptions};
+pub use shard::ShardMachine;
+pub use snapshot::{SnapshotInfo, StateDigest};
 pub use status::ShardStats;
 
 use self::apply::Config;
-use self::shard::{Shard, ShardOpenOptions};
+use self::shard::{Shard, ShardCore, ShardOpenOptions};
 use crate::api::{
     AppendOutcome, Appender, Querier, Queryable, SelectHints, Series, ShardedAppender, TsdbStatus,
 };
@@ -228,6 +231,16 @@ impl Tsdb {
         Ok(tsdb)
     }
 
+    /// Shard `id`'s state machine (snapshots, digests), if it exists.
+    pub fn shard_machine(&self, id: u32) -> Option<Arc<ShardMachine>> {
+        self.inner.shards.get(id as usize).map(|s| s.machine.clone())
+    }
+
+    /// Every shard's state digest (see [`ShardMachine::digest`]).
+    pub fn digests(&self) -> Result<Vec<StateDigest>, StorageError> {
+        self.inner.shards.iter().map(|s| s.machine.digest()).collect()
+    }
+
     pub fn options(&self) -> &TsdbOptions {
         &self.inner.opts
     }
@@ -267,7 +280,7 @@ impl Tsdb {
     pub fn compact(&self, force: bool) -> Result<CompactStats, StorageError> {
         let mut total = CompactStats::default();
         for s in &self.inner.shards {
-            let c = s.compact(force)?;
+            let c = s.core().compact(force)?;
             total.windows += c.windows;
             total.chunks_in += c.chunks_in;
             total.chunks_out += c.chunks_out;
@@ -289,17 +302,18 @@ impl Tsdb {
             ..Default::default()
         };
         for s in &self.inner.shards {
-            let x = s.stats();
+            let core = s.core();
+            let x = core.stats();
             t.active_series += x.active_series;
             t.head_series += x.head_series;
             t.head_chunks += x.head_chunks;
             t.head_memory_bytes += x.head_memory_bytes;
-            t.chunk_bytes += s.disk.cf_sst_bytes(keys::CF_CHUNKS);
+            t.chunk_bytes += core.disk.cf_sst_bytes(keys::CF_CHUNKS);
             t.log_bytes += s.replica.log_bytes();
-            t.persisted_samples += s.persisted_samples();
-            t.series_created += s.state.read().next_sid.saturating_sub(1);
+            t.persisted_samples += core.persisted_samples();
+            t.series_created += core.state.read().next_sid.saturating_sub(1);
             for cf in keys::ALL_CFS {
-                let n = s.disk.cf_sst_bytes(cf);
+                let n = core.disk.cf_sst_bytes(cf);
                 match t.sst_bytes_by_cf.iter_mut().find(|(name, _)| *name == cf) {
                     Some((_, v)) => *v += n,
                     None => t.sst_bytes_by_cf.push((cf, n)),
@@ -339,7 +353,7 @@ impl Tsdb {
             // Everything is durable now; merging the windows the run left
             // unmerged only makes the stopped store denser (a failure here
             // loses nothing, the chunks stay as they are).
-            if let Err(e) = s.compact_on_close() {
+            if let Err(e) = s.core().compact_on_close() {
                 tracing::warn!(shard = s.id, error = %e, "Compaction at close failed.");
             }
         }
@@ -411,6 +425,7 @@ fn append_part(
 ) -> Result<AppendOutcome, StorageError> {
     let refs = refs.unwrap_or_else(|| {
         shard
+            .core()
             .state
             .read()
             .resolve_refs(tenant.as_str(), series.iter().map(|s| labels_in(pairs, s)))
@@ -473,7 +488,7 @@ impl Drop for Tsdb {
     }
 }
 
-impl Shard {
+impl ShardCore {
     fn persisted_samples(&self) -> u64 {
         let mut total = 0u64;
         let prefix = keys::META_PARTITION_SAMPLES;
@@ -538,7 +553,7 @@ fn maintenance_loop(shard: &Shard, stop: &(Mutex<bool>, Condvar), clock: &dyn Cl
             next_checkpoint = Instant::now() + checkpoint_every;
         }
         if now >= next_compaction {
-            if let Err(e) = shard.compact(false) {
+            if let Err(e) = shard.core().compact(false) {
                 tracing::error!(shard = shard.id, error = %e, "Compaction failed.");
             }
             next_compaction = Instant::now() + compact_every;
@@ -581,7 +596,7 @@ impl Querier for TsdbQuerier {
         let mut budget = hints.max_samples;
         let limit = hints.max_samples.unwrap_or(usize::MAX);
         let mut out = Vec::new();
-        for s in &self.inner.shards {
+        for s in self.inner.shards.iter().map(|s| s.core()) {
             for d in s.select(
                 self.tenant.as_str(),
                 matchers,
@@ -603,7 +618,7 @@ impl Querier for TsdbQuerier {
 
     fn label_names(&self, start: i64, end: i64, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let mut out = BTreeSet::new();
-        for s in &self.inner.shards {
+        for s in self.inner.shards.iter().map(|s| s.core()) {
             s.label_names(self.tenant.as_str(), matchers, start, end, &mut out)?;
         }
         Ok(out.into_iter().collect())
@@ -617,7 +632,7 @@ impl Querier for TsdbQuerier {
         matchers: &[Matcher],
     ) -> Result<Vec<String>, StorageError> {
         let mut out = BTreeSet::new();
-        for s in &self.inner.shards {
+        for s in self.inner.shards.iter().map(|s| s.core()) {
             s.label_values(self.tenant.as_str(), name, matchers, start, end, &mut out)?;
         }
         Ok(out.into_iter().collect())
@@ -625,7 +640,7 @@ impl Querier for TsdbQuerier {
 
     fn series_labels(&self, start: i64, end: i64, matchers: &[Matcher]) -> Result<Vec<Labels>, StorageError> {
         let mut out = Vec::new();
-        for s in &self.inner.shards {
+        for s in self.inner.shards.iter().map(|s| s.core()) {
             out.extend(s.series_labels(self.tenant.as_str(), matchers, start, end)?);
         }
         out.sort();
@@ -635,7 +650,7 @@ impl Querier for TsdbQuerier {
 
     fn metadata(&self, metric: Option<&str>) -> Result<Vec<MetricMetadata>, StorageError> {
         let mut out = Vec::new();
-        for s in &self.inner.shards {
+        for s in self.inner.shards.iter().map(|s| s.core()) {
             s.metadata(self.tenant.as_str(), metric, &mut out);
         }
         out.sort_by(|a, b| a.metric_family.cmp(&b.metric_family));
@@ -649,7 +664,7 @@ impl Querier for TsdbQuerier {
         matcher_sets: &[Vec<Matcher>],
     ) -> Result<Vec<(Labels, Vec<Exemplar>)>, StorageError> {
         let mut out = Vec::new();
-        for s in &self.inner.shards {
+        for s in self.inner.shards.iter().map(|s| s.core()) {
             s.exemplars(self.tenant.as_str(), start, end, matcher_sets, &mut out)?;
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -667,7 +682,7 @@ impl Querier for TsdbQuerier {
                 *into.entry(k).or_default() += v;
             }
         };
-        for s in &self.inner.shards {
+        for s in self.inner.shards.iter().map(|s| s.core()) {
             let p = s.status_parts(self.tenant.as_str());
             total.num_series += p.num_series;
             total.num_label_pairs += p.num_label_pairs;
@@ -716,7 +731,8 @@ mod tests {
     }
 
     fn sids(db: &Tsdb) -> Vec<(Labels, u64)> {
-        let st = db.inner.shards[0].state.read();
+        let core = db.inner.shards[0].core();
+        let st = core.state.read();
         let mut v: Vec<_> = st
             .series
             .values()
@@ -741,12 +757,18 @@ mod tests {
             ]),
         )
         .unwrap();
-        db.inner.shards[0].fail_state_batch.store(true, Ordering::SeqCst);
+        db.inner.shards[0]
+            .core()
+            .fail_state_batch
+            .store(true, Ordering::SeqCst);
         assert!(db.checkpoint().is_err());
         // RocksDB may persist the partial writes at any time (a full
         // memtable); make it happen now.
-        db.inner.shards[0].disk.flush().unwrap();
-        db.inner.shards[0].fail_state_batch.store(false, Ordering::SeqCst);
+        db.inner.shards[0].core().disk.flush().unwrap();
+        db.inner.shards[0]
+            .core()
+            .fail_state_batch
+            .store(false, Ordering::SeqCst);
         db.append(
             &t,
             batch(vec![

@@ -22,7 +22,7 @@ use super::apply::ShardState;
 use super::head::{MemData, TenantHead, resolve_labels};
 use super::keys;
 use super::postings::{intersect_all, union_all};
-use super::shard::Shard;
+use super::shard::ShardCore;
 use super::symbols::Symbols;
 use crate::error::StorageError;
 use crate::model::{HistogramSample, Labels, MatchOp, Matcher, Sample, matches_all};
@@ -185,7 +185,7 @@ enum Purpose {
     Labels,
 }
 
-impl Shard {
+impl ShardCore {
     /// Partitions with data in `[start, end]` that retention still keeps.
     fn partitions(&self, start: i64, end: i64, floor_t: i64) -> Result<Vec<i32>, StorageError> {
         if end < start {

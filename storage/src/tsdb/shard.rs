@@ -1,20 +1,28 @@
-//! One shard: its state machine ([`ShardCore`]: RocksDB and the in-memory
-//! state) and the replicator that feeds it entries
-//! (`encode -> replicate (durable) -> apply in index order`).
+//! One shard: its state machine ([`ShardMachine`], whose current
+//! [`ShardCore`] is RocksDB plus the in-memory state) and the replicator
+//! that feeds it entries (`encode -> replicate (durable) -> apply in index
+//! order`).
 //!
-//! Recovery on open: load the persisted state (applied index, head
-//! snapshots, metadata, exemplars) from RocksDB; the replicator then
-//! replays every log entry after the applied index through the same
-//! `apply` the write path uses.
+//! Recovery on open: load the persisted state (applied index, replicator
+//! position, head snapshots, metadata, exemplars) from RocksDB; the
+//! replicator then replays every log entry after the applied index through
+//! the same `apply` the write path uses.
+//!
+//! A replica that fell too far behind installs a snapshot instead
+//! ([`super::snapshot`]): a new core is opened on the received RocksDB
+//! checkpoint and replaces the current one; readers holding the old core
+//! finish on it, and its directory is deleted when the last one lets go.
+//! The file `CURRENT_DB` names the directory in use (absent: `db`).
 
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use rocksdb::Cache;
 
 use super::apply::{Applied, Config, ShardState};
+use super::checkpoint::CheckpointStats;
 use super::disk::Disk;
 use super::exemplars::StoredExemplar;
 use super::head::{MemSeries, intern_labels};
@@ -24,45 +32,163 @@ use crate::chunk::xor::XorAppender;
 use crate::error::StorageError;
 use crate::replicate::{LocalLog, LocalLogOptions, LocalReplica, LogEntry, Replicator, StateMachine};
 
-/// A shard's state machine: what applying its log builds.
+/// Names the RocksDB directory in use when it is not `db`.
+const CURRENT_DB: &str = "CURRENT_DB";
+
+/// One generation of a shard's state: a RocksDB instance and what applying
+/// the log built on it.
 pub struct ShardCore {
     pub id: u32,
-    pub dir: PathBuf,
     pub disk: Disk,
     pub state: RwLock<ShardState>,
     pub cfg: Arc<Config>,
-    /// Serialises checkpoints, compactions and retention (the background
-    /// thread and explicit calls).
+    /// Serialises checkpoints, compactions, retention and snapshots (the
+    /// background thread and explicit calls).
     pub maintenance: Mutex<()>,
+    /// Set once a snapshot replaced this core: it must not be checkpointed
+    /// or applied to any more.
+    pub(super) retired: AtomicBool,
     /// Test hook: fail checkpoints right before their state batch.
     #[cfg(test)]
     pub fail_state_batch: std::sync::atomic::AtomicBool,
+    /// Declared after `disk`, so the database is closed before its
+    /// directory goes.
+    pub(super) remove_on_drop: RemoveOnDrop,
 }
 
-impl StateMachine for ShardCore {
+/// Deletes a directory when dropped, if asked to.
+#[derive(Default)]
+pub(super) struct RemoveOnDrop(pub(super) Mutex<Option<PathBuf>>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.get_mut().take()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "Removing a replaced shard database failed.");
+        }
+    }
+}
+
+impl ShardCore {
+    pub(super) fn check_live(&self) -> Result<(), StorageError> {
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(StorageError::Io(format!(
+                "shard {} was replaced by a snapshot while this operation ran",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A shard's state machine: the current core, replaced whole when a
+/// snapshot is installed.
+pub struct ShardMachine {
+    pub id: u32,
+    pub dir: PathBuf,
+    pub cfg: Arc<Config>,
+    core: RwLock<Arc<ShardCore>>,
+    /// What opening another core needs.
+    pub(super) shard_count: u32,
+    pub(super) write_buffer_bytes: usize,
+    pub(super) cache: Cache,
+}
+
+impl ShardMachine {
+    /// The current core. Hold it for one operation, not longer: a snapshot
+    /// install waits for nobody, but the replaced database stays open
+    /// until the last holder lets go.
+    pub(crate) fn core(&self) -> Arc<ShardCore> {
+        self.core.read().clone()
+    }
+
+    /// Opens the core in `db_dir` (which must belong to this shard).
+    pub(super) fn open_core(&self, db_dir: &Path) -> Result<ShardCore, StorageError> {
+        open_core(
+            db_dir,
+            self.id,
+            self.shard_count,
+            &self.cfg,
+            self.write_buffer_bytes,
+            &self.cache,
+        )
+    }
+
+    /// Makes `core` (opened on `db_dir`) the current one: records it in
+    /// `CURRENT_DB` (durably, so a restart opens it), swaps it in and
+    /// retires the old core, whose directory is deleted once unused.
+    pub(super) fn replace_core(&self, db_dir: &Path, core: ShardCore) -> Result<(), StorageError> {
+        let old = self.core();
+        let _m = old.maintenance.lock();
+        let name = db_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| StorageError::Io(format!("bad database directory {}", db_dir.display())))?;
+        write_durably(&self.dir, CURRENT_DB, name.as_bytes())?;
+        old.retired.store(true, Ordering::SeqCst);
+        *old.remove_on_drop.0.lock() = Some(db_dir_of(&self.dir, &old_db_name(&old)));
+        *self.core.write() = Arc::new(core);
+        Ok(())
+    }
+}
+
+/// The name of the RocksDB directory `core` runs on.
+fn old_db_name(core: &ShardCore) -> String {
+    core.disk
+        .db()
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("db")
+        .to_string()
+}
+
+fn db_dir_of(shard_dir: &Path, name: &str) -> PathBuf {
+    shard_dir.join(name)
+}
+
+/// Writes `dir/name` atomically and durably: a temporary file, fsync,
+/// rename, fsync of the directory.
+pub(super) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    use std::io::Write;
+    let io =
+        |what: &str, e: std::io::Error| StorageError::Io(format!("{what} {}: {e}", dir.join(name).display()));
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
+    f.write_all(bytes).map_err(|e| io("writing", e))?;
+    f.sync_all().map_err(|e| io("syncing", e))?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(|e| io("renaming", e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing the directory of", e))
+}
+
+impl StateMachine for ShardMachine {
     type Output = Applied;
 
     fn applied_index(&self) -> u64 {
-        self.state.read().applied_index
+        self.core().state.read().applied_index
     }
 
-    fn apply(&self, index: u64, entry: LogEntry) -> Result<Applied, StorageError> {
-        self.state.write().apply(&self.disk, index, entry)
+    fn apply(
+        &self,
+        index: u64,
+        entry: Option<LogEntry>,
+        position: Option<&[u8]>,
+    ) -> Result<Applied, StorageError> {
+        let core = self.core();
+        core.check_live()?;
+        core.state.write().apply(&core.disk, index, entry, position)
     }
 }
 
 /// One shard: its state machine and its replicator.
 pub struct Shard {
-    core: Arc<ShardCore>,
+    pub id: u32,
+    pub dir: PathBuf,
+    pub machine: Arc<ShardMachine>,
     pub replica: Box<dyn Replicator<Applied>>,
-}
-
-impl Deref for Shard {
-    type Target = ShardCore;
-
-    fn deref(&self) -> &ShardCore {
-        &self.core
-    }
 }
 
 /// Options of a shard beyond the derived [`Config`].
@@ -73,6 +199,48 @@ pub struct ShardOpenOptions<'a> {
     pub log: LocalLogOptions,
 }
 
+impl ShardMachine {
+    /// Opens the shard's current core in `dir`, deleting leftovers of
+    /// snapshot installs that did not complete.
+    pub fn open(
+        dir: &Path,
+        id: u32,
+        cfg: Arc<Config>,
+        o: &ShardOpenOptions<'_>,
+    ) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError::Io(format!("creating {}: {e}", dir.display())))?;
+        let current = match std::fs::read_to_string(dir.join(CURRENT_DB)) {
+            Ok(name) => name.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "db".to_string(),
+            Err(e) => {
+                return Err(StorageError::Io(format!(
+                    "reading {}: {e}",
+                    dir.join(CURRENT_DB).display()
+                )));
+            }
+        };
+        remove_stale_databases(dir, &current);
+        let core = open_core(
+            &db_dir_of(dir, &current),
+            id,
+            o.shard_count,
+            &cfg,
+            o.write_buffer_bytes,
+            o.cache,
+        )?;
+        Ok(Self {
+            id,
+            dir: dir.to_path_buf(),
+            cfg,
+            core: RwLock::new(Arc::new(core)),
+            shard_count: o.shard_count,
+            write_buffer_bytes: o.write_buffer_bytes,
+            cache: o.cache.clone(),
+        })
+    }
+}
+
 impl Shard {
     pub fn open(
         dir: &Path,
@@ -80,36 +248,28 @@ impl Shard {
         cfg: Arc<Config>,
         o: ShardOpenOptions<'_>,
     ) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError::Io(format!("creating {}: {e}", dir.display())))?;
-        let disk = Disk::open(&dir.join("db"), o.write_buffer_bytes, o.cache)?;
-        check_identity(&disk, id, o.shard_count)?;
-        let mut state = ShardState::new(cfg.clone());
-        load_state(&disk, &mut state)?;
-        let persisted = state.applied_index;
-        let core = Arc::new(ShardCore {
-            id,
-            dir: dir.to_path_buf(),
-            disk,
-            state: RwLock::new(state),
-            cfg,
-            maintenance: Mutex::new(()),
-            #[cfg(test)]
-            fail_state_batch: std::sync::atomic::AtomicBool::new(false),
-        });
+        let machine = Arc::new(ShardMachine::open(dir, id, cfg, &o)?);
+        let persisted = machine.applied_index();
         let log = LocalLog::open(&dir.join("log"), o.log, persisted + 1)?;
-        let replica = LocalReplica::open(format!("shard {id}"), log, core.clone())?;
+        let replica = LocalReplica::open(format!("shard {id}"), log, machine.clone())?;
         tracing::info!(
             shard = id,
             applied_index = persisted,
-            replayed = core.applied_index() - persisted,
-            series = core.state.read().series.len(),
+            replayed = machine.applied_index() - persisted,
+            series = machine.core().state.read().series.len(),
             "Opened shard."
         );
         Ok(Self {
-            core,
+            id,
+            dir: dir.to_path_buf(),
+            machine,
             replica: Box::new(replica),
         })
+    }
+
+    /// The current core (see [`ShardMachine::core`]).
+    pub(crate) fn core(&self) -> Arc<ShardCore> {
+        self.machine.core()
     }
 
     /// Commits an encoded entry and returns what applying it did. `entry`
@@ -120,6 +280,64 @@ impl Shard {
 
     pub fn is_failed(&self) -> bool {
         self.replica.failure().is_some()
+    }
+
+    /// Persists the state (see [`ShardCore::checkpoint`]) and lets the log
+    /// drop what it covers.
+    pub fn checkpoint(&self) -> Result<CheckpointStats, StorageError> {
+        let stats = self.core().checkpoint()?;
+        self.replica.persisted_upto(stats.applied_index)?;
+        Ok(stats)
+    }
+
+    /// The checkpoint of a closing store (see [`ShardCore::checkpoint_last`]).
+    pub fn checkpoint_last(&self) -> Result<CheckpointStats, StorageError> {
+        let stats = self.core().checkpoint_last()?;
+        self.replica.persisted_upto(stats.applied_index)?;
+        Ok(stats)
+    }
+}
+
+fn open_core(
+    db_dir: &Path,
+    id: u32,
+    shard_count: u32,
+    cfg: &Arc<Config>,
+    write_buffer_bytes: usize,
+    cache: &Cache,
+) -> Result<ShardCore, StorageError> {
+    let disk = Disk::open(db_dir, write_buffer_bytes, cache)?;
+    check_identity(&disk, id, shard_count)?;
+    let mut state = ShardState::new(cfg.clone());
+    load_state(&disk, &mut state)?;
+    Ok(ShardCore {
+        id,
+        disk,
+        state: RwLock::new(state),
+        cfg: cfg.clone(),
+        maintenance: Mutex::new(()),
+        retired: AtomicBool::new(false),
+        #[cfg(test)]
+        fail_state_batch: std::sync::atomic::AtomicBool::new(false),
+        remove_on_drop: RemoveOnDrop::default(),
+    })
+}
+
+/// Deletes RocksDB directories of this shard other than `current`: an
+/// older generation a snapshot replaced, or a received snapshot that was
+/// never switched to.
+fn remove_stale_databases(dir: &Path, current: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let stale =
+            (name == "db" || name.starts_with("db-") || name.starts_with("incoming-")) && name != current;
+        if stale && e.path().is_dir() {
+            tracing::info!(dir = %e.path().display(), "Removing a shard database that is not in use.");
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!(dir = %e.path().display(), error = %err, "Removing it failed.");
+            }
+        }
     }
 }
 
@@ -167,6 +385,7 @@ fn check_identity(disk: &Disk, id: u32, count: u32) -> Result<(), StorageError> 
 /// Loads everything a checkpoint persisted.
 fn load_state(disk: &Disk, st: &mut ShardState) -> Result<(), StorageError> {
     st.applied_index = disk.get_meta_u64(keys::META_APPLIED)?.unwrap_or(0);
+    st.position = disk.get(keys::CF_META, keys::META_POSITION)?.unwrap_or_default();
     st.next_sid = disk.get_meta_u64(keys::META_NEXT_SID)?.unwrap_or(1).max(1);
     if let Some(v) = disk.get(keys::CF_META, keys::META_RETENTION_DONE)? {
         let a: [u8; 4] = v.as_slice().try_into().map_err(|_| StorageError::Corrupt {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::shard::Shard;
+use super::shard::ShardCore;
 use crate::error::StorageError;
 use crate::model::{Exemplar, Labels, METRIC_NAME, Matcher, MetricMetadata, matches_all};
 
@@ -34,7 +34,7 @@ pub struct ShardStats {
     pub applied_index: u64,
 }
 
-impl Shard {
+impl ShardCore {
     pub fn metadata(&self, tenant: &str, metric: Option<&str>, out: &mut Vec<MetricMetadata>) {
         let st = self.state.read();
         let Some(ti) = st.tenant_lookup(tenant) else {
