@@ -22,8 +22,8 @@ use parking_lot::{Condvar, Mutex};
 
 use super::ShardLog;
 use super::segment::{
-    Frame, MAX_ENTRY_BYTES, Scan, Segment, encode_frame, io_err, list_segments, read_frame, scan_segment,
-    segment_path,
+    Frame, MAX_ENTRY_BYTES, Scan, Segment, encode_frame, frame_offset, io_err, list_segments, read_frame,
+    scan_segment, segment_path,
 };
 use crate::error::StorageError;
 use crate::metrics;
@@ -175,6 +175,178 @@ impl LocalLog {
         Ok(log)
     }
 
+    /// Appends entries under one lock and one sync; returns the index of
+    /// the first once all are durable.
+    pub fn append_many(&self, entries: &[&[u8]]) -> Result<u64, StorageError> {
+        if let Some(big) = entries.iter().find(|e| e.len() > MAX_ENTRY_BYTES) {
+            return Err(StorageError::Overloaded(format!(
+                "log entry of {} bytes exceeds {MAX_ENTRY_BYTES}",
+                big.len()
+            )));
+        }
+        let (first, last) = {
+            let mut guard = self.inner.lock();
+            let inner = &mut *guard;
+            if let Some(why) = &inner.broken {
+                return Err(StorageError::Io(format!("shard log is unusable: {why}")));
+            }
+            if inner.active.bytes >= self.opts.segment_bytes {
+                Self::roll(inner)?;
+            }
+            let first = inner.next_index;
+            inner.scratch.clear();
+            for (k, entry) in entries.iter().enumerate() {
+                encode_frame(&mut inner.scratch, first + k as u64, entry);
+            }
+            if let Err(e) = (&*inner.file).write_all(&inner.scratch) {
+                // A partial frame may be on disk; refuse further appends
+                // rather than write after garbage (open() cuts it off).
+                let why = format!("{}: {e}", inner.active.path.display());
+                inner.broken = Some(why.clone());
+                return Err(StorageError::Io(format!("writing shard log: {why}")));
+            }
+            inner.active.bytes += inner.scratch.len() as u64;
+            inner.next_index += entries.len() as u64;
+            metrics::LOG_BYTES.add(inner.scratch.len() as i64);
+            (first, inner.next_index - 1)
+        };
+        self.wait_durable(last)?;
+        Ok(first)
+    }
+
+    /// Calls `visit` for every retained entry with index in `[from, to)`,
+    /// in order.
+    pub fn read_range(
+        &self,
+        from: u64,
+        to: u64,
+        visit: &mut super::LogVisitor<'_>,
+    ) -> Result<(), StorageError> {
+        let segments: Vec<(u64, PathBuf, u64)> = {
+            let inner = self.inner.lock();
+            let mut v: Vec<_> = inner
+                .sealed
+                .iter()
+                .map(|s| (s.first, s.path.clone(), s.bytes))
+                .collect();
+            v.push((inner.active.first, inner.active.path.clone(), inner.active.bytes));
+            v
+        };
+        for (i, (first, path, bytes)) in segments.iter().enumerate() {
+            if segments
+                .get(i + 1)
+                .is_some_and(|(next_first, _, _)| *next_first <= from)
+            {
+                continue;
+            }
+            let mut f = File::open(path).map_err(|e| io_err("opening log segment", path, e))?;
+            f.seek(SeekFrom::Start(0))
+                .map_err(|e| io_err("seeking log segment", path, e))?;
+            let mut r = BufReader::new(f.take(*bytes));
+            let mut expect = *first;
+            loop {
+                match read_frame(&mut r).map_err(|e| io_err("reading log segment", path, e))? {
+                    Frame::End => break,
+                    Frame::Bad(why) => {
+                        return Err(StorageError::Corrupt {
+                            what: "shard log",
+                            detail: format!("{}: {why} at entry {expect}", path.display()),
+                        });
+                    }
+                    Frame::Entry { index, payload } => {
+                        if index != expect {
+                            return Err(StorageError::Corrupt {
+                                what: "shard log",
+                                detail: format!(
+                                    "{}: entry {index} where {expect} was expected",
+                                    path.display()
+                                ),
+                            });
+                        }
+                        expect += 1;
+                        if index >= to {
+                            return Ok(());
+                        }
+                        if index >= from {
+                            visit(index, &payload)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every entry with index `>= from`; the next append gets
+    /// `from`. A Raft follower does this when its leader overwrites an
+    /// uncommitted tail. Indexes are then assigned again, which the
+    /// [`ShardLog`] contract forbids: only the Raft log store calls this.
+    pub fn truncate_suffix(&self, from: u64) -> Result<(), StorageError> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        if from >= inner.next_index {
+            return Ok(());
+        }
+        // No sync may be in flight: its target would cover indexes that
+        // are about to be written again.
+        let mut sync = self.sync.lock();
+        while sync.syncing {
+            self.synced.wait(&mut sync);
+        }
+        let before: u64 = inner.sealed.iter().map(|s| s.bytes).sum::<u64>() + inner.active.bytes;
+        // Segments that start at or after `from` go whole.
+        let mut segments = std::mem::take(&mut inner.sealed);
+        segments.push(Segment {
+            first: inner.active.first,
+            path: inner.active.path.clone(),
+            bytes: inner.active.bytes,
+        });
+        while segments.last().is_some_and(|s| s.first >= from) && segments.len() > 1 {
+            if let Some(seg) = segments.pop() {
+                fs::remove_file(&seg.path).map_err(|e| io_err("removing log segment", &seg.path, e))?;
+            }
+        }
+        let mut active = segments
+            .pop()
+            .ok_or_else(|| StorageError::Io("log segment vanished".into()))?;
+        // The last one keeps its frames before `from` (all of them go when
+        // it starts at `from` or later: it then restarts empty at `from`).
+        let keep = if active.first >= from {
+            if active.first != from {
+                let path = segment_path(&inner.dir, from);
+                fs::rename(&active.path, &path)
+                    .map_err(|e| io_err("renaming log segment", &active.path, e))?;
+                active.path = path;
+                active.first = from;
+            }
+            0
+        } else {
+            frame_offset(&active, from)?
+        };
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&active.path)
+            .map_err(|e| io_err("opening log segment", &active.path, e))?;
+        f.set_len(keep)
+            .map_err(|e| io_err("truncating log segment", &active.path, e))?;
+        f.sync_all()
+            .map_err(|e| io_err("syncing log segment", &active.path, e))?;
+        sync_dir(&inner.dir)?;
+        active.bytes = keep;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&active.path)
+            .map_err(|e| io_err("opening log segment", &active.path, e))?;
+        inner.sealed = segments;
+        inner.active = active;
+        inner.file = Arc::new(file);
+        inner.next_index = from;
+        sync.synced_upto = sync.synced_upto.min(from - 1);
+        let after: u64 = inner.sealed.iter().map(|s| s.bytes).sum::<u64>() + inner.active.bytes;
+        metrics::LOG_BYTES.sub(before as i64 - after as i64);
+        Ok(())
+    }
+
     fn roll(inner: &mut Inner) -> Result<(), StorageError> {
         inner
             .file
@@ -254,91 +426,11 @@ impl Drop for LocalLog {
 
 impl ShardLog for LocalLog {
     fn append(&self, entry: &[u8]) -> Result<u64, StorageError> {
-        if entry.len() > MAX_ENTRY_BYTES {
-            return Err(StorageError::Overloaded(format!(
-                "log entry of {} bytes exceeds {MAX_ENTRY_BYTES}",
-                entry.len()
-            )));
-        }
-        let index = {
-            let mut guard = self.inner.lock();
-            let inner = &mut *guard;
-            if let Some(why) = &inner.broken {
-                return Err(StorageError::Io(format!("shard log is unusable: {why}")));
-            }
-            if inner.active.bytes >= self.opts.segment_bytes {
-                Self::roll(inner)?;
-            }
-            let index = inner.next_index;
-            inner.scratch.clear();
-            encode_frame(&mut inner.scratch, index, entry);
-            if let Err(e) = (&*inner.file).write_all(&inner.scratch) {
-                // A partial frame may be on disk; refuse further appends
-                // rather than write after garbage (open() cuts it off).
-                let why = format!("{}: {e}", inner.active.path.display());
-                inner.broken = Some(why.clone());
-                return Err(StorageError::Io(format!("writing shard log: {why}")));
-            }
-            inner.active.bytes += inner.scratch.len() as u64;
-            inner.next_index += 1;
-            metrics::LOG_BYTES.add(inner.scratch.len() as i64);
-            index
-        };
-        self.wait_durable(index)?;
-        Ok(index)
+        self.append_many(&[entry])
     }
 
     fn read_from(&self, from: u64, visit: &mut super::LogVisitor<'_>) -> Result<(), StorageError> {
-        let segments: Vec<(u64, PathBuf, u64)> = {
-            let inner = self.inner.lock();
-            let mut v: Vec<_> = inner
-                .sealed
-                .iter()
-                .map(|s| (s.first, s.path.clone(), s.bytes))
-                .collect();
-            v.push((inner.active.first, inner.active.path.clone(), inner.active.bytes));
-            v
-        };
-        for (i, (first, path, bytes)) in segments.iter().enumerate() {
-            if segments
-                .get(i + 1)
-                .is_some_and(|(next_first, _, _)| *next_first <= from)
-            {
-                continue;
-            }
-            let mut f = File::open(path).map_err(|e| io_err("opening log segment", path, e))?;
-            f.seek(SeekFrom::Start(0))
-                .map_err(|e| io_err("seeking log segment", path, e))?;
-            let mut r = BufReader::new(f.take(*bytes));
-            let mut expect = *first;
-            loop {
-                match read_frame(&mut r).map_err(|e| io_err("reading log segment", path, e))? {
-                    Frame::End => break,
-                    Frame::Bad(why) => {
-                        return Err(StorageError::Corrupt {
-                            what: "shard log",
-                            detail: format!("{}: {why} at entry {expect}", path.display()),
-                        });
-                    }
-                    Frame::Entry { index, payload } => {
-                        if index != expect {
-                            return Err(StorageError::Corrupt {
-                                what: "shard log",
-                                detail: format!(
-                                    "{}: entry {index} where {expect} was expected",
-                                    path.display()
-                                ),
-                            });
-                        }
-                        expect += 1;
-                        if index >= from {
-                            visit(index, &payload)?;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
+        self.read_range(from, u64::MAX, visit)
     }
 
     fn truncate_prefix(&self, upto: u64) -> Result<(), StorageError> {
@@ -477,5 +569,60 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (1..=400).collect::<Vec<_>>());
         assert_eq!(collect(&log, 1).len(), 400);
+    }
+
+    #[test]
+    fn suffix_truncation_lets_indexes_be_written_again_across_segments_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LocalLogOptions {
+            segment_bytes: 64,
+            fsync: true,
+        };
+        let log = LocalLog::open(dir.path(), opts.clone(), 1).unwrap();
+        let entries: Vec<Vec<u8>> = (1..=20u8).map(|i| vec![i; 10]).collect();
+        let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+        assert_eq!(log.append_many(&refs).unwrap(), 1);
+        log.append_many(&refs[..0]).unwrap();
+        for i in 2..=20u8 {
+            // In the middle of a segment, at a segment's first entry, and past the end.
+            log.truncate_suffix(u64::from(22 - i)).unwrap();
+            assert_eq!(log.last_index(), u64::from(21 - i));
+            assert_eq!(log.append(b"new").unwrap(), u64::from(22 - i));
+            log.truncate_suffix(u64::from(22 - i)).unwrap();
+        }
+        log.truncate_suffix(100).unwrap();
+        assert_eq!(log.last_index(), 1);
+        assert_eq!(log.append(b"two").unwrap(), 2);
+        let size = log.size_bytes();
+        drop(log);
+        let log = LocalLog::open(dir.path(), opts.clone(), 1).unwrap();
+        assert_eq!(collect(&log, 1), vec![(1, vec![1u8; 10]), (2, b"two".to_vec())]);
+        assert_eq!(log.size_bytes(), size);
+        log.truncate_suffix(1).unwrap();
+        assert!(collect(&log, 1).is_empty());
+        assert_eq!(log.append(b"one").unwrap(), 1);
+        drop(log);
+        let log = LocalLog::open(dir.path(), opts, 1).unwrap();
+        assert_eq!(collect(&log, 1), vec![(1, b"one".to_vec())]);
+    }
+
+    #[test]
+    fn read_range_stops_before_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LocalLogOptions {
+            segment_bytes: 40,
+            fsync: false,
+        };
+        let log = LocalLog::open(dir.path(), opts, 1).unwrap();
+        for i in 0..10u8 {
+            log.append(&[i; 5]).unwrap();
+        }
+        let mut got = Vec::new();
+        log.read_range(3, 7, &mut |i, _| {
+            got.push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, vec![3, 4, 5, 6]);
     }
 }

@@ -125,6 +125,29 @@ pub(super) fn read_frame(r: &mut impl Read) -> Result<Frame, std::io::Error> {
     })
 }
 
+/// Byte offset of entry `index`'s frame in `seg` (its length when the
+/// segment ends before `index`).
+pub(super) fn frame_offset(seg: &Segment, index: u64) -> Result<u64, StorageError> {
+    let f = File::open(&seg.path).map_err(|e| io_err("opening log segment", &seg.path, e))?;
+    let mut r = BufReader::new(f.take(seg.bytes));
+    let mut offset = 0u64;
+    let mut expected = seg.first;
+    while expected < index {
+        match read_frame(&mut r).map_err(|e| io_err("reading log segment", &seg.path, e))? {
+            Frame::Entry { payload, .. } => offset += (FRAME_HEADER + payload.len()) as u64,
+            Frame::End => break,
+            Frame::Bad(why) => {
+                return Err(StorageError::Corrupt {
+                    what: "shard log",
+                    detail: format!("{}: {why} at entry {expected}", seg.path.display()),
+                });
+            }
+        }
+        expected += 1;
+    }
+    Ok(offset)
+}
+
 /// The first bad frame of a segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Damage {
