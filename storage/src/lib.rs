@@ -14,6 +14,7 @@ pub use fenghuo_storage_api::{StorageError, api, error, fuzz, memory, model, tes
 
 pub mod chunk;
 pub mod codec;
+pub mod durable;
 pub mod metrics;
 pub mod replicate;
 pub mod tsdb;

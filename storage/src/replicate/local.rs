@@ -25,6 +25,7 @@ use super::segment::{
     Frame, MAX_ENTRY_BYTES, Scan, Segment, encode_frame, frame_offset, io_err, list_segments, read_frame,
     scan_segment, segment_path,
 };
+use crate::durable::sync_dir;
 use crate::error::StorageError;
 use crate::metrics;
 
@@ -71,12 +72,6 @@ pub struct LocalLog {
     sync: Mutex<SyncState>,
     synced: Condvar,
     opts: LocalLogOptions,
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("syncing directory", dir, e))
 }
 
 impl LocalLog {
@@ -436,9 +431,15 @@ impl ShardLog for LocalLog {
     fn truncate_prefix(&self, upto: u64) -> Result<(), StorageError> {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
+        // Past the last entry (a Raft replica that installed a snapshot):
+        // the log continues after `upto`, in a new segment.
+        let skip = inner.next_index <= upto;
+        if skip {
+            inner.next_index = upto + 1;
+        }
         // Roll the active segment away when everything in it is covered, so
         // a quiet log shrinks to an empty file.
-        if inner.active.bytes > 0 && inner.next_index - 1 <= upto {
+        if skip || (inner.active.bytes > 0 && inner.next_index - 1 <= upto) {
             Self::roll(inner)?;
         }
         let mut removed = 0u64;
@@ -624,5 +625,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!(got, vec![3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn prefix_truncation_past_the_end_continues_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LocalLogOptions::default();
+        let log = LocalLog::open(dir.path(), opts.clone(), 1).unwrap();
+        log.append(b"a").unwrap();
+        log.truncate_prefix(50).unwrap();
+        assert_eq!(log.last_index(), 50);
+        assert_eq!(log.append(b"b").unwrap(), 51);
+        drop(log);
+        let log = LocalLog::open(dir.path(), opts, 1).unwrap();
+        assert_eq!(collect(&log, 1), vec![(51, b"b".to_vec())]);
     }
 }

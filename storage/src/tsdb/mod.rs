@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use rocksdb::Cache;
 
+pub use apply::Applied;
 pub use checkpoint::CheckpointStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compact::CompactStats;

@@ -103,6 +103,13 @@ impl ShardMachine {
         self.core.read().clone()
     }
 
+    /// The applied index and the replicator's position there.
+    pub fn applied_position(&self) -> (u64, Vec<u8>) {
+        let core = self.core();
+        let st = core.state.read();
+        (st.applied_index, st.position.clone())
+    }
+
     /// Opens the core in `db_dir` (which must belong to this shard).
     pub(super) fn open_core(&self, db_dir: &Path) -> Result<ShardCore, StorageError> {
         open_core(
@@ -125,7 +132,7 @@ impl ShardMachine {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| StorageError::Io(format!("bad database directory {}", db_dir.display())))?;
-        write_durably(&self.dir, CURRENT_DB, name.as_bytes())?;
+        crate::durable::write_durably(&self.dir, CURRENT_DB, name.as_bytes())?;
         old.retired.store(true, Ordering::SeqCst);
         *old.remove_on_drop.0.lock() = Some(db_dir_of(&self.dir, &old_db_name(&old)));
         *self.core.write() = Arc::new(core);
@@ -146,22 +153,6 @@ fn old_db_name(core: &ShardCore) -> String {
 
 fn db_dir_of(shard_dir: &Path, name: &str) -> PathBuf {
     shard_dir.join(name)
-}
-
-/// Writes `dir/name` atomically and durably: a temporary file, fsync,
-/// rename, fsync of the directory.
-pub(super) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
-    use std::io::Write;
-    let io =
-        |what: &str, e: std::io::Error| StorageError::Io(format!("{what} {}: {e}", dir.join(name).display()));
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", e))?;
-    f.write_all(bytes).map_err(|e| io("writing", e))?;
-    f.sync_all().map_err(|e| io("syncing", e))?;
-    std::fs::rename(&tmp, dir.join(name)).map_err(|e| io("renaming", e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("syncing the directory of", e))
 }
 
 impl StateMachine for ShardMachine {

@@ -1,0 +1,350 @@
+//! A shard group's state machine: openraft's view of a `ShardMachine`.
+//!
+//! - Entry at Raft index `i` is the shard's entry `i + 1` (the shard counts
+//!   from 1, Raft from 0). Blank and membership entries only advance the
+//!   index; normal entries are applied and their outcome goes back to the
+//!   proposer in the [`Reply`].
+//! - The shard persists, with its applied index, an opaque position: here
+//!   the leader id of the last applied entry and the last membership (JSON),
+//!   so `applied_state` survives restarts. It is handed over only when it
+//!   changes (a new term or a membership entry).
+//! - A snapshot is a directory under `snapshots/`: `db/` (the shard's
+//!   RocksDB checkpoint, hard links) and `meta.json`. Only the newest is
+//!   kept. Installing one hard-links its `db/` into the shard, which
+//!   switches to it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fenghuo_storage::durable::write_durably;
+use fenghuo_storage::replicate::StateMachine;
+use fenghuo_storage::tsdb::ShardMachine;
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, EntryPayload, ErrorSubject, ErrorVerb, LeaderId, RaftSnapshotBuilder, Snapshot, StorageIOError,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{
+    Entry, LogId, NodeId, Reply, SnapshotDir, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
+
+const META_JSON: &str = "meta.json";
+
+/// The position the shard persists with its applied index.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Position {
+    leader: Option<LeaderId<NodeId>>,
+    membership: StoredMembership,
+}
+
+impl Position {
+    fn decode(b: &[u8]) -> Result<Self, StorageError> {
+        if b.is_empty() {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(b).map_err(|e| sm_err(ErrorVerb::Read, format!("shard position: {e}")))
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The log id of the entry applied at shard index `applied`.
+    fn log_id(&self, applied: u64) -> Result<Option<LogId>, StorageError> {
+        match (applied, self.leader) {
+            (0, _) => Ok(None),
+            (i, Some(l)) => Ok(Some(LogId::new(l, i - 1))),
+            (i, None) => Err(sm_err(
+                ErrorVerb::Read,
+                format!("the shard applied {i} entries but records no Raft position"),
+            )),
+        }
+    }
+}
+
+fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::new(ErrorSubject::StateMachine, verb, AnyError::error(e.to_string())).into()
+}
+
+fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::new(ErrorSubject::Snapshot(None), verb, AnyError::error(e.to_string())).into()
+}
+
+/// The newest snapshot: its metadata and directory.
+type Current = Arc<Mutex<Option<(SnapshotMeta, PathBuf)>>>;
+
+/// openraft's state machine over one shard.
+pub struct ShardStateMachine {
+    machine: Arc<ShardMachine>,
+    snapshots: PathBuf,
+    current: Current,
+    position: Position,
+}
+
+impl ShardStateMachine {
+    /// Wraps `machine`, keeping snapshots in `snapshots` (on the shard's
+    /// filesystem: snapshot files are hard links). Finds the newest
+    /// complete snapshot there and removes the rest.
+    pub fn open(machine: Arc<ShardMachine>, snapshots: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(snapshots).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let mut newest: Option<(SnapshotMeta, PathBuf)> = None;
+        let mut others = Vec::new();
+        for e in std::fs::read_dir(snapshots).map_err(|e| snap_err(ErrorVerb::Read, e))? {
+            let path = e.map_err(|e| snap_err(ErrorVerb::Read, e))?.path();
+            match std::fs::read(path.join(META_JSON))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<SnapshotMeta>(&b).ok())
+            {
+                Some(meta) => {
+                    let index = |m: &SnapshotMeta| m.last_log_id.map(|l| l.index);
+                    if newest.as_ref().is_none_or(|(m, _)| index(m) < index(&meta)) {
+                        others.extend(newest.take().map(|(_, p)| p));
+                        newest = Some((meta, path));
+                    } else {
+                        others.push(path);
+                    }
+                }
+                None => others.push(path),
+            }
+        }
+        for p in others {
+            remove_dir(&p);
+        }
+        let (_, position) = machine.applied_position();
+        Ok(Self {
+            position: Position::decode(&position)?,
+            machine,
+            snapshots: snapshots.to_path_buf(),
+            current: Arc::new(Mutex::new(newest)),
+        })
+    }
+}
+
+fn remove_dir(p: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(p) {
+        tracing::warn!(dir = %p.display(), error = %e, "Removing an old snapshot failed.");
+    }
+}
+
+/// A name unique within the process and across restarts.
+fn unique(prefix: &str) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}{nanos}-{}", SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Copies a directory tree as hard links (copies across filesystems).
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            link_tree(&e.path(), &target)?;
+        } else if std::fs::hard_link(e.path(), &target).is_err() {
+            std::fs::copy(e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `(meta, dir)` the current snapshot and removes every other
+/// snapshot directory.
+fn set_current(current: &Current, snapshots: &Path, meta: SnapshotMeta, dir: PathBuf) {
+    *current.lock() = Some((meta, dir.clone()));
+    if let Ok(rd) = std::fs::read_dir(snapshots) {
+        for e in rd.filter_map(Result::ok) {
+            let p = e.path();
+            let receiving = e.file_name().to_string_lossy().starts_with("receiving-");
+            if p != dir && !receiving {
+                remove_dir(&p);
+            }
+        }
+    }
+}
+
+/// Runs blocking work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| sm_err(ErrorVerb::Write, format!("state machine task failed: {e}")))?
+}
+
+impl RaftStateMachine<TypeConfig> for ShardStateMachine {
+    type SnapshotBuilder = ShardSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = self.machine.applied_index();
+        Ok((self.position.log_id(applied)?, self.position.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let machine = self.machine.clone();
+        let mut pos = self.position.clone();
+        let (replies, pos) = blocking(move || {
+            let mut replies = Vec::with_capacity(entries.len());
+            for e in entries {
+                let log_id = e.log_id;
+                let seq = log_id.index + 1;
+                let expected = machine.applied_index() + 1;
+                // Applying twice would count samples twice; skipping a write
+                // would lose it. Blank and membership entries carry nothing,
+                // and openraft's storage suite applies them at arbitrary
+                // indexes, so those may jump ahead.
+                let normal = matches!(e.payload, EntryPayload::Normal(_));
+                if seq < expected || (seq > expected && normal) {
+                    return Err(sm_err(
+                        ErrorVerb::Write,
+                        format!(
+                            "entry {} arrived where {} was expected",
+                            log_id.index,
+                            expected - 1
+                        ),
+                    ));
+                }
+                let mut changed = pos.leader != Some(log_id.leader_id);
+                pos.leader = Some(log_id.leader_id);
+                let entry = match e.payload {
+                    EntryPayload::Blank => None,
+                    EntryPayload::Normal(p) => Some(p.take_entry().map_err(|err| apply_err(log_id, err))?),
+                    EntryPayload::Membership(m) => {
+                        pos.membership = StoredMembership::new(Some(log_id), m);
+                        changed = true;
+                        None
+                    }
+                };
+                let blob = changed.then(|| pos.encode());
+                let applied = machine
+                    .apply(seq, entry, blob.as_deref())
+                    .map_err(|err| apply_err(log_id, err))?;
+                replies.push(Reply(normal.then(|| Box::new(applied))));
+            }
+            Ok((replies, pos))
+        })
+        .await?;
+        self.position = pos;
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> ShardSnapshotBuilder {
+        ShardSnapshotBuilder {
+            machine: self.machine.clone(),
+            snapshots: self.snapshots.clone(),
+            current: self.current.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotDir>, StorageError> {
+        let path = self.snapshots.join(unique("receiving-"));
+        std::fs::create_dir_all(&path).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(Box::new(SnapshotDir { path }))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<SnapshotDir>,
+    ) -> Result<(), StorageError> {
+        let (machine, snapshots, current) =
+            (self.machine.clone(), self.snapshots.clone(), self.current.clone());
+        let meta = meta.clone();
+        let src = snapshot.path;
+        let position = blocking(move || {
+            // Keep the snapshot as ours: move it when it was received here,
+            // link it otherwise (a local source stays its owner's).
+            let dir = snapshots.join(unique("snapshot-"));
+            if src.starts_with(&snapshots) {
+                std::fs::rename(&src, &dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            } else {
+                link_tree(&src, &dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            }
+            let meta_bytes = serde_json::to_vec(&meta).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            write_durably(&dir, META_JSON, &meta_bytes).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let incoming = machine.incoming_dir();
+            link_tree(&dir.join("db"), &incoming).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let info = machine
+                .install_snapshot(&incoming)
+                .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let want = meta.last_log_id.map_or(0, |l| l.index + 1);
+            if info.applied_index != want {
+                return Err(snap_err(
+                    ErrorVerb::Write,
+                    format!(
+                        "snapshot {} holds shard index {} but its metadata says {want}",
+                        meta.snapshot_id, info.applied_index
+                    ),
+                ));
+            }
+            let position = Position::decode(&info.position)?;
+            set_current(&current, &snapshots, meta, dir);
+            Ok(position)
+        })
+        .await?;
+        self.position = position;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.current.lock().clone().map(|(meta, path)| Snapshot {
+            meta,
+            snapshot: Box::new(SnapshotDir { path }),
+        }))
+    }
+}
+
+fn apply_err(log_id: LogId, e: fenghuo_storage::StorageError) -> StorageError {
+    StorageIOError::new(
+        ErrorSubject::Apply(log_id),
+        ErrorVerb::Write,
+        AnyError::error(e.to_string()),
+    )
+    .into()
+}
+
+/// Builds snapshots of one shard (openraft runs it beside apply).
+pub struct ShardSnapshotBuilder {
+    machine: Arc<ShardMachine>,
+    snapshots: PathBuf,
+    current: Current,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for ShardSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (machine, snapshots, current) =
+            (self.machine.clone(), self.snapshots.clone(), self.current.clone());
+        blocking(move || {
+            let id = unique("snapshot-");
+            let dir = snapshots.join(&id);
+            std::fs::create_dir_all(&dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let info = machine
+                .build_snapshot(&dir.join("db"))
+                .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let position = Position::decode(&info.position)?;
+            let meta = SnapshotMeta {
+                last_log_id: position.log_id(info.applied_index)?,
+                last_membership: position.membership,
+                snapshot_id: id,
+            };
+            let meta_bytes = serde_json::to_vec(&meta).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            write_durably(&dir, META_JSON, &meta_bytes).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            set_current(&current, &snapshots, meta.clone(), dir.clone());
+            Ok(Snapshot {
+                meta,
+                snapshot: Box::new(SnapshotDir { path: dir }),
+            })
+        })
+        .await
+    }
+}
