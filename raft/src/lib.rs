@@ -12,9 +12,12 @@
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod network;
+pub mod replica;
 pub mod state_machine;
 pub mod types;
 
 pub use log_store::{LogStore, LogStoreOptions};
+pub use replica::{GroupRuntime, RaftReplica, RaftReplicas};
 pub use state_machine::ShardStateMachine;
 pub use types::{Node, NodeId, Proposal, Reply, SnapshotDir, TypeConfig};

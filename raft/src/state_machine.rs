@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fenghuo_storage::durable::write_durably;
-use fenghuo_storage::replicate::StateMachine;
+use fenghuo_storage::replicate::StateMachine as _;
 use fenghuo_storage::tsdb::ShardMachine;
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -35,9 +35,9 @@ const META_JSON: &str = "meta.json";
 
 /// The position the shard persists with its applied index.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct Position {
-    leader: Option<LeaderId<NodeId>>,
-    membership: StoredMembership,
+pub(crate) struct Position {
+    pub(crate) leader: Option<LeaderId<NodeId>>,
+    pub(crate) membership: StoredMembership,
 }
 
 impl Position {
@@ -48,7 +48,7 @@ impl Position {
         serde_json::from_slice(b).map_err(|e| sm_err(ErrorVerb::Read, format!("shard position: {e}")))
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
@@ -216,20 +216,20 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
                 }
                 let mut changed = pos.leader != Some(log_id.leader_id);
                 pos.leader = Some(log_id.leader_id);
-                let entry = match e.payload {
-                    EntryPayload::Blank => None,
-                    EntryPayload::Normal(p) => Some(p.take_entry().map_err(|err| apply_err(log_id, err))?),
+                let entries = match e.payload {
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Normal(p) => p.take_entries().map_err(|err| apply_err(log_id, err))?,
                     EntryPayload::Membership(m) => {
                         pos.membership = StoredMembership::new(Some(log_id), m);
                         changed = true;
-                        None
+                        Vec::new()
                     }
                 };
                 let blob = changed.then(|| pos.encode());
                 let applied = machine
-                    .apply(seq, entry, blob.as_deref())
+                    .apply_batch(seq, entries, blob.as_deref())
                     .map_err(|err| apply_err(log_id, err))?;
-                replies.push(Reply(normal.then(|| Box::new(applied))));
+                replies.push(Reply(applied));
             }
             Ok((replies, pos))
         })

@@ -1,15 +1,19 @@
 //! The Raft type configuration of a shard group, and what travels in it.
 //!
-//! A [`Proposal`] is one encoded shard log entry (`fenghuo_storage`'s
-//! `LogEntry` encoding). On the node that proposed it, it also carries the
-//! decoded entry, so the leader applies without decoding again; that part
-//! never leaves the process. A [`Reply`] is what applying the entry did; it
-//! too only exists where the entry was applied, and is never sent.
+//! A [`Proposal`] is one Raft entry: a batch of shard log entries (their
+//! `fenghuo_storage` encodings, length-prefixed) that concurrent proposers
+//! coalesced, so each Raft entry carries many writes. On the node that
+//! proposed it, it also carries the decoded entries, so the leader applies
+//! without decoding again; that part never leaves the process. A [`Reply`]
+//! is what applying each entry did; it too only exists where the entries
+//! were applied, and is never sent.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use fenghuo_storage::StorageError as ShardError;
+use fenghuo_storage::codec::{Reader, put_uvarint};
 use fenghuo_storage::replicate::LogEntry;
 use fenghuo_storage::tsdb::Applied;
 use parking_lot::Mutex;
@@ -29,21 +33,32 @@ impl fmt::Display for Node {
     }
 }
 
-/// One shard log entry proposed to a group.
+/// A batch of shard log entries proposed to a group as one Raft entry.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Proposal {
-    /// The entry's encoding: what the log stores and followers receive.
+    /// `[count uvarint]([length uvarint][entry encoding])*`: what the log
+    /// stores and followers receive.
     pub bytes: Arc<[u8]>,
-    /// The decoded entry, on the proposing node only (taken by apply).
+    /// The decoded entries, on the proposing node only (taken by apply).
     #[serde(skip)]
-    pub decoded: Option<Arc<Mutex<Option<LogEntry>>>>,
+    pub decoded: Option<Arc<Mutex<Option<Vec<LogEntry>>>>>,
 }
 
 impl Proposal {
-    pub fn new(bytes: &[u8], entry: LogEntry) -> Self {
+    /// A batch of `(encoding, decoded entry)` pairs.
+    pub fn batch(items: Vec<(Vec<u8>, LogEntry)>) -> Self {
+        let len: usize = items.iter().map(|(b, _)| b.len() + 10).sum();
+        let mut bytes = Vec::with_capacity(len + 10);
+        put_uvarint(&mut bytes, items.len() as u64);
+        let mut decoded = Vec::with_capacity(items.len());
+        for (b, e) in items {
+            put_uvarint(&mut bytes, b.len() as u64);
+            bytes.extend_from_slice(&b);
+            decoded.push(e);
+        }
         Self {
             bytes: Arc::from(bytes),
-            decoded: Some(Arc::new(Mutex::new(Some(entry)))),
+            decoded: Some(Arc::new(Mutex::new(Some(decoded)))),
         }
     }
 
@@ -52,13 +67,25 @@ impl Proposal {
         Self { bytes, decoded: None }
     }
 
-    /// The entry: the proposer's decoded copy if still there, else decoded
-    /// from the bytes.
-    pub fn take_entry(&self) -> Result<LogEntry, fenghuo_storage::StorageError> {
+    /// The entries: the proposer's decoded copies if still there, else
+    /// decoded from the bytes.
+    pub fn take_entries(&self) -> Result<Vec<LogEntry>, ShardError> {
         if let Some(e) = self.decoded.as_ref().and_then(|d| d.lock().take()) {
             return Ok(e);
         }
-        LogEntry::decode(&self.bytes)
+        let mut r = Reader::new(&self.bytes, "Raft proposal");
+        let n = r.uvarint()?;
+        if n > self.bytes.len() as u64 {
+            return Err(r.corrupt(format!("{n} entries in {} bytes", self.bytes.len())));
+        }
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            out.push(LogEntry::decode(r.bytes()?)?);
+        }
+        if !r.is_empty() {
+            return Err(r.corrupt("bytes after the last entry"));
+        }
+        Ok(out)
     }
 }
 
@@ -68,17 +95,14 @@ impl fmt::Debug for Proposal {
     }
 }
 
-/// What applying a proposal did, for its proposer. Local: serialises as
-/// nothing and deserialises as `None`.
+/// What applying each entry of a proposal did, for its proposers. Local:
+/// serialises as nothing and deserialises as empty.
 #[derive(Default)]
-pub struct Reply(pub Option<Box<Applied>>);
+pub struct Reply(pub Vec<Applied>);
 
 impl fmt::Debug for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(a) => write!(f, "Reply({:?})", a.outcome),
-            None => f.write_str("Reply(none)"),
-        }
+        write!(f, "Reply({} applied)", self.0.len())
     }
 }
 
@@ -91,7 +115,7 @@ impl Serialize for Reply {
 impl<'de> Deserialize<'de> for Reply {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <()>::deserialize(d)?;
-        Ok(Reply(None))
+        Ok(Reply(Vec::new()))
     }
 }
 

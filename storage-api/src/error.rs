@@ -1,7 +1,8 @@
 //! Storage errors.
 
-/// Everything that can go wrong inside storage.
-#[derive(Debug, thiserror::Error)]
+/// Everything that can go wrong inside storage. Cloneable: one failed
+/// batch answers each of its proposers.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("query would load more than {limit} samples")]
     TooManySamples { limit: usize },

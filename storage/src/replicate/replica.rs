@@ -63,6 +63,12 @@ pub trait Replicator<O>: Send + Sync {
 
     /// Why the replicator stopped applying, if it did.
     fn failure(&self) -> Option<String>;
+
+    /// Stops the replicator (the store is closing, after its last
+    /// checkpoint); proposals fail afterwards.
+    fn close(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// Applies every entry of `log` after the state machine's applied index:

@@ -49,7 +49,7 @@ pub use checkpoint::CheckpointStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compact::CompactStats;
 pub use options::{PromDuration, TsdbOptions};
-pub use shard::ShardMachine;
+pub use shard::{LocalReplicas, ReplicaContext, ReplicaFactory, ShardMachine};
 pub use snapshot::{SnapshotInfo, StateDigest};
 pub use status::ShardStats;
 
@@ -151,7 +151,19 @@ impl Tsdb {
         opts: TsdbOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Tsdb>, StorageError> {
-        Self::open_inner(dir, opts, clock, true)
+        Self::open_inner(dir, opts, clock, true, &LocalReplicas)
+    }
+
+    /// Opens the store with each shard's replicator from `replicas` (a Raft
+    /// group per shard, say) instead of the local log.
+    pub fn open_with_replicas(
+        dir: &Path,
+        opts: TsdbOptions,
+        clock: Arc<dyn Clock>,
+        background: bool,
+        replicas: &dyn ReplicaFactory,
+    ) -> Result<Arc<Tsdb>, StorageError> {
+        Self::open_inner(dir, opts, clock, background, replicas)
     }
 
     /// Opens without background threads: nothing is checkpointed,
@@ -162,7 +174,7 @@ impl Tsdb {
         opts: TsdbOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Tsdb>, StorageError> {
-        Self::open_inner(dir, opts, clock, false)
+        Self::open_inner(dir, opts, clock, false, &LocalReplicas)
     }
 
     fn open_inner(
@@ -170,6 +182,7 @@ impl Tsdb {
         opts: TsdbOptions,
         clock: Arc<dyn Clock>,
         background: bool,
+        replicas: &dyn ReplicaFactory,
     ) -> Result<Arc<Tsdb>, StorageError> {
         opts.validate()?;
         std::fs::create_dir_all(dir)
@@ -200,6 +213,7 @@ impl Tsdb {
                         fsync: opts.fsync,
                     },
                 },
+                replicas,
             )?;
             shards.push(Arc::new(shard));
         }
@@ -343,19 +357,25 @@ impl Tsdb {
         }
         let mut result = Ok(());
         for s in &self.inner.shards {
-            if s.is_failed() {
-                continue;
+            if !s.is_failed() {
+                match s.checkpoint_last() {
+                    // Everything is durable now; merging the windows the run
+                    // left unmerged only makes the stopped store denser (a
+                    // failure here loses nothing, the chunks stay as they are).
+                    Ok(_) => {
+                        if let Err(e) = s.core().compact_on_close() {
+                            tracing::warn!(shard = s.id, error = %e, "Compaction at close failed.");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(shard = s.id, error = %e,
+                            "Final checkpoint failed; the log keeps the data.");
+                        result = Err(e);
+                    }
+                }
             }
-            if let Err(e) = s.checkpoint_last() {
-                tracing::error!(shard = s.id, error = %e, "Final checkpoint failed; the log keeps the data.");
-                result = Err(e);
-                continue;
-            }
-            // Everything is durable now; merging the windows the run left
-            // unmerged only makes the stopped store denser (a failure here
-            // loses nothing, the chunks stay as they are).
-            if let Err(e) = s.core().compact_on_close() {
-                tracing::warn!(shard = s.id, error = %e, "Compaction at close failed.");
+            if let Err(e) = s.replica.close() {
+                tracing::error!(shard = s.id, error = %e, "Stopping the shard's replicator failed.");
             }
         }
         let stats = self.stats();

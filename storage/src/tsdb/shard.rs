@@ -110,6 +110,42 @@ impl ShardMachine {
         (st.applied_index, st.position.clone())
     }
 
+    /// Applies several entries as the one log entry at `index` (a batch a
+    /// replicator coalesced from concurrent proposals), under one lock;
+    /// returns their outputs in order. No entries: only the index (and
+    /// position) advance.
+    pub fn apply_batch(
+        &self,
+        index: u64,
+        entries: Vec<LogEntry>,
+        position: Option<&[u8]>,
+    ) -> Result<Vec<Applied>, StorageError> {
+        let core = self.core();
+        core.check_live()?;
+        let mut st = core.state.write();
+        if entries.is_empty() {
+            st.apply(&core.disk, index, None, position)?;
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, e) in entries.into_iter().enumerate() {
+            out.push(st.apply(&core.disk, index, Some(e), if k == 0 { position } else { None })?);
+        }
+        Ok(out)
+    }
+
+    /// Persists the state now (see [`ShardCore::checkpoint`]).
+    pub fn checkpoint(&self) -> Result<CheckpointStats, StorageError> {
+        self.core().checkpoint()
+    }
+
+    /// Replaces the replicator's position without applying anything; the
+    /// next checkpoint persists it. Only for moving a store to another
+    /// replicator (a local log's store to Raft), never while one runs.
+    pub fn set_position(&self, position: &[u8]) {
+        self.core().state.write().position = position.to_vec();
+    }
+
     /// Opens the core in `db_dir` (which must belong to this shard).
     pub(super) fn open_core(&self, db_dir: &Path) -> Result<ShardCore, StorageError> {
         open_core(
@@ -232,17 +268,52 @@ impl ShardMachine {
     }
 }
 
+/// What a replicator of one shard is opened with.
+pub struct ReplicaContext<'a> {
+    pub shard: u32,
+    /// The shard's directory (its RocksDB directory and log live inside).
+    pub dir: &'a Path,
+    pub machine: Arc<ShardMachine>,
+    pub log: LocalLogOptions,
+}
+
+/// Opens each shard's replicator: the seam between the store and how its
+/// entries are committed (a local log, or a Raft group).
+pub trait ReplicaFactory: Send + Sync {
+    /// Opens the replicator of one shard; it has applied everything its
+    /// log holds when this returns.
+    fn open(&self, cx: ReplicaContext<'_>) -> Result<Box<dyn Replicator<Applied>>, StorageError>;
+}
+
+/// The single-node replicator of every shard: a [`LocalLog`] in the shard's
+/// `log` directory.
+pub struct LocalReplicas;
+
+impl ReplicaFactory for LocalReplicas {
+    fn open(&self, cx: ReplicaContext<'_>) -> Result<Box<dyn Replicator<Applied>>, StorageError> {
+        let persisted = cx.machine.applied_index();
+        let log = LocalLog::open(&cx.dir.join("log"), cx.log, persisted + 1)?;
+        let replica = LocalReplica::open(format!("shard {}", cx.shard), log, cx.machine)?;
+        Ok(Box::new(replica))
+    }
+}
+
 impl Shard {
     pub fn open(
         dir: &Path,
         id: u32,
         cfg: Arc<Config>,
         o: ShardOpenOptions<'_>,
+        replicas: &dyn ReplicaFactory,
     ) -> Result<Self, StorageError> {
         let machine = Arc::new(ShardMachine::open(dir, id, cfg, &o)?);
         let persisted = machine.applied_index();
-        let log = LocalLog::open(&dir.join("log"), o.log, persisted + 1)?;
-        let replica = LocalReplica::open(format!("shard {id}"), log, machine.clone())?;
+        let replica = replicas.open(ReplicaContext {
+            shard: id,
+            dir,
+            machine: machine.clone(),
+            log: o.log,
+        })?;
         tracing::info!(
             shard = id,
             applied_index = persisted,
@@ -254,7 +325,7 @@ impl Shard {
             id,
             dir: dir.to_path_buf(),
             machine,
-            replica: Box::new(replica),
+            replica,
         })
     }
 

@@ -1,0 +1,366 @@
+//! A shard's replicator on Raft: proposals become Raft entries, and the
+//! factory that opens one group per shard.
+//!
+//! openraft 0.9 takes one entry per `client_write` and waits for each
+//! entry's fsync before the next, so proposals are coalesced here: the
+//! first proposer to find no batch in flight takes everything queued, sends
+//! it as one entry and hands each proposer its own outcome; proposers that
+//! arrive meanwhile queue for the next batch (group commit, as the local
+//! log does for its fsyncs).
+//!
+//! The groups run on a runtime of their own, so callers may be plain
+//! threads, the server's blocking pool or tests alike.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fenghuo_storage::StorageError as ShardError;
+use fenghuo_storage::replicate::{LocalLog, LocalReplica, LogEntry, Replicator, StateMachine as _};
+use fenghuo_storage::tsdb::{Applied, ReplicaContext, ReplicaFactory};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::storage::RaftLogStorage;
+use openraft::{Config, LeaderId, Membership, Raft, SnapshotPolicy};
+use parking_lot::{Condvar, Mutex};
+
+use crate::log_store::{LogStore, LogStoreOptions};
+use crate::network::NoPeers;
+use crate::state_machine::{Position, ShardStateMachine};
+use crate::types::{LogId, Node, NodeId, Proposal, StoredMembership, TypeConfig};
+
+/// Bytes of entries one batch may carry (the proposer whose entry does not
+/// fit waits for the next batch).
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// A runtime owned by the groups; shut down without blocking when dropped
+/// (which may happen inside another runtime).
+pub struct GroupRuntime(Option<tokio::runtime::Runtime>);
+
+impl GroupRuntime {
+    pub fn new(threads: usize) -> Result<Self, ShardError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("fenghuo-raft")
+            .enable_all()
+            .build()
+            .map(|rt| Self(Some(rt)))
+            .map_err(|e| ShardError::Io(format!("starting the Raft runtime: {e}")))
+    }
+
+    /// Runs `fut` on the groups' runtime and waits for it from this thread
+    /// (which must not be one of that runtime's workers).
+    pub fn run<F>(&self, fut: F) -> Result<F::Output, ShardError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let rt = self.0.as_ref().ok_or(ShardError::ShuttingDown)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv()
+            .map_err(|_| ShardError::Io("a Raft task ended without answering".into()))
+    }
+}
+
+impl Drop for GroupRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Raft timing for shard groups (CLUSTER.md: a slow fsync on a busy 2-core
+/// machine must not look like a dead leader).
+pub fn group_config() -> Result<Arc<Config>, ShardError> {
+    let c = Config {
+        cluster_name: "fenghuo".into(),
+        heartbeat_interval: 250,
+        election_timeout_min: 1500,
+        election_timeout_max: 3000,
+        install_snapshot_timeout: 60_000,
+        // Snapshots follow the store's checkpoints (`persisted_upto`).
+        snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: 0,
+        purge_batch_size: 1,
+        // Entries are batches of up to MAX_BATCH_BYTES.
+        max_payload_entries: 16,
+        ..Config::default()
+    };
+    c.validate()
+        .map(Arc::new)
+        .map_err(|e| ShardError::InvalidConfig(format!("Raft configuration: {e}")))
+}
+
+struct Waiting {
+    bytes: Vec<u8>,
+    entry: LogEntry,
+    slot: Arc<Mutex<Option<Result<Applied, ShardError>>>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Waiting>,
+    in_flight: bool,
+}
+
+/// One shard's Raft group as its replicator.
+pub struct RaftReplica {
+    shard: u32,
+    raft: Raft<TypeConfig>,
+    log: LogStore,
+    rt: Arc<GroupRuntime>,
+    queue: Mutex<Queue>,
+    done: Condvar,
+    failed: Mutex<Option<String>>,
+}
+
+impl RaftReplica {
+    /// The group (for metrics, membership changes and tests).
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// Sends one batch as one Raft entry; every proposer in it gets its
+    /// own outcome.
+    fn send(&self, batch: Vec<Waiting>) {
+        let mut items = Vec::with_capacity(batch.len());
+        let mut slots = Vec::with_capacity(batch.len());
+        for w in batch {
+            items.push((w.bytes, w.entry));
+            slots.push(w.slot);
+        }
+        let raft = self.raft.clone();
+        let proposal = Proposal::batch(items);
+        let result = self
+            .rt
+            .run(async move { raft.client_write(proposal).await })
+            .and_then(|r| r.map_err(|e| self.write_error(e)));
+        match result {
+            Ok(resp) => {
+                let mut applied = resp.data.0.into_iter();
+                for slot in slots {
+                    *slot.lock() = Some(applied.next().ok_or_else(|| {
+                        ShardError::Io(format!("shard {}: a proposal got no outcome", self.shard))
+                    }));
+                }
+            }
+            Err(e) => {
+                for slot in slots {
+                    *slot.lock() = Some(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    fn write_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, Node>>) -> ShardError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ShardError::Io(format!(
+                "shard {} is led elsewhere (leader {:?}); retry",
+                self.shard, f.leader_id
+            )),
+            RaftError::APIError(other) => ShardError::Io(format!("shard {}: {other}", self.shard)),
+            RaftError::Fatal(f) => {
+                let why = format!("shard {}'s Raft group stopped: {f}", self.shard);
+                tracing::error!(shard = self.shard, error = %f, "A shard's Raft group stopped.");
+                *self.failed.lock() = Some(why.clone());
+                ShardError::Io(why)
+            }
+        }
+    }
+}
+
+impl Replicator<Applied> for RaftReplica {
+    fn propose(&self, bytes: &[u8], entry: LogEntry) -> Result<Applied, ShardError> {
+        if let Some(why) = self.failed.lock().clone() {
+            return Err(ShardError::Io(why));
+        }
+        let slot = Arc::new(Mutex::new(None));
+        let mut q = self.queue.lock();
+        q.waiting.push(Waiting {
+            bytes: bytes.to_vec(),
+            entry,
+            slot: slot.clone(),
+        });
+        loop {
+            if let Some(result) = slot.lock().take() {
+                return result;
+            }
+            if q.in_flight {
+                self.done.wait(&mut q);
+                continue;
+            }
+            // Become the sender: take what fits in one batch, oldest first.
+            q.in_flight = true;
+            let mut size = 0usize;
+            let take = q
+                .waiting
+                .iter()
+                .take_while(|w| {
+                    size += w.bytes.len();
+                    size <= MAX_BATCH_BYTES
+                })
+                .count()
+                .max(1);
+            let batch: Vec<Waiting> = q.waiting.drain(..take).collect();
+            drop(q);
+            self.send(batch);
+            q = self.queue.lock();
+            q.in_flight = false;
+            self.done.notify_all();
+        }
+    }
+
+    fn persisted_upto(&self, _index: u64) -> Result<(), ShardError> {
+        // The store persisted its state: a snapshot at that point lets
+        // openraft purge the log up to it.
+        let raft = self.raft.clone();
+        self.rt
+            .run(async move { raft.trigger().snapshot().await })?
+            .map_err(|e| ShardError::Io(format!("shard {}: requesting a snapshot: {e}", self.shard)))
+    }
+
+    fn log_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.lock().clone()
+    }
+
+    fn close(&self) -> Result<(), ShardError> {
+        let raft = self.raft.clone();
+        self.rt
+            .run(async move { raft.shutdown().await })?
+            .map_err(|e| ShardError::Io(format!("shard {}: stopping its Raft group: {e}", self.shard)))
+    }
+}
+
+/// Opens every shard as a one-member Raft group on this node.
+pub struct RaftReplicas {
+    pub node_id: NodeId,
+    pub node: Node,
+    pub log: LogStoreOptions,
+    pub rt: Arc<GroupRuntime>,
+    pub config: Arc<Config>,
+    /// How long opening waits for a group to elect itself and apply its
+    /// log.
+    pub ready_timeout: Duration,
+}
+
+impl RaftReplicas {
+    /// A single node's groups: node 1, no peers.
+    pub fn single_node(log: LogStoreOptions) -> Result<Self, ShardError> {
+        Ok(Self {
+            node_id: 1,
+            node: Node::default(),
+            log,
+            rt: Arc::new(GroupRuntime::new(2)?),
+            config: group_config()?,
+            ready_timeout: Duration::from_secs(60),
+        })
+    }
+
+    fn open_group(&self, cx: &ReplicaContext<'_>) -> Result<RaftReplica, ShardError> {
+        let raft_dir = cx.dir.join("raft");
+        if !raft_dir.exists() {
+            migrate_local_log(cx, self.node_id, &self.node)?;
+        }
+        let log = LogStore::open(&raft_dir, self.log.clone()).map_err(raft_err)?;
+        let mut group_log = log.clone();
+        let sm = ShardStateMachine::open(cx.machine.clone(), &cx.dir.join("snapshots")).map_err(raft_err)?;
+        let (node_id, node, config) = (self.node_id, self.node.clone(), self.config.clone());
+        let shard = cx.shard;
+        let timeout = self.ready_timeout;
+        let raft = self.rt.run(async move {
+            let last = group_log.get_log_state().await.map_err(raft_err)?.last_log_id;
+            let raft = Raft::new(node_id, config, NoPeers, group_log, sm)
+                .await
+                .map_err(|e| ShardError::Io(format!("shard {shard}: starting its Raft group: {e}")))?;
+            match raft.initialize(BTreeMap::from([(node_id, node)])).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(ShardError::Io(format!("shard {shard}: initializing its Raft group: {e}"))),
+            }
+            // A one-member group leads itself; one without a committed vote
+            // (a store just moved from the local log) need not wait out an
+            // election timeout for that.
+            if raft.metrics().borrow().current_leader != Some(node_id) {
+                raft.trigger()
+                    .elect()
+                    .await
+                    .map_err(|e| ShardError::Io(format!("shard {shard}: starting an election: {e}")))?;
+            }
+            raft.wait(Some(timeout))
+                .current_leader(node_id, "leading itself")
+                .await
+                .map_err(|e| ShardError::Io(format!("shard {shard}: electing itself: {e}")))?;
+            // Everything the log holds is applied before the store opens, so
+            // a read sees every write acknowledged before a restart.
+            raft.wait(Some(timeout))
+                .applied_index_at_least(last.map(|l| l.index), "log applied")
+                .await
+                .map_err(|e| ShardError::Io(format!("shard {shard}: applying its log: {e}")))?;
+            Ok(raft)
+        })??;
+        Ok(RaftReplica {
+            shard,
+            raft,
+            log,
+            rt: self.rt.clone(),
+            queue: Mutex::new(Queue::default()),
+            done: Condvar::new(),
+            failed: Mutex::new(None),
+        })
+    }
+}
+
+fn raft_err(e: crate::types::StorageError) -> ShardError {
+    ShardError::Io(e.to_string())
+}
+
+impl ReplicaFactory for RaftReplicas {
+    fn open(&self, cx: ReplicaContext<'_>) -> Result<Box<dyn Replicator<Applied>>, ShardError> {
+        Ok(Box::new(self.open_group(&cx)?))
+    }
+}
+
+/// Moves a shard that ran on the local log to Raft: replays the local log,
+/// checkpoints, and records the state as applied up to Raft index
+/// `applied - 1` in term 0 by this node, with this node as the only
+/// member; the Raft log then starts purged up to there. The local log is
+/// removed last, so a crash part-way repeats the move.
+fn migrate_local_log(cx: &ReplicaContext<'_>, node_id: NodeId, node: &Node) -> Result<(), ShardError> {
+    let local = cx.dir.join("log");
+    if !local.exists() && cx.machine.applied_index() == 0 {
+        return Ok(());
+    }
+    if local.exists() {
+        let log = LocalLog::open(&local, cx.log.clone(), cx.machine.applied_index() + 1)?;
+        LocalReplica::open(format!("shard {}", cx.shard), log, cx.machine.clone())?;
+    }
+    let applied = cx.machine.applied_index();
+    if applied > 0 {
+        let leader = LeaderId::new(0, node_id);
+        let log_id = LogId::new(leader, applied - 1);
+        let members = Membership::new(
+            vec![[node_id].into_iter().collect()],
+            BTreeMap::from([(node_id, node.clone())]),
+        );
+        let position = Position {
+            leader: Some(leader),
+            membership: StoredMembership::new(Some(log_id), members),
+        };
+        cx.machine.set_position(&position.encode());
+        cx.machine.checkpoint()?;
+        LogStore::create_purged(&cx.dir.join("raft"), log_id).map_err(raft_err)?;
+    }
+    if local.exists() {
+        std::fs::remove_dir_all(&local)
+            .map_err(|e| ShardError::Io(format!("removing the migrated log {}: {e}", local.display())))?;
+    }
+    tracing::info!(shard = cx.shard, applied_index = applied, "Moved the shard from its local log to Raft.");
+    Ok(())
+}
