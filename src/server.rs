@@ -17,7 +17,9 @@ use fenghuo_ingest::http::IngestState;
 use fenghuo_ingest::{Distributor, IngestAppender, ShardedDistributor};
 use fenghuo_query::Engine;
 use fenghuo_query::api::QueryApi;
-use fenghuo_storage::tsdb::Tsdb;
+use fenghuo_raft::{LogStoreOptions, RaftReplicas};
+use fenghuo_storage::replicate::LocalLogOptions;
+use fenghuo_storage::tsdb::{ReplicatorKind, Tsdb, TsdbOptions};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -56,6 +58,29 @@ impl Ops {
     }
 }
 
+/// Opens the store with the configured replicator.
+fn open_store(dir: &std::path::Path, opts: TsdbOptions) -> Result<Arc<Tsdb>, fenghuo_storage::StorageError> {
+    match opts.replicator {
+        ReplicatorKind::Local => Tsdb::open(dir, opts),
+        ReplicatorKind::Raft => {
+            let replicas = RaftReplicas::single_node(LogStoreOptions {
+                log: LocalLogOptions {
+                    segment_bytes: opts.log_segment_bytes,
+                    fsync: opts.fsync,
+                },
+                ..LogStoreOptions::default()
+            })?;
+            Tsdb::open_with_replicas(
+                dir,
+                opts,
+                Arc::new(fenghuo_storage::tsdb::SystemClock),
+                true,
+                &replicas,
+            )
+        }
+    }
+}
+
 pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     // Every family is in /metrics from the start, as in Prometheus, not from first use.
     fenghuo_storage::metrics::register();
@@ -66,7 +91,7 @@ pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Resu
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let tsdb_dir = config.data_dir.join("tsdb");
     let storage_opts = config.storage.clone();
-    let tsdb = tokio::task::spawn_blocking(move || Tsdb::open(&tsdb_dir, storage_opts))
+    let tsdb = tokio::task::spawn_blocking(move || open_store(&tsdb_dir, storage_opts))
         .await?
         .context("opening the time-series store")?;
 

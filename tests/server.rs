@@ -63,37 +63,47 @@ fn operational_endpoints_answer() {
     assert!(build["data"]["version"].is_string());
 }
 
-/// Every write answered 2xx is there after `kill -9` and a restart.
-#[test]
-fn acknowledged_writes_survive_kill_9() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let mut node = Fenghuo::start_in(&data, &[]);
-    let base = now_ms() - 60_000;
-    let mut acknowledged = Vec::new();
-    for i in 0..200i64 {
-        let series: Vec<_> = (0..5)
-            .map(|s| {
-                let name = format!("s{s}");
-                (name, vec![(base + i * 100, (i * 10 + s) as f64)])
-            })
-            .collect();
-        let borrowed: Vec<_> = series
-            .iter()
-            .map(|(n, samples)| {
-                (
-                    vec![("__name__", "durable"), ("series", n.as_str())],
-                    samples.clone(),
-                )
-            })
-            .collect();
-        let (status, body) = remote_write_v1(&node.url("/api/v1/write"), None, &borrowed);
-        assert_eq!(status, 204, "{body}");
-        acknowledged.push(i);
-    }
-    node.kill9();
-    let node = Fenghuo::start_in(&data, &[]);
-    // Each acknowledged write added one sample to each of the five series.
+/// A config file selecting the store's replicator.
+fn replicator_config(dir: &std::path::Path, replicator: &str) -> String {
+    let path = dir.join(format!("{replicator}.yml"));
+    std::fs::write(
+        &path,
+        format!("storage:\n  replicator: {replicator}\n  shards: 4\n"),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Sends 200 writes of five series from four concurrent senders (so the
+/// Raft replicator coalesces proposals); all must be acknowledged.
+fn write_durable_batches(node: &Fenghuo, base: i64) {
+    std::thread::scope(|s| {
+        for sender in 0..4i64 {
+            s.spawn(move || {
+                for k in 0..50i64 {
+                    let i = sender * 50 + k;
+                    let series: Vec<_> = (0..5)
+                        .map(|s| (format!("s{s}"), vec![(base + i * 100, (i * 10 + s) as f64)]))
+                        .collect();
+                    let borrowed: Vec<_> = series
+                        .iter()
+                        .map(|(n, samples)| {
+                            (
+                                vec![("__name__", "durable"), ("series", n.as_str())],
+                                samples.clone(),
+                            )
+                        })
+                        .collect();
+                    let (status, body) = remote_write_v1(&node.url("/api/v1/write"), None, &borrowed);
+                    assert_eq!(status, 204, "{body}");
+                }
+            });
+        }
+    });
+}
+
+/// Each of the five series holds `want` samples up to `base + 200 * 100`.
+fn assert_durable_count(node: &Fenghuo, base: i64, want: usize) {
     let at = (base + 200 * 100) as f64 / 1000.0;
     let answer = node.query("count_over_time(durable[5m])", at);
     assert_eq!(answer["status"], "success", "{answer}");
@@ -102,11 +112,54 @@ fn acknowledged_writes_survive_kill_9() {
     for series in result {
         assert_eq!(
             series["value"][1],
-            acknowledged.len().to_string(),
+            want.to_string(),
             "series {} lost samples",
             series["metric"]
         );
     }
+}
+
+/// Every write answered 2xx is there after `kill -9` and a restart, on
+/// either replicator.
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    for replicator in ["local", "raft"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let config = replicator_config(tmp.path(), replicator);
+        let args = ["--config.file", config.as_str()];
+        let mut node = Fenghuo::start_in(&data, &args);
+        let base = now_ms() - 60_000;
+        write_durable_batches(&node, base);
+        node.kill9();
+        let node = Fenghuo::start_in(&data, &args);
+        assert_durable_count(&node, base, 200);
+    }
+}
+
+/// A node that ran on the local log keeps its data when restarted on Raft,
+/// also after `kill -9` (part of the data only in the local log).
+#[test]
+fn a_node_moves_from_the_local_log_to_raft_with_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let local = replicator_config(tmp.path(), "local");
+    let raft = replicator_config(tmp.path(), "raft");
+    let mut node = Fenghuo::start_in(&data, &["--config.file", local.as_str()]);
+    let base = now_ms() - 60_000;
+    write_durable_batches(&node, base);
+    node.kill9();
+    let mut node = Fenghuo::start_in(&data, &["--config.file", raft.as_str()]);
+    assert_durable_count(&node, base, 200);
+    assert!(
+        !data.join("tsdb/shard-0000/log").exists(),
+        "the local log was moved into the store"
+    );
+    // And it keeps working on Raft: more writes, another kill -9.
+    write_durable_batches(&node, base - 30_000);
+    node.kill9();
+    let node = Fenghuo::start_in(&data, &["--config.file", raft.as_str()]);
+    assert_durable_count(&node, base, 400);
 }
 
 #[test]

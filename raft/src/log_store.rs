@@ -247,12 +247,14 @@ impl LogStore {
     /// Creates an empty log in `dir` that starts purged up to `last_purged`
     /// (a store whose state already covers those entries).
     pub fn create_purged(dir: &Path, last_purged: LogId) -> Result<(), StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| logs_err(ErrorVerb::Write, format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| logs_err(ErrorVerb::Write, format!("{}: {e}", dir.display())))?;
         let meta = Meta {
             vote: None,
             last_purged: Some(last_purged),
         };
-        let bytes = serde_json::to_vec(&meta).map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))?;
+        let bytes =
+            serde_json::to_vec(&meta).map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))?;
         write_durably(dir, META_FILE, &bytes).map_err(|e| io_error(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 

@@ -4,9 +4,13 @@
 
 use std::future::Future;
 
-use openraft::error::{Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::error::{
+    Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
 use openraft::network::RPCOption;
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::{RaftNetwork, RaftNetworkFactory, Snapshot};
 
 use crate::types::{Node, NodeId, TypeConfig, Vote};
@@ -52,8 +56,8 @@ impl RaftNetwork<TypeConfig> for NoPeers {
         _cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        Err(StreamingError::Network(NetworkError::new(&std::io::Error::other(
-            "this group has no peers to send a snapshot to",
-        ))))
+        Err(StreamingError::Network(NetworkError::new(
+            &std::io::Error::other("this group has no peers to send a snapshot to"),
+        )))
     }
 }

@@ -282,7 +282,11 @@ impl RaftReplicas {
                 .map_err(|e| ShardError::Io(format!("shard {shard}: starting its Raft group: {e}")))?;
             match raft.initialize(BTreeMap::from([(node_id, node)])).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(ShardError::Io(format!("shard {shard}: initializing its Raft group: {e}"))),
+                Err(e) => {
+                    return Err(ShardError::Io(format!(
+                        "shard {shard}: initializing its Raft group: {e}"
+                    )));
+                }
             }
             // A one-member group leads itself; one without a committed vote
             // (a store just moved from the local log) need not wait out an
@@ -361,6 +365,10 @@ fn migrate_local_log(cx: &ReplicaContext<'_>, node_id: NodeId, node: &Node) -> R
         std::fs::remove_dir_all(&local)
             .map_err(|e| ShardError::Io(format!("removing the migrated log {}: {e}", local.display())))?;
     }
-    tracing::info!(shard = cx.shard, applied_index = applied, "Moved the shard from its local log to Raft.");
+    tracing::info!(
+        shard = cx.shard,
+        applied_index = applied,
+        "Moved the shard from its local log to Raft."
+    );
     Ok(())
 }

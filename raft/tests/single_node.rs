@@ -34,7 +34,11 @@ fn write(db: &Arc<Tsdb>, threads: usize, rounds: i64, t_offset: i64) {
                             .map(|i| {
                                 let (th, inst) = (format!("t{t}"), format!("i{i}"));
                                 series(
-                                    &[("__name__", "w"), ("thread", th.as_str()), ("instance", inst.as_str())],
+                                    &[
+                                        ("__name__", "w"),
+                                        ("thread", th.as_str()),
+                                        ("instance", inst.as_str()),
+                                    ],
                                     &[(T0 + t_offset + r * 1000, (r * 100 + i) as f64)],
                                 )
                             })
@@ -100,7 +104,11 @@ fn a_checkpoint_snapshots_and_purges_the_log_and_a_restart_uses_the_snapshot() {
     // The snapshot is built and the log purged in the background.
     let deadline = Instant::now() + Duration::from_secs(20);
     while db.stats().log_bytes >= full / 10 {
-        assert!(Instant::now() < deadline, "log still {} bytes of {full}", db.stats().log_bytes);
+        assert!(
+            Instant::now() < deadline,
+            "log still {} bytes of {full}",
+            db.stats().log_bytes
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     for shard in 0..4 {
@@ -133,8 +141,14 @@ fn a_store_on_the_local_log_moves_to_raft_with_its_data() {
     let replicas = RaftReplicas::single_node(LogStoreOptions::default()).unwrap();
     let db = open(image.path(), &replicas);
     assert_eq!(
-        digests(&db).iter().map(|d| (d.series, d.samples, d.hash)).collect::<Vec<_>>(),
-        before.iter().map(|d| (d.series, d.samples, d.hash)).collect::<Vec<_>>()
+        digests(&db)
+            .iter()
+            .map(|d| (d.series, d.samples, d.hash))
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|d| (d.series, d.samples, d.hash))
+            .collect::<Vec<_>>()
     );
     assert!(!image.path().join("shard-0000/log").exists());
     write(&db, 1, 2, 100_000);

@@ -48,7 +48,7 @@ pub use apply::Applied;
 pub use checkpoint::CheckpointStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compact::CompactStats;
-pub use options::{PromDuration, TsdbOptions};
+pub use options::{PromDuration, ReplicatorKind, TsdbOptions};
 pub use shard::{LocalReplicas, ReplicaContext, ReplicaFactory, ShardMachine};
 pub use snapshot::{SnapshotInfo, StateDigest};
 pub use status::ShardStats;

@@ -54,6 +54,20 @@ pub struct TsdbOptions {
     /// fsync the shard log before acknowledging writes. Default true;
     /// turning it off voids the durability guarantee.
     pub fsync: bool,
+    /// How a single node commits shard writes: `local` (the local log) or
+    /// `raft` (one-member Raft groups, the cluster's code path). A store
+    /// moves from `local` to `raft` on its first start with `raft`; there
+    /// is no way back.
+    pub replicator: ReplicatorKind,
+}
+
+/// See [`TsdbOptions::replicator`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicatorKind {
+    #[default]
+    Local,
+    Raft,
 }
 
 impl Default for TsdbOptions {
@@ -74,6 +88,7 @@ impl Default for TsdbOptions {
             write_buffer_bytes: 32 << 20,
             log_segment_bytes: 64 << 20,
             fsync: true,
+            replicator: ReplicatorKind::default(),
         }
     }
 }
