@@ -525,18 +525,24 @@ fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Bytes of the files under `dir`, each file counted once however many
+/// hard links it has (as `du` does: snapshots hard-link the store's files).
 fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
+    fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let mut total = 0;
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                match e.metadata() {
+                    Ok(m) if m.is_dir() => total += walk(&e.path(), seen),
+                    Ok(m) if seen.insert((m.dev(), m.ino())) => total += m.len(),
+                    _ => {}
+                }
             }
         }
+        total
     }
-    total
+    walk(dir, &mut std::collections::HashSet::new())
 }
 
 fn main() {

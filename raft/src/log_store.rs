@@ -133,21 +133,21 @@ fn logs_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     io_error(ErrorSubject::Logs, verb, e)
 }
 
-/// Encodes an entry as a frame payload.
-fn encode_entry(e: &Entry) -> Result<Vec<u8>, StorageError> {
-    let (kind, body): (u8, std::borrow::Cow<'_, [u8]>) = match &e.payload {
-        EntryPayload::Blank => (KIND_BLANK, std::borrow::Cow::Borrowed(&[])),
-        EntryPayload::Normal(p) => (KIND_NORMAL, std::borrow::Cow::Borrowed(&p.bytes[..])),
-        EntryPayload::Membership(m) => (
-            KIND_MEMBERSHIP,
-            std::borrow::Cow::Owned(serde_json::to_vec(m).map_err(|err| logs_err(ErrorVerb::Write, err))?),
-        ),
+/// The frame payload header of an entry, followed for a membership entry
+/// by its JSON body (a normal entry's body is the proposal's pieces).
+fn entry_head(e: &Entry) -> Result<Vec<u8>, StorageError> {
+    let kind = match &e.payload {
+        EntryPayload::Blank => KIND_BLANK,
+        EntryPayload::Normal(_) => KIND_NORMAL,
+        EntryPayload::Membership(_) => KIND_MEMBERSHIP,
     };
-    let mut out = Vec::with_capacity(PAYLOAD_HEADER + body.len());
+    let mut out = Vec::with_capacity(PAYLOAD_HEADER + 16);
     out.push(kind);
     out.extend_from_slice(&e.log_id.leader_id.term.to_le_bytes());
     out.extend_from_slice(&e.log_id.leader_id.node_id.to_le_bytes());
-    out.extend_from_slice(&body);
+    if let EntryPayload::Membership(m) = &e.payload {
+        serde_json::to_writer(&mut out, m).map_err(|err| logs_err(ErrorVerb::Write, err))?;
+    }
     Ok(out)
 }
 
@@ -172,7 +172,7 @@ fn decode_entry(index: u64, b: &[u8]) -> Result<Entry, StorageError> {
     let body = &b[PAYLOAD_HEADER..];
     let payload = match b[0] {
         KIND_BLANK => EntryPayload::Blank,
-        KIND_NORMAL => EntryPayload::Normal(Proposal::from_bytes(Arc::from(body))),
+        KIND_NORMAL => EntryPayload::Normal(Proposal::decode(body).map_err(|e| bad(&e.to_string()))?),
         KIND_MEMBERSHIP => EntryPayload::Membership(
             serde_json::from_slice(body).map_err(|e| bad(&format!("membership: {e}")))?,
         ),
@@ -184,7 +184,7 @@ fn decode_entry(index: u64, b: &[u8]) -> Result<Entry, StorageError> {
 fn entry_size(e: &Entry) -> usize {
     PAYLOAD_HEADER
         + match &e.payload {
-            EntryPayload::Normal(p) => p.bytes.len(),
+            EntryPayload::Normal(p) => p.size(),
             _ => 64,
         }
 }
@@ -332,9 +332,9 @@ impl LogStore {
     }
 
     fn append_blocking(&self, entries: Vec<Entry>) -> Result<(), StorageError> {
-        let mut payloads = Vec::with_capacity(entries.len());
+        let mut heads = Vec::with_capacity(entries.len());
         for e in &entries {
-            payloads.push(encode_entry(e)?);
+            heads.push(entry_head(e)?);
         }
         let Some(first) = entries.first().map(|e| e.log_id.index) else {
             return Ok(());
@@ -371,11 +371,22 @@ impl LogStore {
                 st.tail.push(e.clone(), entry_size(e), budget);
             }
         }
-        let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        // Each frame is its header plus the proposal's entries, copied once,
+        // straight into the log's write buffer.
+        let mut frames: Vec<Vec<&[u8]>> = Vec::with_capacity(entries.len());
+        for (e, head) in entries.iter().zip(heads.iter_mut()) {
+            let mut pieces = Vec::new();
+            match &e.payload {
+                EntryPayload::Normal(p) => p.encode_into(head, &mut pieces),
+                _ => pieces.push(head.as_slice()),
+            }
+            frames.push(pieces);
+        }
+        let refs: Vec<&[&[u8]]> = frames.iter().map(Vec::as_slice).collect();
         let frame = self
             .inner
             .log
-            .append_many(&refs)
+            .append_scattered(&refs)
             .map_err(|e| logs_err(ErrorVerb::Write, e))?;
         if frame != first + 1 {
             return Err(logs_err(

@@ -26,7 +26,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::log_store::{LogStore, LogStoreOptions};
 use crate::network::NoPeers;
-use crate::state_machine::{Position, ShardStateMachine};
+use crate::state_machine::{Position, ShardStateMachine, Snapshots};
 use crate::types::{LogId, Node, NodeId, Proposal, StoredMembership, TypeConfig};
 
 /// Bytes of entries one batch may carry (the proposer whose entry does not
@@ -112,6 +112,7 @@ pub struct RaftReplica {
     shard: u32,
     raft: Raft<TypeConfig>,
     log: LogStore,
+    snapshots: Arc<Snapshots>,
     rt: Arc<GroupRuntime>,
     queue: Mutex<Queue>,
     done: Condvar,
@@ -174,14 +175,14 @@ impl RaftReplica {
 }
 
 impl Replicator<Applied> for RaftReplica {
-    fn propose(&self, bytes: &[u8], entry: LogEntry) -> Result<Applied, ShardError> {
+    fn propose(&self, bytes: Vec<u8>, entry: LogEntry) -> Result<Applied, ShardError> {
         if let Some(why) = self.failed.lock().clone() {
             return Err(ShardError::Io(why));
         }
         let slot = Arc::new(Mutex::new(None));
         let mut q = self.queue.lock();
         q.waiting.push(Waiting {
-            bytes: bytes.to_vec(),
+            bytes,
             entry,
             slot: slot.clone(),
         });
@@ -217,6 +218,7 @@ impl Replicator<Applied> for RaftReplica {
     fn persisted_upto(&self, _index: u64) -> Result<(), ShardError> {
         // The store persisted its state: a snapshot at that point lets
         // openraft purge the log up to it.
+        self.snapshots.prepare()?;
         let raft = self.raft.clone();
         self.rt
             .run(async move { raft.trigger().snapshot().await })?
@@ -233,9 +235,28 @@ impl Replicator<Applied> for RaftReplica {
 
     fn close(&self) -> Result<(), ShardError> {
         let raft = self.raft.clone();
-        self.rt
-            .run(async move { raft.shutdown().await })?
-            .map_err(|e| ShardError::Io(format!("shard {}: stopping its Raft group: {e}", self.shard)))
+        let shard = self.shard;
+        self.rt.run(async move {
+            // The store's last checkpoint covers everything applied: a
+            // snapshot there lets the log be purged before the group stops,
+            // so a stopped node holds no log it does not need.
+            let applied = raft.metrics().borrow().last_applied;
+            if let Some(applied) = applied {
+                let purged = async {
+                    raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+                    raft.wait(Some(Duration::from_secs(30)))
+                        .metrics(|m| m.purged.is_some_and(|p| p.index >= applied.index), "log purged")
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                if let Err(e) = purged.await {
+                    tracing::warn!(shard, error = %e, "The log was not purged before stopping; the next start replays it.");
+                }
+            }
+            raft.shutdown()
+                .await
+                .map_err(|e| ShardError::Io(format!("shard {shard}: stopping its Raft group: {e}")))
+        })?
     }
 }
 
@@ -272,6 +293,7 @@ impl RaftReplicas {
         let log = LogStore::open(&raft_dir, self.log.clone()).map_err(raft_err)?;
         let mut group_log = log.clone();
         let sm = ShardStateMachine::open(cx.machine.clone(), &cx.dir.join("snapshots")).map_err(raft_err)?;
+        let snapshots = sm.snapshots();
         let (node_id, node, config) = (self.node_id, self.node.clone(), self.config.clone());
         let shard = cx.shard;
         let timeout = self.ready_timeout;
@@ -313,6 +335,7 @@ impl RaftReplicas {
             shard,
             raft,
             log,
+            snapshots,
             rt: self.rt.clone(),
             queue: Mutex::new(Queue::default()),
             done: Condvar::new(),

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use fenghuo_storage::durable::write_durably;
 use fenghuo_storage::replicate::StateMachine as _;
-use fenghuo_storage::tsdb::ShardMachine;
+use fenghuo_storage::tsdb::{ShardMachine, SnapshotInfo};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     AnyError, EntryPayload, ErrorSubject, ErrorVerb, LeaderId, RaftSnapshotBuilder, Snapshot, StorageIOError,
@@ -73,14 +73,84 @@ fn snap_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     StorageIOError::new(ErrorSubject::Snapshot(None), verb, AnyError::error(e.to_string())).into()
 }
 
-/// The newest snapshot: its metadata and directory.
-type Current = Arc<Mutex<Option<(SnapshotMeta, PathBuf)>>>;
+/// One shard's snapshots: the newest (openraft's current one) and one
+/// prepared right after a store checkpoint, waiting for openraft to ask for
+/// a snapshot (which then costs no second checkpoint).
+pub struct Snapshots {
+    machine: Arc<ShardMachine>,
+    dir: PathBuf,
+    current: Mutex<Option<(SnapshotMeta, PathBuf)>>,
+    prepared: Mutex<Option<(SnapshotInfo, PathBuf)>>,
+}
+
+impl Snapshots {
+    /// Takes a snapshot of the state the store last checkpointed, for the
+    /// next snapshot openraft asks for.
+    pub fn prepare(&self) -> Result<(), fenghuo_storage::StorageError> {
+        let dir = self.dir.join(unique("snapshot-"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| fenghuo_storage::StorageError::Io(format!("creating {}: {e}", dir.display())))?;
+        let info = self.machine.build_snapshot(&dir.join("db"), false)?;
+        if let Some((_, old)) = self.prepared.lock().replace((info, dir)) {
+            remove_dir(&old);
+        }
+        Ok(())
+    }
+
+    /// The snapshot openraft asked for: the prepared one if there is one,
+    /// else a fresh one of everything applied.
+    fn build(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (info, dir) = match self.prepared.lock().take() {
+            Some(p) => p,
+            None => {
+                let dir = self.dir.join(unique("snapshot-"));
+                std::fs::create_dir_all(&dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+                let info = self
+                    .machine
+                    .build_snapshot(&dir.join("db"), true)
+                    .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+                (info, dir)
+            }
+        };
+        let position = Position::decode(&info.position)?;
+        let meta = SnapshotMeta {
+            last_log_id: position.log_id(info.applied_index)?,
+            last_membership: position.membership,
+            snapshot_id: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        let meta_bytes = serde_json::to_vec(&meta).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        write_durably(&dir, META_JSON, &meta_bytes).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.set_current(meta.clone(), dir.clone());
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(SnapshotDir { path: dir }),
+        })
+    }
+
+    /// Makes `(meta, dir)` the current snapshot and removes every other
+    /// snapshot directory but the prepared one and those being received.
+    fn set_current(&self, meta: SnapshotMeta, dir: PathBuf) {
+        *self.current.lock() = Some((meta, dir.clone()));
+        let prepared = self.prepared.lock().as_ref().map(|(_, p)| p.clone());
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.filter_map(Result::ok) {
+                let p = e.path();
+                let receiving = e.file_name().to_string_lossy().starts_with("receiving-");
+                if p != dir && !receiving && Some(&p) != prepared.as_ref() {
+                    remove_dir(&p);
+                }
+            }
+        }
+    }
+}
 
 /// openraft's state machine over one shard.
 pub struct ShardStateMachine {
     machine: Arc<ShardMachine>,
-    snapshots: PathBuf,
-    current: Current,
+    snapshots: Arc<Snapshots>,
     position: Position,
 }
 
@@ -116,10 +186,19 @@ impl ShardStateMachine {
         let (_, position) = machine.applied_position();
         Ok(Self {
             position: Position::decode(&position)?,
+            snapshots: Arc::new(Snapshots {
+                machine: machine.clone(),
+                dir: snapshots.to_path_buf(),
+                current: Mutex::new(newest),
+                prepared: Mutex::new(None),
+            }),
             machine,
-            snapshots: snapshots.to_path_buf(),
-            current: Arc::new(Mutex::new(newest)),
         })
+    }
+
+    /// The shard's snapshots (the replicator prepares them after checkpoints).
+    pub fn snapshots(&self) -> Arc<Snapshots> {
+        self.snapshots.clone()
     }
 }
 
@@ -151,21 +230,6 @@ fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Makes `(meta, dir)` the current snapshot and removes every other
-/// snapshot directory.
-fn set_current(current: &Current, snapshots: &Path, meta: SnapshotMeta, dir: PathBuf) {
-    *current.lock() = Some((meta, dir.clone()));
-    if let Ok(rd) = std::fs::read_dir(snapshots) {
-        for e in rd.filter_map(Result::ok) {
-            let p = e.path();
-            let receiving = e.file_name().to_string_lossy().starts_with("receiving-");
-            if p != dir && !receiving {
-                remove_dir(&p);
-            }
-        }
-    }
 }
 
 /// Runs blocking work off the async workers.
@@ -240,14 +304,12 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
 
     async fn get_snapshot_builder(&mut self) -> ShardSnapshotBuilder {
         ShardSnapshotBuilder {
-            machine: self.machine.clone(),
             snapshots: self.snapshots.clone(),
-            current: self.current.clone(),
         }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotDir>, StorageError> {
-        let path = self.snapshots.join(unique("receiving-"));
+        let path = self.snapshots.dir.join(unique("receiving-"));
         std::fs::create_dir_all(&path).map_err(|e| snap_err(ErrorVerb::Write, e))?;
         Ok(Box::new(SnapshotDir { path }))
     }
@@ -257,15 +319,14 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<SnapshotDir>,
     ) -> Result<(), StorageError> {
-        let (machine, snapshots, current) =
-            (self.machine.clone(), self.snapshots.clone(), self.current.clone());
+        let (machine, snapshots) = (self.machine.clone(), self.snapshots.clone());
         let meta = meta.clone();
         let src = snapshot.path;
         let position = blocking(move || {
             // Keep the snapshot as ours: move it when it was received here,
             // link it otherwise (a local source stays its owner's).
-            let dir = snapshots.join(unique("snapshot-"));
-            if src.starts_with(&snapshots) {
+            let dir = snapshots.dir.join(unique("snapshot-"));
+            if src.starts_with(&snapshots.dir) {
                 std::fs::rename(&src, &dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
             } else {
                 link_tree(&src, &dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
@@ -288,7 +349,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
                 ));
             }
             let position = Position::decode(&info.position)?;
-            set_current(&current, &snapshots, meta, dir);
+            snapshots.set_current(meta, dir);
             Ok(position)
         })
         .await?;
@@ -297,10 +358,15 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.current.lock().clone().map(|(meta, path)| Snapshot {
-            meta,
-            snapshot: Box::new(SnapshotDir { path }),
-        }))
+        Ok(self
+            .snapshots
+            .current
+            .lock()
+            .clone()
+            .map(|(meta, path)| Snapshot {
+                meta,
+                snapshot: Box::new(SnapshotDir { path }),
+            }))
     }
 }
 
@@ -315,36 +381,12 @@ fn apply_err(log_id: LogId, e: fenghuo_storage::StorageError) -> StorageError {
 
 /// Builds snapshots of one shard (openraft runs it beside apply).
 pub struct ShardSnapshotBuilder {
-    machine: Arc<ShardMachine>,
-    snapshots: PathBuf,
-    current: Current,
+    snapshots: Arc<Snapshots>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for ShardSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (machine, snapshots, current) =
-            (self.machine.clone(), self.snapshots.clone(), self.current.clone());
-        blocking(move || {
-            let id = unique("snapshot-");
-            let dir = snapshots.join(&id);
-            std::fs::create_dir_all(&dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            let info = machine
-                .build_snapshot(&dir.join("db"))
-                .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            let position = Position::decode(&info.position)?;
-            let meta = SnapshotMeta {
-                last_log_id: position.log_id(info.applied_index)?,
-                last_membership: position.membership,
-                snapshot_id: id,
-            };
-            let meta_bytes = serde_json::to_vec(&meta).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            write_durably(&dir, META_JSON, &meta_bytes).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            set_current(&current, &snapshots, meta.clone(), dir.clone());
-            Ok(Snapshot {
-                meta,
-                snapshot: Box::new(SnapshotDir { path: dir }),
-            })
-        })
-        .await
+        let snapshots = self.snapshots.clone();
+        blocking(move || snapshots.build()).await
     }
 }

@@ -34,11 +34,12 @@ impl fmt::Display for Node {
 }
 
 /// A batch of shard log entries proposed to a group as one Raft entry.
+/// In the log (and on the wire) it is `[count uvarint]([length uvarint]
+/// [entry encoding])*`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Proposal {
-    /// `[count uvarint]([length uvarint][entry encoding])*`: what the log
-    /// stores and followers receive.
-    pub bytes: Arc<[u8]>,
+    /// The entries' encodings (shared, not copied, by clones).
+    pub entries: Arc<Vec<Vec<u8>>>,
     /// The decoded entries, on the proposing node only (taken by apply).
     #[serde(skip)]
     pub decoded: Option<Arc<Mutex<Option<Vec<LogEntry>>>>>,
@@ -47,51 +48,79 @@ pub struct Proposal {
 impl Proposal {
     /// A batch of `(encoding, decoded entry)` pairs.
     pub fn batch(items: Vec<(Vec<u8>, LogEntry)>) -> Self {
-        let len: usize = items.iter().map(|(b, _)| b.len() + 10).sum();
-        let mut bytes = Vec::with_capacity(len + 10);
-        put_uvarint(&mut bytes, items.len() as u64);
-        let mut decoded = Vec::with_capacity(items.len());
-        for (b, e) in items {
-            put_uvarint(&mut bytes, b.len() as u64);
-            bytes.extend_from_slice(&b);
-            decoded.push(e);
-        }
+        let (entries, decoded): (Vec<Vec<u8>>, Vec<LogEntry>) = items.into_iter().unzip();
         Self {
-            bytes: Arc::from(bytes),
+            entries: Arc::new(entries),
             decoded: Some(Arc::new(Mutex::new(Some(decoded)))),
         }
     }
 
-    /// A proposal read back from the log or received from a leader.
-    pub fn from_bytes(bytes: Arc<[u8]>) -> Self {
-        Self { bytes, decoded: None }
+    /// Pushes the pieces of the batch's encoding onto `pieces`: the length
+    /// fields go into `buf` (whatever `buf` already holds leads the
+    /// encoding, e.g. a header), the entries are referenced, not copied.
+    pub fn encode_into<'a>(&'a self, buf: &'a mut Vec<u8>, pieces: &mut Vec<&'a [u8]>) {
+        let lengths = buf;
+        // Offsets first, slices after: `lengths` must not move while borrowed.
+        let mut bounds = Vec::with_capacity(self.entries.len() + 1);
+        put_uvarint(lengths, self.entries.len() as u64);
+        bounds.push((0, lengths.len()));
+        for e in self.entries.iter() {
+            let at = lengths.len();
+            put_uvarint(lengths, e.len() as u64);
+            bounds.push((at, lengths.len()));
+        }
+        let lengths: &'a [u8] = lengths;
+        pieces.push(&lengths[bounds[0].0..bounds[0].1]);
+        for (e, (a, b)) in self.entries.iter().zip(&bounds[1..]) {
+            pieces.push(&lengths[*a..*b]);
+            pieces.push(e);
+        }
     }
 
-    /// The entries: the proposer's decoded copies if still there, else
-    /// decoded from the bytes.
-    pub fn take_entries(&self) -> Result<Vec<LogEntry>, ShardError> {
-        if let Some(e) = self.decoded.as_ref().and_then(|d| d.lock().take()) {
-            return Ok(e);
-        }
-        let mut r = Reader::new(&self.bytes, "Raft proposal");
+    /// Decodes the framing written by [`Self::encode_into`] (a proposal read
+    /// back from the log or received from a leader).
+    pub fn decode(bytes: &[u8]) -> Result<Self, ShardError> {
+        let mut r = Reader::new(bytes, "Raft proposal");
         let n = r.uvarint()?;
-        if n > self.bytes.len() as u64 {
-            return Err(r.corrupt(format!("{n} entries in {} bytes", self.bytes.len())));
+        if n > bytes.len() as u64 {
+            return Err(r.corrupt(format!("{n} entries in {} bytes", bytes.len())));
         }
-        let mut out = Vec::with_capacity(n as usize);
+        let mut entries = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            out.push(LogEntry::decode(r.bytes()?)?);
+            entries.push(r.bytes()?.to_vec());
         }
         if !r.is_empty() {
             return Err(r.corrupt("bytes after the last entry"));
         }
-        Ok(out)
+        Ok(Self {
+            entries: Arc::new(entries),
+            decoded: None,
+        })
+    }
+
+    /// Bytes of the entries' encodings.
+    pub fn size(&self) -> usize {
+        self.entries.iter().map(Vec::len).sum()
+    }
+
+    /// The entries: the proposer's decoded copies if still there, else
+    /// decoded from their encodings.
+    pub fn take_entries(&self) -> Result<Vec<LogEntry>, ShardError> {
+        if let Some(e) = self.decoded.as_ref().and_then(|d| d.lock().take()) {
+            return Ok(e);
+        }
+        self.entries.iter().map(|b| LogEntry::decode(b)).collect()
     }
 }
 
 impl fmt::Debug for Proposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Proposal({} bytes)", self.bytes.len())
+        write!(
+            f,
+            "Proposal({} entries, {} bytes)",
+            self.entries.len(),
+            self.size()
+        )
     }
 }
 

@@ -119,6 +119,15 @@ fn a_checkpoint_snapshots_and_purges_the_log_and_a_restart_uses_the_snapshot() {
     write(&db, 1, 3, 50_000);
     let before = digests(&db);
     drop(db);
+    // Closing checkpoints, snapshots and purges: a stopped node keeps no log.
+    for shard in 0..4 {
+        let log = dir.path().join(format!("shard-{shard:04}/raft/log"));
+        let bytes: u64 = std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert_eq!(bytes, 0, "{} after a clean stop", log.display());
+    }
     let db = open(dir.path(), &replicas);
     assert_eq!(digests(&db), before);
     assert_eq!(samples(&db), 4 * 10 * 50 + 3 * 50);

@@ -173,10 +173,18 @@ impl LocalLog {
     /// Appends entries under one lock and one sync; returns the index of
     /// the first once all are durable.
     pub fn append_many(&self, entries: &[&[u8]]) -> Result<u64, StorageError> {
-        if let Some(big) = entries.iter().find(|e| e.len() > MAX_ENTRY_BYTES) {
+        let scattered: Vec<[&[u8]; 1]> = entries.iter().map(|e| [*e]).collect();
+        let refs: Vec<&[&[u8]]> = scattered.iter().map(|e| e.as_slice()).collect();
+        self.append_scattered(&refs)
+    }
+
+    /// [`Self::append_many`] for entries given as pieces (each entry is the
+    /// concatenation of its slices), so a caller need not assemble them.
+    pub fn append_scattered(&self, entries: &[&[&[u8]]]) -> Result<u64, StorageError> {
+        let size = |e: &&[&[u8]]| e.iter().map(|p| p.len()).sum::<usize>();
+        if let Some(big) = entries.iter().map(size).find(|&n| n > MAX_ENTRY_BYTES) {
             return Err(StorageError::Overloaded(format!(
-                "log entry of {} bytes exceeds {MAX_ENTRY_BYTES}",
-                big.len()
+                "log entry of {big} bytes exceeds {MAX_ENTRY_BYTES}"
             )));
         }
         let (first, last) = {

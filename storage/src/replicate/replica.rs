@@ -52,7 +52,7 @@ pub trait Replicator<O>: Send + Sync {
     /// machine's output once it is applied. On `Err` the entry may still be
     /// committed and applied later (the proposer treats the write as failed
     /// and retryable; applying retried data again is harmless).
-    fn propose(&self, bytes: &[u8], entry: LogEntry) -> Result<O, StorageError>;
+    fn propose(&self, bytes: Vec<u8>, entry: LogEntry) -> Result<O, StorageError>;
 
     /// The state machine has persisted everything up to `index`: the log
     /// may drop those entries.
@@ -143,9 +143,9 @@ impl<S: StateMachine, L: ShardLog> LocalReplica<S, L> {
 }
 
 impl<S: StateMachine, L: ShardLog> Replicator<S::Output> for LocalReplica<S, L> {
-    fn propose(&self, bytes: &[u8], entry: LogEntry) -> Result<S::Output, StorageError> {
+    fn propose(&self, bytes: Vec<u8>, entry: LogEntry) -> Result<S::Output, StorageError> {
         self.check_failed()?;
-        let index = self.log.append(bytes)?;
+        let index = self.log.append(&bytes)?;
         let mut turn = self.turn.lock();
         while *turn != index {
             if *turn > index {
@@ -260,7 +260,7 @@ mod tests {
                     for k in 0..50i64 {
                         let v = t * 1000 + k;
                         let (b, e) = tick(v);
-                        let index = r.propose(&b, e).unwrap();
+                        let index = r.propose(b, e).unwrap();
                         // The output names this proposer's entry, not a neighbour's.
                         assert!(sm.applied.lock().contains(&(index, v)));
                     }
@@ -279,7 +279,7 @@ mod tests {
             let r = open(dir.path(), Arc::new(Recorder::default()));
             for v in 1..=5 {
                 let (b, e) = tick(v);
-                r.propose(&b, e).unwrap();
+                r.propose(b, e).unwrap();
             }
         }
         // A state machine that persisted nothing gets all five again.
@@ -298,14 +298,14 @@ mod tests {
             let sm = Arc::new(Recorder::default());
             let r = open(dir.path(), sm.clone());
             let (b, e) = tick(1);
-            r.propose(&b, e).unwrap();
+            r.propose(b, e).unwrap();
             if panic {
                 sm.panic_next.store(true, Ordering::SeqCst);
                 let r = &r;
                 let joined = std::thread::scope(|s| {
                     s.spawn(|| {
                         let (b, e) = tick(2);
-                        r.propose(&b, e)
+                        r.propose(b, e)
                     })
                     .join()
                 });
@@ -313,11 +313,11 @@ mod tests {
             } else {
                 sm.fail_next.store(true, Ordering::SeqCst);
                 let (b, e) = tick(2);
-                assert!(r.propose(&b, e).is_err());
+                assert!(r.propose(b, e).is_err());
             }
             assert!(r.failure().is_some());
             let (b, e) = tick(3);
-            let err = r.propose(&b, e).unwrap_err().to_string();
+            let err = r.propose(b, e).unwrap_err().to_string();
             assert!(err.contains("test shard is failed"), "{err}");
         }
     }

@@ -60,13 +60,22 @@ pub(super) fn list_segments(dir: &Path) -> Result<Vec<Segment>, StorageError> {
     Ok(segments)
 }
 
-/// Appends the frame of entry `index` to `out`.
-pub(super) fn encode_frame(out: &mut Vec<u8>, index: u64, payload: &[u8]) {
+/// Appends the frame of entry `index`, whose payload is the concatenation
+/// of `parts`, to `out` (one copy of the payload, wherever it lives).
+pub(super) fn encode_frame(out: &mut Vec<u8>, index: u64, parts: &[&[u8]]) {
     let idx = index.to_le_bytes();
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&frame_crc(&idx, payload).to_le_bytes());
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut h = crc32fast::Hasher::new();
+    h.update(&idx);
+    for p in parts {
+        h.update(p);
+    }
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&h.finalize().to_le_bytes());
     out.extend_from_slice(&idx);
-    out.extend_from_slice(payload);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
 }
 
 fn frame_crc(index: &[u8; 8], payload: &[u8]) -> u32 {

@@ -127,16 +127,15 @@ impl Tsdb {
                 p.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with("shard-"))
-                    && p.join("log").is_dir()
             })
             .collect();
         shard_dirs.sort();
+        // The local log, and a Raft group's log (same segment format).
         shard_dirs
             .into_iter()
-            .map(|d| {
-                let log = d.join("log");
-                crate::replicate::repair(&log, dry_run).map(|r| (log, r))
-            })
+            .flat_map(|d| [d.join("log"), d.join("raft").join("log")])
+            .filter(|log| log.is_dir())
+            .map(|log| crate::replicate::repair(&log, dry_run).map(|r| (log, r)))
             .collect()
     }
 
@@ -279,7 +278,7 @@ impl Tsdb {
         let entry = LogEntry::Tick { now_ms };
         let bytes = entry.encode();
         for s in &self.inner.shards {
-            s.append(&bytes, entry.clone())?;
+            s.append(bytes.clone(), entry.clone())?;
         }
         Ok(())
     }
@@ -358,13 +357,19 @@ impl Tsdb {
         let mut result = Ok(());
         for s in &self.inner.shards {
             if !s.is_failed() {
-                match s.checkpoint_last() {
+                match s.core().checkpoint_last() {
                     // Everything is durable now; merging the windows the run
                     // left unmerged only makes the stopped store denser (a
                     // failure here loses nothing, the chunks stay as they are).
-                    Ok(_) => {
+                    // The log is released after that, so a snapshot taken for
+                    // it holds the merged files, not the ones they replace.
+                    Ok(stats) => {
                         if let Err(e) = s.core().compact_on_close() {
                             tracing::warn!(shard = s.id, error = %e, "Compaction at close failed.");
+                        }
+                        if let Err(e) = s.replica.persisted_upto(stats.applied_index) {
+                            tracing::warn!(shard = s.id, error = %e,
+                                "Releasing the log at close failed; the next start replays it.");
                         }
                     }
                     Err(e) => {
@@ -473,7 +478,7 @@ fn append_part(
         batch,
         refs,
     };
-    let applied = shard.append(&bytes, entry)?;
+    let applied = shard.append(bytes, entry)?;
     let mut out = applied.outcome;
     if !applied.stale.is_empty() {
         let series = applied
@@ -496,7 +501,7 @@ fn append_part(
             batch: retry,
             refs: Vec::new(),
         };
-        out.merge(shard.append(&bytes, entry)?.outcome);
+        out.merge(shard.append(bytes, entry)?.outcome);
     }
     Ok(out)
 }
@@ -525,15 +530,23 @@ impl ShardCore {
     }
 }
 
+/// Bytes of the files under `p`, each counted once however many hard links
+/// it has (a snapshot hard-links the files of the database it copies).
 fn dir_size(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
-    rd.filter_map(Result::ok)
-        .map(|e| match e.file_type() {
-            Ok(ft) if ft.is_dir() => dir_size(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
+    fn walk(p: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+        let mut total = 0;
+        for e in rd.filter_map(Result::ok) {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += walk(&e.path(), seen),
+                Ok(m) if seen.insert((m.dev(), m.ino())) => total += m.len(),
+                _ => {}
+            }
+        }
+        total
+    }
+    walk(p, &mut std::collections::HashSet::new())
 }
 
 fn maintenance_loop(shard: &Shard, stop: &(Mutex<bool>, Condvar), clock: &dyn Clock, opts: &TsdbOptions) {
@@ -562,7 +575,7 @@ fn maintenance_loop(shard: &Shard, stop: &(Mutex<bool>, Condvar), clock: &dyn Cl
             let tick = LogEntry::Tick {
                 now_ms: clock.now_ms(),
             };
-            if let Err(e) = shard.append(&tick.encode(), tick) {
+            if let Err(e) = shard.append(tick.encode(), tick) {
                 tracing::error!(shard = shard.id, error = %e, "Appending a maintenance tick failed.");
             }
             if let Err(e) = shard.checkpoint() {

@@ -54,10 +54,12 @@ pub struct TsdbOptions {
     /// fsync the shard log before acknowledging writes. Default true;
     /// turning it off voids the durability guarantee.
     pub fsync: bool,
-    /// How a single node commits shard writes: `local` (the local log) or
-    /// `raft` (one-member Raft groups, the cluster's code path). A store
-    /// moves from `local` to `raft` on its first start with `raft`; there
-    /// is no way back.
+    /// How a single node commits shard writes: `raft` (one-member Raft
+    /// groups, the cluster's code path; the default of the server) or
+    /// `local` (each shard's local log). A store moves from `local` to
+    /// `raft` on its first start with `raft`; there is no way back.
+    /// (`Tsdb::open` itself always uses the local log: the Raft groups
+    /// live in `fenghuo-raft`, which the server wires in.)
     pub replicator: ReplicatorKind,
 }
 
@@ -65,8 +67,8 @@ pub struct TsdbOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplicatorKind {
-    #[default]
     Local,
+    #[default]
     Raft,
 }
 

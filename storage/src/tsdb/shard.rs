@@ -336,7 +336,7 @@ impl Shard {
 
     /// Commits an encoded entry and returns what applying it did. `entry`
     /// is the decoded form of `bytes`.
-    pub fn append(&self, bytes: &[u8], entry: LogEntry) -> Result<Applied, StorageError> {
+    pub fn append(&self, bytes: Vec<u8>, entry: LogEntry) -> Result<Applied, StorageError> {
         self.replica.propose(bytes, entry)
     }
 
@@ -348,13 +348,6 @@ impl Shard {
     /// drop what it covers.
     pub fn checkpoint(&self) -> Result<CheckpointStats, StorageError> {
         let stats = self.core().checkpoint()?;
-        self.replica.persisted_upto(stats.applied_index)?;
-        Ok(stats)
-    }
-
-    /// The checkpoint of a closing store (see [`ShardCore::checkpoint_last`]).
-    pub fn checkpoint_last(&self) -> Result<CheckpointStats, StorageError> {
-        let stats = self.core().checkpoint_last()?;
         self.replica.persisted_upto(stats.applied_index)?;
         Ok(stats)
     }

@@ -37,13 +37,17 @@ fn db_err(context: &str, e: rocksdb::Error) -> StorageError {
 }
 
 impl ShardMachine {
-    /// Builds a snapshot of the current state into `dest`, which must not
-    /// exist and must be on the shard's filesystem (SST files are hard
-    /// linked). The state is checkpointed first, so the snapshot is at most
-    /// as old as this call.
-    pub fn build_snapshot(&self, dest: &Path) -> Result<SnapshotInfo, StorageError> {
+    /// Builds a snapshot into `dest`, which must not exist and must be on
+    /// the shard's filesystem (SST files are hard linked). With `fresh` the
+    /// state is checkpointed first, so the snapshot holds everything
+    /// applied before this call; without, it holds the state as of the last
+    /// checkpoint (a replicator calling right after one need not pay for a
+    /// second). Returns the index the snapshot holds.
+    pub fn build_snapshot(&self, dest: &Path, fresh: bool) -> Result<SnapshotInfo, StorageError> {
         let core = self.core();
-        core.checkpoint()?;
+        if fresh {
+            core.checkpoint()?;
+        }
         let _m = core.maintenance.lock();
         core.check_live()?;
         // Read back what the database holds, not the in-memory state: the
@@ -265,10 +269,11 @@ mod tests {
         fill(&a);
         let b = Tsdb::open_manual(db_dir.path(), opts(), clock.clone()).unwrap();
         assert_ne!(a.digests().unwrap(), b.digests().unwrap());
+        a.checkpoint().unwrap();
         for shard in 0..2 {
             let (ma, mb) = (a.shard_machine(shard).unwrap(), b.shard_machine(shard).unwrap());
             let incoming = mb.incoming_dir();
-            let built = ma.build_snapshot(&incoming).unwrap();
+            let built = ma.build_snapshot(&incoming, false).unwrap();
             assert_eq!(built.applied_index, ma.digest().unwrap().applied_index);
             let installed = mb.install_snapshot(&incoming).unwrap();
             assert_eq!(installed, built);
@@ -315,7 +320,10 @@ mod tests {
         let old = mb.core();
         let old_dir = old.disk.db().path().to_path_buf();
         let incoming = mb.incoming_dir();
-        a.shard_machine(0).unwrap().build_snapshot(&incoming).unwrap();
+        a.shard_machine(0)
+            .unwrap()
+            .build_snapshot(&incoming, true)
+            .unwrap();
         mb.install_snapshot(&incoming).unwrap();
         // The old core still answers, but takes no checkpoint or apply.
         assert!(
@@ -341,7 +349,10 @@ mod tests {
         let before = b.digests().unwrap();
         let mb = b.shard_machine(1).unwrap();
         let incoming = mb.incoming_dir();
-        a.shard_machine(0).unwrap().build_snapshot(&incoming).unwrap();
+        a.shard_machine(0)
+            .unwrap()
+            .build_snapshot(&incoming, true)
+            .unwrap();
         let err = mb.install_snapshot(&incoming).unwrap_err().to_string();
         assert!(err.contains("different shard layout"), "{err}");
         assert_eq!(b.digests().unwrap(), before);
