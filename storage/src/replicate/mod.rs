@@ -20,6 +20,7 @@ pub mod entry;
 pub mod local;
 pub mod replica;
 pub mod segment;
+pub mod suite;
 
 pub use entry::LogEntry;
 pub use local::{LocalLog, LocalLogOptions};
