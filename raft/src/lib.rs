@@ -14,6 +14,7 @@
 pub mod log_store;
 pub mod network;
 pub mod replica;
+pub mod rpc;
 pub mod state_machine;
 pub mod types;
 

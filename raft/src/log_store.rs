@@ -151,8 +151,22 @@ fn entry_head(e: &Entry) -> Result<Vec<u8>, StorageError> {
     Ok(out)
 }
 
+/// An entry as the payload of its log frame: the bytes the log stores,
+/// and the wire format of a replicated entry.
+pub(crate) fn encode_entry(e: &Entry) -> Result<Vec<u8>, StorageError> {
+    let mut head = entry_head(e)?;
+    match &e.payload {
+        EntryPayload::Normal(p) => {
+            let mut pieces = Vec::new();
+            p.encode_into(&mut head, &mut pieces);
+            Ok(pieces.concat())
+        }
+        _ => Ok(head),
+    }
+}
+
 /// Decodes the frame payload of Raft index `index`.
-fn decode_entry(index: u64, b: &[u8]) -> Result<Entry, StorageError> {
+pub(crate) fn decode_entry(index: u64, b: &[u8]) -> Result<Entry, StorageError> {
     let bad = |why: &str| {
         io_error(
             ErrorSubject::LogIndex(index),

@@ -25,7 +25,8 @@ use openraft::{Config, LeaderId, Membership, Raft, SnapshotPolicy};
 use parking_lot::{Condvar, Mutex};
 
 use crate::log_store::{LogStore, LogStoreOptions};
-use crate::network::NoPeers;
+use crate::network::{HttpNetwork, NoPeers};
+use crate::rpc::Groups;
 use crate::state_machine::{Position, ShardStateMachine, Snapshots};
 use crate::types::{LogId, Node, NodeId, Proposal, StoredMembership, TypeConfig};
 
@@ -111,6 +112,9 @@ struct Queue {
 pub struct RaftReplica {
     shard: u32,
     raft: Raft<TypeConfig>,
+    /// Whether the group has this node as its only member.
+    single: bool,
+    groups: Groups,
     log: LogStore,
     snapshots: Arc<Snapshots>,
     rt: Arc<GroupRuntime>,
@@ -233,15 +237,23 @@ impl Replicator<Applied> for RaftReplica {
         self.failed.lock().clone()
     }
 
+    fn leads(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.current_leader == Some(m.id) && m.state == openraft::ServerState::Leader
+    }
+
     fn close(&self) -> Result<(), ShardError> {
+        self.groups.remove(self.shard);
         let raft = self.raft.clone();
-        let shard = self.shard;
+        let (shard, single) = (self.shard, self.single);
         self.rt.run(async move {
             // The store's last checkpoint covers everything applied: a
             // snapshot there lets the log be purged before the group stops,
             // so a stopped node holds no log it does not need.
             let applied = raft.metrics().borrow().last_applied;
-            if let Some(applied) = applied {
+            // Only a one-member group waits: with peers the purge may wait
+            // for them, and the next start replays what is left anyway.
+            if let Some(applied) = applied.filter(|_| single) {
                 let purged = async {
                     raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
                     raft.wait(Some(Duration::from_secs(30)))
@@ -260,24 +272,41 @@ impl Replicator<Applied> for RaftReplica {
     }
 }
 
-/// Opens every shard as a one-member Raft group on this node.
+/// Opens each shard's Raft group on this node: one-member groups on a
+/// single node, RF-member groups over the internal RPC in a cluster.
 pub struct RaftReplicas {
     pub node_id: NodeId,
     pub node: Node,
+    /// Every node of the cluster, this one included.
+    pub nodes: BTreeMap<NodeId, Node>,
+    /// Members of each shard's group.
+    pub replication_factor: usize,
+    /// Names the cluster in every internal RPC.
+    pub cluster: String,
+    /// The internal RPC client (`None` on a single node).
+    pub client: Option<reqwest::Client>,
+    /// Where the RPC server finds this node's groups.
+    pub groups: Groups,
     pub log: LogStoreOptions,
     pub rt: Arc<GroupRuntime>,
     pub config: Arc<Config>,
-    /// How long opening waits for a group to elect itself and apply its
-    /// log.
+    /// How long opening waits for a one-member group to elect itself and
+    /// apply its log.
     pub ready_timeout: Duration,
 }
 
 impl RaftReplicas {
     /// A single node's groups: node 1, no peers.
     pub fn single_node(log: LogStoreOptions) -> Result<Self, ShardError> {
+        let node = Node::default();
         Ok(Self {
             node_id: 1,
-            node: Node::default(),
+            nodes: BTreeMap::from([(1, node.clone())]),
+            node,
+            replication_factor: 1,
+            cluster: "single-node".into(),
+            client: None,
+            groups: Groups::default(),
             log,
             rt: Arc::new(GroupRuntime::new(2)?),
             config: group_config()?,
@@ -285,7 +314,26 @@ impl RaftReplicas {
         })
     }
 
+    /// The members of `shard`'s group: `replication_factor` consecutive
+    /// nodes (by id) starting at `shard mod nodes`. The first one creates
+    /// the group and so leads it at first (openraft 0.9 cannot transfer
+    /// leadership), which spreads the leaders over the nodes.
+    pub fn members_of(&self, shard: u32) -> Vec<NodeId> {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        let n = ids.len().max(1);
+        (0..self.replication_factor.min(n))
+            .map(|k| ids[(shard as usize + k) % n])
+            .collect()
+    }
+
     fn open_group(&self, cx: &ReplicaContext<'_>) -> Result<RaftReplica, ShardError> {
+        let members = self.members_of(cx.shard);
+        if !members.contains(&self.node_id) {
+            return Err(ShardError::InvalidConfig(format!(
+                "node {} is not a member of shard {} (members {members:?})",
+                self.node_id, cx.shard
+            )));
+        }
         let raft_dir = cx.dir.join("raft");
         if !raft_dir.exists() {
             migrate_local_log(cx, self.node_id, &self.node)?;
@@ -294,21 +342,43 @@ impl RaftReplicas {
         let mut group_log = log.clone();
         let sm = ShardStateMachine::open(cx.machine.clone(), &cx.dir.join("snapshots")).map_err(raft_err)?;
         let snapshots = sm.snapshots();
-        let (node_id, node, config) = (self.node_id, self.node.clone(), self.config.clone());
+        let (node_id, config) = (self.node_id, self.config.clone());
         let shard = cx.shard;
         let timeout = self.ready_timeout;
+        let member_nodes: BTreeMap<NodeId, Node> = members
+            .iter()
+            .map(|id| (*id, self.nodes.get(id).cloned().unwrap_or_default()))
+            .collect();
+        let creator = members.first() == Some(&node_id);
+        let network = self.client.clone().map(|client| HttpNetwork {
+            client,
+            cluster: self.cluster.clone(),
+            from: node_id,
+            shard,
+        });
+        let single = members.len() == 1;
         let raft = self.rt.run(async move {
             let last = group_log.get_log_state().await.map_err(raft_err)?.last_log_id;
-            let raft = Raft::new(node_id, config, NoPeers, group_log, sm)
-                .await
+            let started = match network {
+                Some(net) => Raft::new(node_id, config, net, group_log, sm).await,
+                None => Raft::new(node_id, config, NoPeers, group_log, sm).await,
+            };
+            let raft = started
                 .map_err(|e| ShardError::Io(format!("shard {shard}: starting its Raft group: {e}")))?;
-            match raft.initialize(BTreeMap::from([(node_id, node)])).await {
-                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => {
-                    return Err(ShardError::Io(format!(
-                        "shard {shard}: initializing its Raft group: {e}"
-                    )));
+            if creator {
+                match raft.initialize(member_nodes).await {
+                    Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                    Err(e) => {
+                        return Err(ShardError::Io(format!(
+                            "shard {shard}: initializing its Raft group: {e}"
+                        )));
+                    }
                 }
+            }
+            if !single {
+                // The group elects a leader and replicates by itself; reads
+                // of a replica wait for it to catch up (read index).
+                return Ok(raft);
             }
             // A one-member group leads itself; one without a committed vote
             // (a store just moved from the local log) need not wait out an
@@ -331,9 +401,12 @@ impl RaftReplicas {
                 .map_err(|e| ShardError::Io(format!("shard {shard}: applying its log: {e}")))?;
             Ok(raft)
         })??;
+        self.groups.insert(shard, raft.clone());
         Ok(RaftReplica {
             shard,
             raft,
+            single,
+            groups: self.groups.clone(),
             log,
             snapshots,
             rt: self.rt.clone(),

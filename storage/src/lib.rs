@@ -10,7 +10,7 @@
 //! here so that `fenghuo_storage::model::Labels` and the like name the same
 //! items.
 
-pub use fenghuo_storage_api::{StorageError, api, error, fuzz, memory, model, testing};
+pub use fenghuo_storage_api::{StorageError, api, error, fuzz, memory, model, placement, testing};
 
 pub mod chunk;
 pub mod codec;

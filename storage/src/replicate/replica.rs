@@ -64,6 +64,12 @@ pub trait Replicator<O>: Send + Sync {
     /// Why the replicator stopped applying, if it did.
     fn failure(&self) -> Option<String>;
 
+    /// Whether proposals made here can commit now: a local log always, a
+    /// Raft group only on its leader.
+    fn leads(&self) -> bool {
+        true
+    }
+
     /// Stops the replicator (the store is closing, after its last
     /// checkpoint); proposals fail afterwards.
     fn close(&self) -> Result<(), StorageError> {

@@ -250,6 +250,12 @@ impl Tsdb {
         self.inner.shards.get(id as usize).map(|s| s.machine.clone())
     }
 
+    /// Whether shard `id` takes proposals here (see
+    /// [`crate::replicate::Replicator::leads`]); `None` if there is no such shard.
+    pub fn shard_leads(&self, id: u32) -> Option<bool> {
+        self.inner.shards.get(id as usize).map(|s| s.replica.leads())
+    }
+
     /// Every shard's state digest (see [`ShardMachine::digest`]).
     pub fn digests(&self) -> Result<Vec<StateDigest>, StorageError> {
         self.inner.shards.iter().map(|s| s.machine.digest()).collect()
