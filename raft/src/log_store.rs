@@ -113,6 +113,8 @@ struct State {
 struct Inner {
     dir: PathBuf,
     log: LocalLog,
+    /// Serialises read-modify-writes of the meta file (vote, purge point).
+    meta_write: Mutex<()>,
     opts: LogStoreOptions,
     state: Mutex<State>,
     committed: Mutex<std::fs::File>,
@@ -247,6 +249,7 @@ impl LogStore {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 log,
+                meta_write: Mutex::new(()),
                 opts,
                 state: Mutex::new(State {
                     meta,
@@ -356,35 +359,55 @@ impl LogStore {
         // Entries at indexes the log already holds replace them and what
         // follows, as a Raft follower's log does (openraft truncates first;
         // its storage suite does not).
-        let expected = self.inner.state.lock().last.map_or(0, |l| l.index + 1);
+        let (expected, empty) = {
+            let st = self.inner.state.lock();
+            (st.last.map_or(0, |l| l.index + 1), st.last == st.meta.last_purged)
+        };
         if first < expected {
             self.truncate_blocking(first)?;
-        }
-        {
-            // Entries must be readable when `append` returns, durable or not.
-            let mut st = self.inner.state.lock();
-            let expected = st.last.map_or(0, |l| l.index + 1);
-            // An empty log may start anywhere ahead (after a snapshot);
-            // otherwise entries continue the log exactly.
-            let empty = st.last == st.meta.last_purged;
-            if first < expected || (first > expected && !empty) {
+        } else if first > expected {
+            // An empty log may start anywhere ahead (openraft's storage
+            // suite does): it is recorded as purged up to there, so a
+            // reopened log has no hole. A log with entries has no gaps.
+            if !empty {
                 return Err(logs_err(
                     ErrorVerb::Write,
                     format!("append at {first} where the log continues at {expected}"),
                 ));
             }
-            if first > expected {
-                self.inner
-                    .log
-                    .truncate_prefix(first)
-                    .map_err(|e| logs_err(ErrorVerb::Write, e))?;
+            let skipped = LogId::new(entries[0].log_id.leader_id, first - 1);
+            let _w = self.inner.meta_write.lock();
+            let mut meta = self.inner.state.lock().meta.clone();
+            meta.last_purged = Some(skipped);
+            LogStore::save_meta(&self.inner, &meta)?;
+            {
+                let mut st = self.inner.state.lock();
+                st.meta.last_purged = Some(skipped);
+                st.last = Some(skipped);
             }
+            self.inner
+                .log
+                .truncate_prefix(first)
+                .map_err(|e| logs_err(ErrorVerb::Write, e))?;
+        }
+        let previous = {
+            // Entries must be readable when `append` returns, durable or not.
+            let mut st = self.inner.state.lock();
+            let expected = st.last.map_or(0, |l| l.index + 1);
+            if first != expected {
+                return Err(logs_err(
+                    ErrorVerb::Write,
+                    format!("append at {first} where the log continues at {expected}"),
+                ));
+            }
+            let previous = st.last;
             let budget = self.inner.opts.cache_bytes;
             for e in &entries {
                 st.last = Some(e.log_id);
                 st.tail.push(e.clone(), entry_size(e), budget);
             }
-        }
+            previous
+        };
         // Each frame is its header plus the proposal's entries, copied once,
         // straight into the log's write buffer.
         let mut frames: Vec<Vec<&[u8]>> = Vec::with_capacity(entries.len());
@@ -397,11 +420,16 @@ impl LogStore {
             frames.push(pieces);
         }
         let refs: Vec<&[&[u8]]> = frames.iter().map(Vec::as_slice).collect();
-        let frame = self
-            .inner
-            .log
-            .append_scattered(&refs)
-            .map_err(|e| logs_err(ErrorVerb::Write, e))?;
+        let frame = match self.inner.log.append_scattered(&refs) {
+            Ok(f) => f,
+            Err(e) => {
+                // Memory must not run ahead of the disk.
+                let mut st = self.inner.state.lock();
+                st.tail.truncate(first);
+                st.last = previous;
+                return Err(logs_err(ErrorVerb::Write, e));
+            }
+        };
         if frame != first + 1 {
             return Err(logs_err(
                 ErrorVerb::Write,
@@ -469,6 +497,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let this = self.clone();
         let vote = *vote;
         blocking(move || {
+            let _w = this.inner.meta_write.lock();
             let mut meta = this.inner.state.lock().meta.clone();
             meta.vote = Some(vote);
             LogStore::save_meta(&this.inner, &meta)
@@ -518,7 +547,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // A torn write of a hint: forget it.
             return Ok(None);
         }
-        Ok(Some(LogId::new(LeaderId::new(u(0), u(8)), u(16))))
+        let committed = LogId::new(LeaderId::new(u(0), u(8)), u(16));
+        // A hint beyond the log (it is written without a sync, the log is
+        // not) would make a restart apply entries it does not have.
+        let last = self.inner.state.lock().last;
+        Ok(last.filter(|l| l.index >= committed.index).map(|_| committed))
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -546,6 +579,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         blocking(move || {
             // Record the purge point first: after a crash the log must not
             // look as if entries went missing.
+            let _w = this.inner.meta_write.lock();
             let mut meta = this.inner.state.lock().meta.clone();
             if meta.last_purged.is_some_and(|p| p.index >= log_id.index) {
                 return Ok(());

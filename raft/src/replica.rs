@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fenghuo_storage::StorageError as ShardError;
-use fenghuo_storage::replicate::{LocalLog, LocalReplica, LogEntry, Replicator, StateMachine as _};
+use fenghuo_storage::replicate::{
+    LocalLog, LocalReplica, LogEntry, Replicator, ShardLog as _, StateMachine as _,
+};
 use fenghuo_storage::tsdb::{Applied, ReplicaContext, ReplicaFactory};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::storage::RaftLogStorage;
@@ -212,7 +214,22 @@ impl Replicator<Applied> for RaftReplica {
                 .max(1);
             let batch: Vec<Waiting> = q.waiting.drain(..take).collect();
             drop(q);
-            self.send(batch);
+            // Should sending panic, the batch's proposers get an error and
+            // the queue moves on, rather than every later proposer waiting
+            // for a batch that never ends.
+            let slots: Vec<_> = batch.iter().map(|w| w.slot.clone()).collect();
+            let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.send(batch)));
+            if sent.is_err() {
+                for slot in &slots {
+                    let mut s = slot.lock();
+                    if s.is_none() {
+                        *s = Some(Err(ShardError::Io(format!(
+                            "shard {}: sending a proposal panicked",
+                            self.shard
+                        ))));
+                    }
+                }
+            }
             q = self.queue.lock();
             q.in_flight = false;
             self.done.notify_all();
@@ -337,6 +354,8 @@ impl RaftReplicas {
         let raft_dir = cx.dir.join("raft");
         if !raft_dir.exists() {
             migrate_local_log(cx, self.node_id, &self.node)?;
+        } else {
+            remove_migrated_local_log(cx)?;
         }
         let log = LogStore::open(&raft_dir, self.log.clone()).map_err(raft_err)?;
         let mut group_log = log.clone();
@@ -427,6 +446,30 @@ impl ReplicaFactory for RaftReplicas {
     }
 }
 
+/// A local log left beside a Raft log: a move to Raft that crashed after
+/// the Raft log was created, when everything in the local log was already
+/// in the store, so it goes. Anything else in it is refused, not dropped.
+fn remove_migrated_local_log(cx: &ReplicaContext<'_>) -> Result<(), ShardError> {
+    let local = cx.dir.join("log");
+    if !local.exists() {
+        return Ok(());
+    }
+    let applied = cx.machine.applied_index();
+    let last = LocalLog::open(&local, cx.log.clone(), applied + 1)?.last_index();
+    if last > applied {
+        return Err(ShardError::Corrupt {
+            what: "shard",
+            detail: format!(
+                "shard {} has both a Raft log and a local log holding entries up to {last} beyond \
+                 the store's applied index {applied}; refusing to choose",
+                cx.shard
+            ),
+        });
+    }
+    std::fs::remove_dir_all(&local)
+        .map_err(|e| ShardError::Io(format!("removing the migrated log {}: {e}", local.display())))
+}
+
 /// Moves a shard that ran on the local log to Raft: replays the local log,
 /// checkpoints, and records the state as applied up to Raft index
 /// `applied - 1` in term 0 by this node, with this node as the only
@@ -453,7 +496,7 @@ fn migrate_local_log(cx: &ReplicaContext<'_>, node_id: NodeId, node: &Node) -> R
             leader: Some(leader),
             membership: StoredMembership::new(Some(log_id), members),
         };
-        cx.machine.set_position(&position.encode());
+        cx.machine.set_position(&position.encode().map_err(raft_err)?);
         cx.machine.checkpoint()?;
         LogStore::create_purged(&cx.dir.join("raft"), log_id).map_err(raft_err)?;
     }

@@ -48,8 +48,8 @@ impl Position {
         serde_json::from_slice(b).map_err(|e| sm_err(ErrorVerb::Read, format!("shard position: {e}")))
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, StorageError> {
+        serde_json::to_vec(self).map_err(|e| sm_err(ErrorVerb::Write, format!("shard position: {e}")))
     }
 
     /// The log id of the entry applied at shard index `applied`.
@@ -84,14 +84,32 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
+    /// Builds a snapshot directory: filled under a `preparing-` name (which
+    /// cleanups leave alone), then renamed to `snapshot-`.
+    fn fill(&self, fresh: bool) -> Result<(SnapshotInfo, PathBuf), fenghuo_storage::StorageError> {
+        let io = |what: &str, p: &Path, e: std::io::Error| {
+            fenghuo_storage::StorageError::Io(format!("{what} {}: {e}", p.display()))
+        };
+        let name = unique("");
+        let preparing = self.dir.join(format!("preparing-{name}"));
+        std::fs::create_dir_all(&preparing).map_err(|e| io("creating", &preparing, e))?;
+        let info = match self.machine.build_snapshot(&preparing.join("db"), fresh) {
+            Ok(info) => info,
+            Err(e) => {
+                remove_dir(&preparing);
+                return Err(e);
+            }
+        };
+        let dir = self.dir.join(format!("snapshot-{name}"));
+        std::fs::rename(&preparing, &dir).map_err(|e| io("renaming", &preparing, e))?;
+        Ok((info, dir))
+    }
+
     /// Takes a snapshot of the state the store last checkpointed, for the
     /// next snapshot openraft asks for.
     pub fn prepare(&self) -> Result<(), fenghuo_storage::StorageError> {
-        let dir = self.dir.join(unique("snapshot-"));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| fenghuo_storage::StorageError::Io(format!("creating {}: {e}", dir.display())))?;
-        let info = self.machine.build_snapshot(&dir.join("db"), false)?;
-        if let Some((_, old)) = self.prepared.lock().replace((info, dir)) {
+        let prepared = self.fill(false)?;
+        if let Some((_, old)) = self.prepared.lock().replace(prepared) {
             remove_dir(&old);
         }
         Ok(())
@@ -100,17 +118,10 @@ impl Snapshots {
     /// The snapshot openraft asked for: the prepared one if there is one,
     /// else a fresh one of everything applied.
     fn build(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (info, dir) = match self.prepared.lock().take() {
+        let prepared = self.prepared.lock().take();
+        let (info, dir) = match prepared {
             Some(p) => p,
-            None => {
-                let dir = self.dir.join(unique("snapshot-"));
-                std::fs::create_dir_all(&dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-                let info = self
-                    .machine
-                    .build_snapshot(&dir.join("db"), true)
-                    .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-                (info, dir)
-            }
+            None => self.fill(true).map_err(|e| snap_err(ErrorVerb::Write, e))?,
         };
         let position = Position::decode(&info.position)?;
         let meta = SnapshotMeta {
@@ -130,16 +141,27 @@ impl Snapshots {
         })
     }
 
-    /// Makes `(meta, dir)` the current snapshot and removes every other
-    /// snapshot directory but the prepared one and those being received.
+    /// Makes `(meta, dir)` the current snapshot, unless the current one is
+    /// newer (then `dir` goes), and removes every other finished snapshot
+    /// directory but the prepared one.
     fn set_current(&self, meta: SnapshotMeta, dir: PathBuf) {
-        *self.current.lock() = Some((meta, dir.clone()));
+        let keep = {
+            let mut current = self.current.lock();
+            let newer = current
+                .as_ref()
+                .is_some_and(|(m, _)| m.last_log_id.map(|l| l.index) > meta.last_log_id.map(|l| l.index));
+            if !newer {
+                *current = Some((meta, dir.clone()));
+            }
+            current.as_ref().map(|(_, p)| p.clone())
+        };
         let prepared = self.prepared.lock().as_ref().map(|(_, p)| p.clone());
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for e in rd.filter_map(Result::ok) {
                 let p = e.path();
-                let receiving = e.file_name().to_string_lossy().starts_with("receiving-");
-                if p != dir && !receiving && Some(&p) != prepared.as_ref() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let busy = name.starts_with("receiving-") || name.starts_with("preparing-");
+                if !busy && Some(&p) != keep.as_ref() && Some(&p) != prepared.as_ref() {
                     remove_dir(&p);
                 }
             }
@@ -289,7 +311,7 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
                         Vec::new()
                     }
                 };
-                let blob = changed.then(|| pos.encode());
+                let blob = if changed { Some(pos.encode()?) } else { None };
                 let applied = machine
                     .apply_batch(seq, entries, blob.as_deref())
                     .map_err(|err| apply_err(log_id, err))?;
@@ -324,31 +346,59 @@ impl RaftStateMachine<TypeConfig> for ShardStateMachine {
         let src = snapshot.path;
         let position = blocking(move || {
             // Keep the snapshot as ours: move it when it was received here,
-            // link it otherwise (a local source stays its owner's).
-            let dir = snapshots.dir.join(unique("snapshot-"));
-            if src.starts_with(&snapshots.dir) {
-                std::fs::rename(&src, &dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            // link it otherwise (a local source stays its owner's). It is
+            // `preparing-` until it is installed and has its meta.json.
+            let name = unique("");
+            let preparing = snapshots.dir.join(format!("preparing-{name}"));
+            let kept = if src.starts_with(&snapshots.dir) {
+                std::fs::rename(&src, &preparing)
             } else {
-                link_tree(&src, &dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+                link_tree(&src, &preparing)
+            };
+            kept.map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let installed = (|| {
+                let incoming = machine.incoming_dir();
+                link_tree(&preparing.join("db"), &incoming).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+                // Checked before the shard switches to it: the snapshot
+                // must hold exactly what its metadata says.
+                let want = meta.last_log_id;
+                let check = |info: &fenghuo_storage::tsdb::SnapshotInfo| {
+                    let got = Position::decode(&info.position).and_then(|p| p.log_id(info.applied_index));
+                    match got {
+                        Ok(got) if got == want => Ok(()),
+                        Ok(got) => Err(fenghuo_storage::StorageError::Corrupt {
+                            what: "snapshot",
+                            detail: format!(
+                                "snapshot {} holds {got:?} but its metadata says {want:?}",
+                                meta.snapshot_id
+                            ),
+                        }),
+                        Err(e) => Err(fenghuo_storage::StorageError::Corrupt {
+                            what: "snapshot",
+                            detail: e.to_string(),
+                        }),
+                    }
+                };
+                let info = machine
+                    .install_snapshot(&incoming, &check)
+                    .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+                Position::decode(&info.position)
+            })();
+            let position = match installed {
+                Ok(p) => p,
+                Err(e) => {
+                    remove_dir(&preparing);
+                    return Err(e);
+                }
+            };
+            // What was prepared from the replaced state is of no use now.
+            if let Some((_, old)) = snapshots.prepared.lock().take() {
+                remove_dir(&old);
             }
             let meta_bytes = serde_json::to_vec(&meta).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            write_durably(&dir, META_JSON, &meta_bytes).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            let incoming = machine.incoming_dir();
-            link_tree(&dir.join("db"), &incoming).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            let info = machine
-                .install_snapshot(&incoming)
-                .map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            let want = meta.last_log_id.map_or(0, |l| l.index + 1);
-            if info.applied_index != want {
-                return Err(snap_err(
-                    ErrorVerb::Write,
-                    format!(
-                        "snapshot {} holds shard index {} but its metadata says {want}",
-                        meta.snapshot_id, info.applied_index
-                    ),
-                ));
-            }
-            let position = Position::decode(&info.position)?;
+            write_durably(&preparing, META_JSON, &meta_bytes).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let dir = snapshots.dir.join(format!("snapshot-{name}"));
+            std::fs::rename(&preparing, &dir).map_err(|e| snap_err(ErrorVerb::Write, e))?;
             snapshots.set_current(meta, dir);
             Ok(position)
         })

@@ -180,3 +180,20 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn a_store_on_raft_refuses_to_go_back_to_the_local_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = RaftReplicas::single_node(LogStoreOptions::default()).unwrap();
+    let db = open(dir.path(), &replicas);
+    write(&db, 1, 2, 0);
+    drop(db);
+    let err = match Tsdb::open_manual(dir.path(), opts(), Arc::new(ManualClock::new(T0))) {
+        Ok(_) => panic!("the local log opened a store that runs on Raft"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("cannot go back to the local log"), "{err}");
+    // And Raft still opens it with everything.
+    let db = open(dir.path(), &replicas);
+    assert_eq!(samples(&db), 2 * 50);
+}

@@ -236,6 +236,9 @@ impl LocalLog {
             v
         };
         for (i, (first, path, bytes)) in segments.iter().enumerate() {
+            if *first >= to {
+                break;
+            }
             if segments
                 .get(i + 1)
                 .is_some_and(|(next_first, _, _)| *next_first <= from)
@@ -285,43 +288,68 @@ impl LocalLog {
     /// uncommitted tail. Indexes are then assigned again, which the
     /// [`ShardLog`] contract forbids: only the Raft log store calls this.
     pub fn truncate_suffix(&self, from: u64) -> Result<(), StorageError> {
+        // No sync may be in flight: its target would cover indexes that are
+        // about to be written again. Waited for before taking `inner`, which
+        // a syncer needs to finish.
+        let mut sync = self.sync.lock();
+        while sync.syncing {
+            self.synced.wait(&mut sync);
+        }
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         if from >= inner.next_index {
             return Ok(());
         }
-        // No sync may be in flight: its target would cover indexes that
-        // are about to be written again.
-        let mut sync = self.sync.lock();
-        while sync.syncing {
-            self.synced.wait(&mut sync);
+        if let Some(why) = &inner.broken {
+            return Err(StorageError::Io(format!("shard log is unusable: {why}")));
         }
         let before: u64 = inner.sealed.iter().map(|s| s.bytes).sum::<u64>() + inner.active.bytes;
-        // Segments that start at or after `from` go whole.
-        let mut segments = std::mem::take(&mut inner.sealed);
-        segments.push(Segment {
-            first: inner.active.first,
-            path: inner.active.path.clone(),
-            bytes: inner.active.bytes,
-        });
+        match Self::cut_from(inner, from) {
+            Ok(()) => {
+                sync.synced_upto = sync.synced_upto.min(from - 1);
+                let after: u64 = inner.sealed.iter().map(|s| s.bytes).sum::<u64>() + inner.active.bytes;
+                metrics::LOG_BYTES.sub(before as i64 - after as i64);
+                Ok(())
+            }
+            Err(e) => {
+                // Files may be half cut: nothing more is appended to them.
+                inner.broken = Some(format!("cutting the log at {from} failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    /// The file work of [`Self::truncate_suffix`]; `inner` changes only
+    /// once every file is as it should be.
+    fn cut_from(inner: &mut Inner, from: u64) -> Result<(), StorageError> {
+        let mut segments: Vec<Segment> = inner
+            .sealed
+            .iter()
+            .chain(std::iter::once(&inner.active))
+            .map(|s| Segment {
+                first: s.first,
+                path: s.path.clone(),
+                bytes: s.bytes,
+            })
+            .collect();
+        // Segments that start at or after `from` go whole (the first of
+        // them stays, emptied, when nothing precedes it).
+        let mut removed = false;
         while segments.last().is_some_and(|s| s.first >= from) && segments.len() > 1 {
             if let Some(seg) = segments.pop() {
                 fs::remove_file(&seg.path).map_err(|e| io_err("removing log segment", &seg.path, e))?;
+                removed = true;
             }
+        }
+        if removed {
+            // Durable before the cut below: a removed segment must not come
+            // back after a power loss and leave a gap.
+            sync_dir(&inner.dir)?;
         }
         let mut active = segments
             .pop()
             .ok_or_else(|| StorageError::Io("log segment vanished".into()))?;
-        // The last one keeps its frames before `from` (all of them go when
-        // it starts at `from` or later: it then restarts empty at `from`).
         let keep = if active.first >= from {
-            if active.first != from {
-                let path = segment_path(&inner.dir, from);
-                fs::rename(&active.path, &path)
-                    .map_err(|e| io_err("renaming log segment", &active.path, e))?;
-                active.path = path;
-                active.first = from;
-            }
             0
         } else {
             frame_offset(&active, from)?
@@ -334,6 +362,14 @@ impl LocalLog {
             .map_err(|e| io_err("truncating log segment", &active.path, e))?;
         f.sync_all()
             .map_err(|e| io_err("syncing log segment", &active.path, e))?;
+        // An emptied segment takes the name of the index it now starts at
+        // (emptied first, so a crash in between leaves no misnamed frames).
+        if active.first > from {
+            let path = segment_path(&inner.dir, from);
+            fs::rename(&active.path, &path).map_err(|e| io_err("renaming log segment", &active.path, e))?;
+            active.path = path;
+            active.first = from;
+        }
         sync_dir(&inner.dir)?;
         active.bytes = keep;
         let file = OpenOptions::new()
@@ -344,9 +380,6 @@ impl LocalLog {
         inner.active = active;
         inner.file = Arc::new(file);
         inner.next_index = from;
-        sync.synced_upto = sync.synced_upto.min(from - 1);
-        let after: u64 = inner.sealed.iter().map(|s| s.bytes).sum::<u64>() + inner.active.bytes;
-        metrics::LOG_BYTES.sub(before as i64 - after as i64);
         Ok(())
     }
 

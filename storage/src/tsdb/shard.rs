@@ -291,6 +291,15 @@ pub struct LocalReplicas;
 
 impl ReplicaFactory for LocalReplicas {
     fn open(&self, cx: ReplicaContext<'_>) -> Result<Box<dyn Replicator<Applied>>, StorageError> {
+        // A store that moved to Raft keeps its newest writes in the Raft
+        // log: a fresh local log would silently drop them.
+        if cx.dir.join("raft").exists() {
+            return Err(StorageError::InvalidConfig(format!(
+                "shard {} runs on Raft ({}); it cannot go back to the local log (storage.replicator: local)",
+                cx.shard,
+                cx.dir.join("raft").display()
+            )));
+        }
         let persisted = cx.machine.applied_index();
         let log = LocalLog::open(&cx.dir.join("log"), cx.log, persisted + 1)?;
         let replica = LocalReplica::open(format!("shard {}", cx.shard), log, cx.machine)?;

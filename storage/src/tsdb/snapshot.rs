@@ -76,8 +76,13 @@ impl ShardMachine {
     /// Installs the snapshot in `src` (a directory from [`Self::build_snapshot`]
     /// on some replica of this shard, received into [`Self::incoming_dir`]):
     /// it becomes the shard's database and its state replaces the current
-    /// one. Returns what the snapshot holds. On error nothing changed.
-    pub fn install_snapshot(&self, src: &Path) -> Result<SnapshotInfo, StorageError> {
+    /// one, if `check` accepts what it holds. Returns what the snapshot
+    /// holds. On error nothing changed.
+    pub fn install_snapshot(
+        &self,
+        src: &Path,
+        check: &dyn Fn(&SnapshotInfo) -> Result<(), StorageError>,
+    ) -> Result<SnapshotInfo, StorageError> {
         let db_dir = self.dir.join(format!("db-{}", unique_suffix()));
         std::fs::rename(src, &db_dir).map_err(|e| {
             StorageError::Io(format!(
@@ -100,6 +105,11 @@ impl ShardMachine {
                 position: st.position.clone(),
             }
         };
+        if let Err(e) = check(&info) {
+            drop(core);
+            let _ = std::fs::remove_dir_all(&db_dir);
+            return Err(e);
+        }
         self.replace_core(&db_dir, core)?;
         tracing::info!(shard = self.id, applied_index = info.applied_index, dir = %db_dir.display(),
             "Installed a snapshot.");
@@ -203,6 +213,7 @@ mod tests {
     use std::sync::Arc;
 
     use crate::api::{Appender, Queryable, SelectHints, Series};
+    use crate::error::StorageError;
     use crate::model::{MatchOp, Matcher, MetricMetadata, MetricType, WriteBatch};
     use crate::testing::{T0, batch, series, tenant};
     use crate::tsdb::{ManualClock, Tsdb, TsdbOptions};
@@ -275,7 +286,7 @@ mod tests {
             let incoming = mb.incoming_dir();
             let built = ma.build_snapshot(&incoming, false).unwrap();
             assert_eq!(built.applied_index, ma.digest().unwrap().applied_index);
-            let installed = mb.install_snapshot(&incoming).unwrap();
+            let installed = mb.install_snapshot(&incoming, &|_| Ok(())).unwrap();
             assert_eq!(installed, built);
             assert!(!incoming.exists(), "the received directory became the database");
         }
@@ -324,7 +335,7 @@ mod tests {
             .unwrap()
             .build_snapshot(&incoming, true)
             .unwrap();
-        mb.install_snapshot(&incoming).unwrap();
+        mb.install_snapshot(&incoming, &|_| Ok(())).unwrap();
         // The old core still answers, but takes no checkpoint or apply.
         assert!(
             old.select("a", &[], T0 - 1, T0 + 1, &mut None, usize::MAX)
@@ -353,9 +364,29 @@ mod tests {
             .unwrap()
             .build_snapshot(&incoming, true)
             .unwrap();
-        let err = mb.install_snapshot(&incoming).unwrap_err().to_string();
+        let err = mb
+            .install_snapshot(&incoming, &|_| Ok(()))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("different shard layout"), "{err}");
         assert_eq!(b.digests().unwrap(), before);
+        // One the caller's check refuses is not switched to either.
+        let mb0 = b.shard_machine(0).unwrap();
+        let incoming = mb0.incoming_dir();
+        a.shard_machine(0)
+            .unwrap()
+            .build_snapshot(&incoming, true)
+            .unwrap();
+        let refuse = |_: &super::SnapshotInfo| Err(StorageError::Io("not the snapshot we asked for".into()));
+        let err = mb0.install_snapshot(&incoming, &refuse).unwrap_err().to_string();
+        assert!(err.contains("not the snapshot we asked for"), "{err}");
+        assert_eq!(b.digests().unwrap(), before);
+        let leftovers: Vec<_> = std::fs::read_dir(db_dir.path().join("shard-0000"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("db-") || n == "CURRENT_DB")
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     /// Invariant 2 (determinism): the same entries give the same digest at
