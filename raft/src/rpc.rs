@@ -222,16 +222,13 @@ async fn append(
     UrlPath(shard): UrlPath<u32>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let raft = match admit(&s, &headers, shard) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
+) -> Result<Response, Response> {
+    let raft = admit(&s, &headers, shard)?;
     let req = match decode_append(&body) {
         Ok(r) => r,
-        Err(why) => return refuse(StatusCode::BAD_REQUEST, why),
+        Err(why) => return Err(refuse(StatusCode::BAD_REQUEST, why)),
     };
-    json(&raft.append_entries(req).await)
+    Ok(json(&raft.append_entries(req).await))
 }
 
 async fn vote(
@@ -239,16 +236,13 @@ async fn vote(
     UrlPath(shard): UrlPath<u32>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let raft = match admit(&s, &headers, shard) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
+) -> Result<Response, Response> {
+    let raft = admit(&s, &headers, shard)?;
     let req: VoteRequest<NodeId> = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("vote request: {e}")),
+        Err(e) => return Err(refuse(StatusCode::BAD_REQUEST, format!("vote request: {e}"))),
     };
-    json(&raft.vote(req).await)
+    Ok(json(&raft.vote(req).await))
 }
 
 /// A relative path of plain components (no `..`, no root).
@@ -264,16 +258,13 @@ async fn snapshot_file(
     Query(chunk): Query<FileChunk>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let raft = match admit(&s, &headers, shard) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
+) -> Result<Response, Response> {
+    let raft = admit(&s, &headers, shard)?;
     let Some(name) = safe_relative(&chunk.name) else {
-        return refuse(
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
             format!("bad snapshot file name {:?}", chunk.name),
-        );
+        ));
     };
     let known = s.receiving.lock().get(&(shard, id.clone())).cloned();
     let dir = match known {
@@ -283,7 +274,7 @@ async fn snapshot_file(
                 s.receiving.lock().insert((shard, id.clone()), d.path.clone());
                 d.path
             }
-            Err(e) => return json(&Err::<(), _>(e.to_string())),
+            Err(e) => return Ok(json(&Err::<(), _>(e.to_string()))),
         },
     };
     let path = dir.join(name);
@@ -303,11 +294,12 @@ async fn snapshot_file(
         f.sync_data()
     })
     .await;
-    match written {
-        Ok(Ok(())) => json(&Ok::<(), String>(())),
-        Ok(Err(e)) => json(&Err::<(), _>(format!("writing snapshot file: {e}"))),
-        Err(e) => json(&Err::<(), _>(format!("writing snapshot file: {e}"))),
-    }
+    let written = match written {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("writing snapshot file: {e}")),
+        Err(e) => Err(format!("writing snapshot file: {e}")),
+    };
+    Ok(json(&written))
 }
 
 async fn snapshot_install(
@@ -315,29 +307,27 @@ async fn snapshot_install(
     UrlPath((shard, id)): UrlPath<(u32, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let raft = match admit(&s, &headers, shard) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
+) -> Result<Response, Response> {
+    let raft = admit(&s, &headers, shard)?;
     let req: InstallRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("snapshot install request: {e}")),
+        Err(e) => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                format!("snapshot install request: {e}"),
+            ));
+        }
     };
     let Some(path) = s.receiving.lock().remove(&(shard, id.clone())) else {
-        return refuse(
+        return Err(refuse(
             StatusCode::BAD_REQUEST,
             format!("snapshot {id} of shard {shard} has no files here"),
-        );
+        ));
     };
     let snapshot = openraft::Snapshot {
         meta: req.meta,
         snapshot: Box::new(SnapshotDir { path }),
     };
-    json(
-        &raft
-            .install_full_snapshot(req.vote, snapshot)
-            .await
-            .map_err(|e| e.to_string()),
-    )
+    let installed = raft.install_full_snapshot(req.vote, snapshot).await;
+    Ok(json(&installed.map_err(|e| e.to_string())))
 }

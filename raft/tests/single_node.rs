@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fenghuo_raft::{LogStoreOptions, RaftReplicas};
 use fenghuo_storage::api::{Appender, Queryable, SelectHints};
 use fenghuo_storage::model::{MatchOp, Matcher};
-use fenghuo_storage::testing::{T0, batch, series, tenant};
+use fenghuo_storage::testing::{T0, batch, copy_dir, series, tenant};
 use fenghuo_storage::tsdb::{ManualClock, StateDigest, Tsdb, TsdbOptions};
 
 fn opts() -> TsdbOptions {
@@ -166,19 +166,6 @@ fn a_store_on_the_local_log_moves_to_raft_with_its_data() {
     let db = open(image.path(), &replicas);
     assert_eq!(digests(&db), after);
     assert_eq!(samples(&db), 4 * 10 * 50 + 2 * 50);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else if e.file_name() != "LOCK" {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -23,6 +23,21 @@ use crate::model::{
 /// Base timestamp of the suite's samples (2023-11-14).
 pub const T0: i64 = 1_700_000_000_000;
 
+/// Copies a data directory as a crash would leave it for a restart: every
+/// file but RocksDB's `LOCK` files (which the running store holds).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("creating the copy");
+    for e in std::fs::read_dir(from).expect("listing the store") {
+        let e = e.expect("listing the store");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), target).expect("copying a file");
+        }
+    }
+}
+
 /// Both seams in one object.
 pub trait TestStore: Appender + Queryable {}
 impl<T: Appender + Queryable> TestStore for T {}

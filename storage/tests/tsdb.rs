@@ -10,7 +10,7 @@ use fenghuo_storage::api::{Appender, Queryable, RejectReason, SelectHints, Serie
 use fenghuo_storage::model::{
     Exemplar, HistogramSample, MatchOp, Matcher, MetricMetadata, MetricType, Sample, SeriesWrite, WriteBatch,
 };
-use fenghuo_storage::testing::{T0, batch, labels, series, tenant};
+use fenghuo_storage::testing::{T0, batch, copy_dir, labels, series, tenant};
 use fenghuo_storage::tsdb::{ManualClock, PromDuration, Tsdb, TsdbOptions};
 
 const MIN: i64 = 60_000;
@@ -52,19 +52,6 @@ fn noise_batch(seed: &mut u64, n: usize, t: i64) -> WriteBatch {
             })
             .collect(),
     )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else if e.file_name() != "LOCK" {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// A mixed workload: floats, histograms, out-of-order samples, metadata,

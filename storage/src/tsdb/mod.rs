@@ -757,18 +757,7 @@ impl Querier for TsdbQuerier {
 mod tests {
     use super::*;
 
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let target = to.join(e.file_name());
-            if e.file_type().unwrap().is_dir() {
-                copy_dir(&e.path(), &target);
-            } else if e.file_name() != "LOCK" {
-                std::fs::copy(e.path(), target).unwrap();
-            }
-        }
-    }
+    use crate::testing::copy_dir;
 
     fn sids(db: &Tsdb) -> Vec<(Labels, u64)> {
         let core = db.inner.shards[0].core();
