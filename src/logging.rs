@@ -9,8 +9,15 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogConfig;
 
 pub fn init(config: &LogConfig) -> anyhow::Result<()> {
-    let filter =
-        EnvFilter::try_new(&config.level).with_context(|| format!("log level {:?}", config.level))?;
+    // openraft narrates every election, vote and startup step of every
+    // group at info (dozens of lines per shard per start); fenghuo logs the
+    // events that matter itself. A level that names openraft wins.
+    let level = if config.level.contains("openraft") {
+        config.level.clone()
+    } else {
+        format!("{},openraft=warn", config.level)
+    };
+    let filter = EnvFilter::try_new(&level).with_context(|| format!("log level {:?}", config.level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -84,6 +84,7 @@ fn open_store(dir: &std::path::Path, opts: TsdbOptions) -> Result<Arc<Tsdb>, fen
 pub async fn serve(config: Config, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     // Every family is in /metrics from the start, as in Prometheus, not from first use.
     fenghuo_storage::metrics::register();
+    fenghuo_raft::metrics::register();
     fenghuo_ingest::metrics::register();
     fenghuo_query::metrics::register();
     fenghuo_alerting::metrics::register();

@@ -24,6 +24,8 @@ fn operational_endpoints_answer() {
         "fenghuo_storage_active_series",
         "fenghuo_storage_samples_appended_total{type=\"float\"}",
         "fenghuo_storage_checkpoint_duration_seconds",
+        "fenghuo_raft_proposals_total 0",
+        "fenghuo_raft_entries_proposed_total 0",
         "fenghuo_ingest_received_bytes_total",
         "fenghuo_query_samples_loaded_total",
         "fenghuo_query_duration_seconds_count{kind=\"range\"} 0",
@@ -55,6 +57,9 @@ fn operational_endpoints_answer() {
         "fenghuo_ingest_written_total",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",
+        // The write went through the shard's (one-member) Raft group.
+        "fenghuo_raft_proposals_total 1",
+        "fenghuo_raft_entries_proposed_total 1",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
     }

@@ -12,6 +12,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod metrics;
 pub mod network;
 pub mod replica;
 pub mod rpc;

@@ -51,6 +51,16 @@ impl GroupRuntime {
             .map_err(|e| ShardError::Io(format!("starting the Raft runtime: {e}")))
     }
 
+    /// Runs `fut` on the groups' runtime in the background.
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if let Some(rt) = &self.0 {
+            rt.spawn(fut);
+        }
+    }
+
     /// Runs `fut` on the groups' runtime and waits for it from this thread
     /// (which must not be one of that runtime's workers).
     pub fn run<F>(&self, fut: F) -> Result<F::Output, ShardError>
@@ -140,6 +150,8 @@ impl RaftReplica {
             items.push((w.bytes, w.entry));
             slots.push(w.slot);
         }
+        crate::metrics::ENTRIES_PROPOSED.inc();
+        crate::metrics::PROPOSALS.inc_by(items.len() as u64);
         let raft = self.raft.clone();
         let proposal = Proposal::batch(items);
         let result = self
@@ -421,6 +433,7 @@ impl RaftReplicas {
             Ok(raft)
         })??;
         self.groups.insert(shard, raft.clone());
+        self.rt.spawn(log_leader_changes(shard, raft.clone()));
         Ok(RaftReplica {
             shard,
             raft,
@@ -433,6 +446,29 @@ impl RaftReplicas {
             done: Condvar::new(),
             failed: Mutex::new(None),
         })
+    }
+}
+
+/// Logs and counts each change of the group's leader, until it stops.
+async fn log_leader_changes(shard: u32, raft: Raft<TypeConfig>) {
+    let mut rx = raft.metrics();
+    let mut leader = rx.borrow().current_leader;
+    let label = shard.to_string();
+    while rx.changed().await.is_ok() {
+        let (now, term) = {
+            let m = rx.borrow();
+            (m.current_leader, m.current_term)
+        };
+        if now != leader {
+            crate::metrics::LEADER_CHANGES.with_label_values(&[&label]).inc();
+            match now {
+                Some(id) => {
+                    tracing::info!(shard, term, leader = id, "A shard's Raft group has a new leader.")
+                }
+                None => tracing::warn!(shard, term, "A shard's Raft group lost its leader."),
+            }
+            leader = now;
+        }
     }
 }
 
