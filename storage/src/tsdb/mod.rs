@@ -29,6 +29,7 @@ pub mod keys;
 pub mod options;
 pub mod postings;
 mod query;
+mod replicas;
 mod shard;
 mod snapshot;
 pub mod status;
@@ -49,7 +50,8 @@ pub use checkpoint::CheckpointStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compact::CompactStats;
 pub use options::{PromDuration, ReplicatorKind, TsdbOptions};
-pub use shard::{LocalReplicas, ReplicaContext, ReplicaFactory, ShardMachine};
+pub use replicas::{LocalReplicas, ReplicaContext, ReplicaFactory};
+pub use shard::ShardMachine;
 pub use snapshot::{SnapshotInfo, StateDigest};
 pub use status::ShardStats;
 
