@@ -480,6 +480,10 @@ impl ReplicaFactory for RaftReplicas {
     fn open(&self, cx: ReplicaContext<'_>) -> Result<Box<dyn Replicator<Applied>>, ShardError> {
         Ok(Box::new(self.open_group(&cx)?))
     }
+
+    fn holds(&self, shard: u32) -> bool {
+        self.members_of(shard).contains(&self.node_id)
+    }
 }
 
 /// A local log left beside a Raft log: a move to Raft that crashed after

@@ -4,7 +4,8 @@
 //! node goes away the others elect a new leader and take writes; the node
 //! that was away comes back after its peers purged their logs, so it
 //! catches up by snapshot; afterwards every acknowledged sample is
-//! readable on every node and the replicas' digests are equal.
+//! readable on every replica and the replicas' digests are equal. With
+//! more nodes than replicas, each node holds only the shards placed on it.
 //!
 //! (The cluster tests with real processes, `kill -9` and cut links come
 //! with the cluster itself; this is the Raft transport on its own.)
@@ -16,18 +17,16 @@ use std::time::{Duration, Instant};
 
 use fenghuo_raft::rpc::{Groups, Identity, router};
 use fenghuo_raft::{GroupRuntime, LogStoreOptions, Node, NodeId, RaftReplicas};
-use fenghuo_storage::api::{Appender, Queryable, SelectHints};
-use fenghuo_storage::model::{BorrowedBatch, MatchOp, Matcher, WriteBatch};
+use fenghuo_storage::api::Appender;
+use fenghuo_storage::model::{BorrowedBatch, WriteBatch};
 use fenghuo_storage::placement;
 use fenghuo_storage::testing::{T0, batch, series, tenant};
 use fenghuo_storage::tsdb::{ManualClock, StateDigest, Tsdb, TsdbOptions};
 use openraft::Config;
 
-const SHARDS: u32 = 2;
-
-fn opts() -> TsdbOptions {
+fn opts(shards: u32) -> TsdbOptions {
     TsdbOptions {
-        shards: SHARDS,
+        shards,
         ..TsdbOptions::default()
     }
 }
@@ -52,6 +51,8 @@ struct TestNode {
     id: NodeId,
     addr: String,
     dir: PathBuf,
+    shards: u32,
+    replication_factor: usize,
     server: Option<tokio::runtime::Runtime>,
     tsdb: Option<Arc<Tsdb>>,
 }
@@ -89,7 +90,7 @@ impl TestNode {
                 rpc_addr: self.addr.clone(),
             },
             nodes: nodes_map(addrs),
-            replication_factor: 3,
+            replication_factor: self.replication_factor,
             cluster: "test".into(),
             client: Some(reqwest::Client::new()),
             groups,
@@ -100,7 +101,7 @@ impl TestNode {
         };
         let tsdb = Tsdb::open_with_replicas(
             &self.dir,
-            opts(),
+            opts(self.shards),
             Arc::new(ManualClock::new(T0)),
             false,
             &replicas,
@@ -123,10 +124,10 @@ impl TestNode {
 }
 
 /// The shard of a one-series write.
-fn shard_of(w: &WriteBatch) -> u32 {
+fn shard_of(w: &WriteBatch, shards: u32) -> u32 {
     let mut w = w.clone();
     let b = BorrowedBatch::from_write_batch(&mut w);
-    placement::split("a", &b.pairs, b.series, b.metadata, SHARDS)[0].shard
+    placement::split("a", &b.pairs, b.series, b.metadata, shards)[0].shard
 }
 
 /// The node leading `shard`, once the running nodes agree on one.
@@ -144,26 +145,9 @@ fn leader_of(nodes: &[TestNode], shard: u32, timeout: Duration) -> usize {
     }
 }
 
-fn count(db: &Tsdb, name: &str) -> usize {
-    db.querier(&tenant("a"))
-        .unwrap()
-        .select(
-            &[Matcher::new(MatchOp::Equal, "__name__", name).unwrap()],
-            &SelectHints {
-                start: T0 - 1,
-                end: T0 + 100_000_000,
-                max_samples: None,
-            },
-        )
-        .unwrap()
-        .iter()
-        .map(|s| s.floats.len())
-        .sum()
-}
-
 /// Writes `rounds` rounds of 20 series through each shard's leader;
 /// returns how many samples were acknowledged.
-fn write(nodes: &[TestNode], from_round: i64, rounds: i64) -> usize {
+fn write(nodes: &[TestNode], from_round: i64, rounds: i64) -> u64 {
     let mut acked = 0;
     for r in from_round..from_round + rounds {
         let mut by_shard: BTreeMap<u32, Vec<_>> = BTreeMap::new();
@@ -173,7 +157,10 @@ fn write(nodes: &[TestNode], from_round: i64, rounds: i64) -> usize {
                 &[("__name__", "rep"), ("instance", inst.as_str())],
                 &[(T0 + r * 1000, (r * 100 + i) as f64)],
             )]);
-            by_shard.entry(shard_of(&one)).or_default().extend(one.series);
+            by_shard
+                .entry(shard_of(&one, nodes[0].shards))
+                .or_default()
+                .extend(one.series);
         }
         for (shard, s) in by_shard {
             let n = s.len();
@@ -183,32 +170,40 @@ fn write(nodes: &[TestNode], from_round: i64, rounds: i64) -> usize {
                 .append(&tenant("a"), batch(s))
                 .unwrap_or_else(|e| panic!("round {r}, shard {shard}: {e}"));
             assert_eq!(out.samples_written as usize, n);
-            acked += n;
+            acked += n as u64;
         }
     }
     acked
 }
 
-fn digests(n: &TestNode) -> Vec<StateDigest> {
-    n.db().digests().unwrap()
-}
-
-/// Waits until every running node holds `want` samples and all digests agree.
-fn converged(nodes: &[TestNode], want: usize) {
+/// Waits until, for every shard, the running nodes holding it agree on
+/// its digest, and the shards together hold `want` samples.
+fn converged(nodes: &[TestNode], want: u64) {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let shards = nodes[0].shards;
     loop {
-        let running: Vec<&TestNode> = nodes.iter().filter(|n| n.tsdb.is_some()).collect();
-        let counts: Vec<usize> = running.iter().map(|n| count(n.db(), "rep")).collect();
-        let ds: Vec<Vec<(u64, u64, u64)>> = running
-            .iter()
-            .map(|n| digests(n).iter().map(|d| (d.series, d.samples, d.hash)).collect())
-            .collect();
-        if counts.iter().all(|&c| c == want) && ds.windows(2).all(|w| w[0] == w[1]) {
+        let mut total = 0u64;
+        let mut agree = true;
+        let mut seen = Vec::new();
+        for shard in 0..shards {
+            let ds: Vec<(NodeId, StateDigest)> = nodes
+                .iter()
+                .filter_map(|n| {
+                    let m = n.tsdb.as_ref()?.shard_machine(shard)?;
+                    Some((n.id, m.digest().unwrap()))
+                })
+                .collect();
+            let key = |d: &StateDigest| (d.series, d.samples, d.hash);
+            agree &= !ds.is_empty() && ds.windows(2).all(|w| key(&w[0].1) == key(&w[1].1));
+            total += ds.first().map_or(0, |d| d.1.samples);
+            seen.push((shard, ds.iter().map(|(id, d)| (*id, key(d))).collect::<Vec<_>>()));
+        }
+        if agree && total == want {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "replicas did not converge: samples {counts:?} (want {want}), digests {ds:?}"
+            "replicas did not converge: {total} samples of {want}; per shard {seen:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -219,11 +214,13 @@ fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-fn node(id: NodeId, base: &Path, addrs: &BTreeMap<NodeId, String>) -> TestNode {
+fn node(id: NodeId, base: &Path, addrs: &BTreeMap<NodeId, String>, shards: u32, rf: usize) -> TestNode {
     TestNode {
         id,
         addr: addrs[&id].clone(),
         dir: base.join(format!("node{id}")),
+        shards,
+        replication_factor: rf,
         server: None,
         tsdb: None,
     }
@@ -233,7 +230,7 @@ fn node(id: NodeId, base: &Path, addrs: &BTreeMap<NodeId, String>) -> TestNode {
 fn writes_replicate_survive_a_lost_leader_and_a_returning_node_catches_up_by_snapshot() {
     let base = tempfile::tempdir().unwrap();
     let addrs: BTreeMap<NodeId, String> = (1..=3).map(|id| (id, free_addr())).collect();
-    let mut nodes: Vec<TestNode> = (1..=3).map(|id| node(id, base.path(), &addrs)).collect();
+    let mut nodes: Vec<TestNode> = (1..=3).map(|id| node(id, base.path(), &addrs, 2, 3)).collect();
     // Opening blocks until each group is set up; the servers answer meanwhile.
     std::thread::scope(|s| {
         for n in nodes.iter_mut() {
@@ -262,7 +259,7 @@ fn writes_replicate_survive_a_lost_leader_and_a_returning_node_catches_up_by_sna
     converged(&nodes, acked);
     // It caught up by installing snapshots (a store that switched to an
     // installed database names it in CURRENT_DB).
-    for shard in 0..SHARDS {
+    for shard in 0..2 {
         let pointer = nodes[gone].dir.join(format!("shard-{shard:04}/CURRENT_DB"));
         assert!(
             pointer.exists(),
@@ -273,4 +270,31 @@ fn writes_replicate_survive_a_lost_leader_and_a_returning_node_catches_up_by_sna
     acked += write(&nodes, 25, 5);
     converged(&nodes, acked);
     assert_eq!(acked, 30 * 20);
+}
+
+/// Four nodes, four shards, three replicas each: every node holds (opens,
+/// stores) only the three shards placed on it, and each shard's three
+/// holders agree.
+#[test]
+fn each_node_holds_only_the_shards_placed_on_it() {
+    let base = tempfile::tempdir().unwrap();
+    let addrs: BTreeMap<NodeId, String> = (1..=4).map(|id| (id, free_addr())).collect();
+    let mut nodes: Vec<TestNode> = (1..=4).map(|id| node(id, base.path(), &addrs, 4, 3)).collect();
+    std::thread::scope(|s| {
+        for n in nodes.iter_mut() {
+            let addrs = &addrs;
+            s.spawn(move || n.start(addrs));
+        }
+    });
+    for n in &nodes {
+        let held: Vec<u32> = (0..4).filter(|&s| n.db().shard_machine(s).is_some()).collect();
+        assert_eq!(held.len(), 3, "node {} holds {held:?}", n.id);
+        for shard in 0..4u32 {
+            let dir = n.dir.join(format!("shard-{shard:04}"));
+            assert_eq!(dir.exists(), held.contains(&shard), "{}", dir.display());
+        }
+    }
+    let acked = write(&nodes, 0, 10);
+    converged(&nodes, acked);
+    assert_eq!(acked, 10 * 20);
 }

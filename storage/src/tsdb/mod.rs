@@ -200,7 +200,7 @@ impl Tsdb {
         });
         let cache = Cache::new_lru_cache(opts.block_cache_bytes.max(1 << 20));
         let mut shards = Vec::with_capacity(opts.shards as usize);
-        for id in 0..opts.shards {
+        for id in (0..opts.shards).filter(|&id| replicas.holds(id)) {
             let shard = Shard::open(
                 &dir.join(format!("shard-{id:04}")),
                 id,
@@ -247,15 +247,25 @@ impl Tsdb {
         Ok(tsdb)
     }
 
+    /// The replica of shard `id` this node holds, if it holds one (shards
+    /// are kept sorted by id).
+    fn shard(&self, id: u32) -> Option<&Arc<Shard>> {
+        let shards = &self.inner.shards;
+        shards
+            .binary_search_by_key(&id, |s| s.id)
+            .ok()
+            .map(|i| &shards[i])
+    }
+
     /// Shard `id`'s state machine (snapshots, digests), if it exists.
     pub fn shard_machine(&self, id: u32) -> Option<Arc<ShardMachine>> {
-        self.inner.shards.get(id as usize).map(|s| s.machine.clone())
+        self.shard(id).map(|s| s.machine.clone())
     }
 
     /// Whether shard `id` takes proposals here (see
     /// [`crate::replicate::Replicator::leads`]); `None` if there is no such shard.
     pub fn shard_leads(&self, id: u32) -> Option<bool> {
-        self.inner.shards.get(id as usize).map(|s| s.replica.leads())
+        self.shard(id).map(|s| s.replica.leads())
     }
 
     /// Every shard's state digest (see [`ShardMachine::digest`]).
@@ -422,7 +432,7 @@ impl Tsdb {
 
 impl ShardedAppender for Tsdb {
     fn shard_count(&self) -> u32 {
-        self.inner.shards.len() as u32
+        self.inner.opts.shards
     }
 
     fn append_shard(
@@ -432,12 +442,16 @@ impl ShardedAppender for Tsdb {
         part: placement::ShardPart,
     ) -> Result<AppendOutcome, StorageError> {
         self.check_open()?;
-        let shard = self.inner.shards.get(part.shard as usize).ok_or_else(|| {
-            StorageError::InvalidConfig(format!(
-                "shard {} of a store with {} shards",
-                part.shard,
-                self.inner.shards.len()
-            ))
+        let shard = self.shard(part.shard).ok_or_else(|| {
+            if part.shard < self.inner.opts.shards {
+                // A part routed to a node that holds no replica of it.
+                StorageError::Io(format!("shard {} is not held by this node", part.shard))
+            } else {
+                StorageError::InvalidConfig(format!(
+                    "shard {} of a store with {} shards",
+                    part.shard, self.inner.opts.shards
+                ))
+            }
         })?;
         let now_ms = self.inner.clock.now_ms();
         append_part(shard, tenant, now_ms, pairs, part.series, part.metadata, None)

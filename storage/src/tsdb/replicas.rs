@@ -25,6 +25,12 @@ pub trait ReplicaFactory: Send + Sync {
     /// Opens the replicator of one shard; it has applied everything its
     /// log holds when this returns.
     fn open(&self, cx: ReplicaContext<'_>) -> Result<Box<dyn Replicator<Applied>>, StorageError>;
+
+    /// Whether this node holds a replica of `shard` (in a cluster, a node
+    /// holds only the shards placed on it; the store opens just those).
+    fn holds(&self, _shard: u32) -> bool {
+        true
+    }
 }
 
 /// The single-node replicator of every shard: a [`LocalLog`] in the shard's
